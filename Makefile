@@ -1,0 +1,31 @@
+# Two commands do all set-up: `make demo` and `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+DEMO_DIR ?= runs/demo-$(shell date +%Y%m%d-%H%M%S)
+
+.PHONY: install test test-slow demo clean
+
+install: $(STAMP)
+
+# Reinstall whenever the dependency list changes.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow
+
+demo: $(STAMP)
+	$(VENV)/bin/unseen train --algo drq --task cartpole_swingup --preset smoke --out $(DEMO_DIR)
+	$(VENV)/bin/unseen eval $(DEMO_DIR) --shifts none --episodes 5
+	@echo "Run directory: $(DEMO_DIR) (config.yaml, train.csv, eval.csv, summary.json, checkpoints/, videos/, tensorboard/)"
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache

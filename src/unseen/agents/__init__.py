@@ -1,0 +1,20 @@
+"""Agents, one algorithm per file; `make_agent` builds one by its `--algo` name."""
+
+from __future__ import annotations
+
+import torch
+
+from unseen.agents.drq import DrQ
+from unseen.agents.sac import SAC
+from unseen.config import AgentConfig
+
+AGENTS: dict[str, type[SAC]] = {"sac": SAC, "drq": DrQ}
+
+
+def make_agent(
+    algo: str, obs_shape: tuple[int, int, int], action_dim: int, cfg: AgentConfig, device: torch.device, seed: int
+) -> SAC:
+    return AGENTS[algo](obs_shape, action_dim, cfg, device, seed)
+
+
+__all__ = ["AGENTS", "SAC", "DrQ", "make_agent"]

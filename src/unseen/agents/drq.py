@@ -1,0 +1,21 @@
+"""DrQ (Kostrikov et al., 2021) with K = M = 1: SAC whose critic and TD target see randomly shifted views.
+
+Each of `obs` and `next_obs` gets its own random shift (replicate pad `shift_pad` = 4, random crop back to
+the frame size), drawn from the agent's seeded generator. Everything else is `SAC`.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from unseen.agents.sac import SAC
+from unseen.augment import random_shift
+
+
+class DrQ(SAC):
+    """SAC + random shift of obs and next_obs."""
+
+    def augment(self, obs: torch.Tensor) -> torch.Tensor:
+        return random_shift(obs, pad=self.cfg.shift_pad, generator=self.generator)
+
+    augment_next = augment

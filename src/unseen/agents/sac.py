@@ -1,0 +1,175 @@
+"""SAC from pixels, DMControl-GB style: the base every other agent of unseen builds on.
+
+Soft actor-critic (Haarnoja et al., 2018) with clipped double Q, a learned entropy temperature aimed at
+the target entropy -|A|, a tanh-squashed Gaussian actor with bounded log std, Polyak-averaged targets,
+and the DMControl-GB networks (METHODS.md, "Common base"): a conv trunk shared by actor and critic and
+trained by the critic only (the actor sees detached features), a separate projection each.
+
+One update (`update`):
+  1. TD target on the *non-augmented* next observation (`augment_next` is the identity here; DrQ shifts it):
+       y = r + discount * gamma * (min(Q1', Q2')(s', a') - alpha * log pi(a'|s')),  a' ~ pi(.|s')
+     with the target critic (its own trunk, projection and heads) and the online actor.
+  2. Critic loss  sum_i ||Q_i(s, a) - y||^2  (mean over the batch), one Adam step of trunk, critic
+     projection and heads.
+  3. Every `actor_update_every` updates: actor loss  E[alpha * log pi(a|s) - min(Q1, Q2)(s, a)],  a ~ pi(.|s),
+     on the trunk features of step 2 detached (computed once, as DrQ-v2 does, instead of re-running the
+     trunk), and temperature loss  E[alpha * (-log pi - target_entropy)].
+  4. Every `target_update_every` updates: Polyak averaging, heads at `critic_tau`, trunk and projection
+     at `encoder_tau`.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from unseen.config import AgentConfig
+from unseen.nets import Actor, ConvTrunk, Critic
+
+
+class SAC:
+    """Soft actor-critic from pixels; subclasses change what the critic sees through `augment`."""
+
+    def __init__(
+        self, obs_shape: tuple[int, int, int], action_dim: int, cfg: AgentConfig, device: torch.device, seed: int
+    ) -> None:
+        self.cfg = cfg
+        self.device = device
+        self.generator = torch.Generator(device=device)
+        self.generator.manual_seed(seed)
+        torch.manual_seed(seed)  # network initialisation
+        self.trunk = ConvTrunk(
+            obs_shape[0], obs_shape[1], cfg.encoder_layers, cfg.encoder_filters, cfg.bf16, cfg.channels_last
+        ).to(device)
+        feature_dim = self.trunk.out_dim
+        self.actor = Actor(
+            feature_dim, cfg.projection_dim, cfg.hidden_dim, action_dim, cfg.log_std_min, cfg.log_std_max
+        ).to(device)
+        self.critic = Critic(feature_dim, cfg.projection_dim, cfg.hidden_dim, action_dim).to(device)
+        self.trunk_target = copy.deepcopy(self.trunk).requires_grad_(False)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.log_alpha = torch.tensor(np.log(cfg.init_temperature), device=device, requires_grad=True)
+        self.target_entropy = -float(action_dim)
+        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
+        self.critic_optimizer = torch.optim.Adam(self.critic_parameters(), lr=cfg.critic_lr)
+        self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr, betas=(cfg.alpha_beta1, 0.999))
+        self.updates = 0
+
+    def critic_parameters(self) -> list[torch.nn.Parameter]:
+        """Everything the critic's optimizer steps: the shared conv trunk, the critic projection and Q heads."""
+        return [*self.trunk.parameters(), *self.critic.parameters()]
+
+    @property
+    def alpha(self) -> torch.Tensor:
+        return self.log_alpha.exp()
+
+    def augment(self, obs: torch.Tensor) -> torch.Tensor:
+        """The view of `obs` the critic is trained on (identity for SAC)."""
+        return obs
+
+    def augment_next(self, next_obs: torch.Tensor) -> torch.Tensor:
+        """The view of `next_obs` the TD target is computed on (identity: the non-augmented observation)."""
+        return next_obs
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
+        """Actions for one observation `(C, H, W)` or a batch `(B, C, H, W)`: the mean, or a sample."""
+        batch = torch.as_tensor(obs, device=self.device)
+        single = batch.ndim == 3
+        action, _ = self.actor(self.trunk(batch[None] if single else batch), self.generator, deterministic)
+        action = action.cpu().numpy()
+        return action[0] if single else action
+
+    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """One SAC update on a batch of uint8 observations; returns scalar metrics."""
+        batch = {key: value.to(self.device, non_blocking=True) for key, value in batch.items()}
+        self.updates += 1
+        metrics, features = self.update_critic(batch)
+        if self.updates % self.cfg.actor_update_every == 0:
+            metrics |= self.update_actor_and_alpha(features.detach())
+        if self.updates % self.cfg.target_update_every == 0:
+            self.update_targets()
+        return metrics
+
+    @torch.no_grad()
+    def td_target(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        next_obs = self.augment_next(batch["next_obs"])
+        next_action, next_log_prob = self.actor(self.trunk(next_obs), self.generator)
+        target_q1, target_q2 = self.critic_target(self.trunk_target(next_obs), next_action)
+        next_value = torch.min(target_q1, target_q2) - self.alpha * next_log_prob
+        return batch["reward"][:, None] + batch["discount"][:, None] * self.cfg.discount * next_value
+
+    def critic_loss(self, features: torch.Tensor, action: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        q1, q2 = self.critic(features, action)
+        return F.mse_loss(q1, target) + F.mse_loss(q2, target)
+
+    def update_critic(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, float], torch.Tensor]:
+        target = self.td_target(batch)
+        features = self.trunk(self.augment(batch["obs"]))
+        loss = self.critic_loss(features, batch["action"], target)
+        self.critic_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.critic_optimizer.step()
+        return {"critic_loss": loss.item(), "q_target": target.mean().item()}, features
+
+    def update_actor_and_alpha(self, features: torch.Tensor) -> dict[str, float]:
+        action, log_prob = self.actor(features, self.generator)
+        # The actor's gradient flows through the critic to the action; the critic's own weights need none.
+        self.critic.requires_grad_(False)
+        q1, q2 = self.critic(features, action)
+        self.critic.requires_grad_(True)
+        actor_loss = (self.alpha.detach() * log_prob - torch.min(q1, q2)).mean()
+        self.actor_optimizer.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_optimizer.step()
+
+        alpha_loss = (self.alpha * (-log_prob - self.target_entropy).detach()).mean()
+        self.alpha_optimizer.zero_grad(set_to_none=True)
+        alpha_loss.backward()
+        self.alpha_optimizer.step()
+        return {
+            "actor_loss": actor_loss.item(),
+            "alpha_loss": alpha_loss.item(),
+            "alpha": self.alpha.item(),
+            "entropy": -log_prob.mean().item(),
+        }
+
+    @torch.no_grad()
+    def update_targets(self) -> None:
+        pairs = [
+            (self.critic.q1, self.critic_target.q1, self.cfg.critic_tau),
+            (self.critic.q2, self.critic_target.q2, self.cfg.critic_tau),
+            (self.critic.projection, self.critic_target.projection, self.cfg.encoder_tau),
+            (self.trunk, self.trunk_target, self.cfg.encoder_tau),
+        ]
+        for online, target, tau in pairs:
+            torch._foreach_lerp_(list(target.parameters()), list(online.parameters()), tau)
+
+    def modules(self) -> dict[str, torch.nn.Module | torch.optim.Optimizer]:
+        """Everything with a state_dict that a checkpoint must hold."""
+        return {
+            "trunk": self.trunk,
+            "actor": self.actor,
+            "critic": self.critic,
+            "trunk_target": self.trunk_target,
+            "critic_target": self.critic_target,
+            "actor_optimizer": self.actor_optimizer,
+            "critic_optimizer": self.critic_optimizer,
+            "alpha_optimizer": self.alpha_optimizer,
+        }
+
+    def state_dict(self) -> dict:
+        state = {name: module.state_dict() for name, module in self.modules().items()}
+        state |= {"log_alpha": self.log_alpha.detach().clone(), "generator": self.generator.get_state(), "updates": self.updates}
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        for name, module in self.modules().items():
+            module.load_state_dict(state[name])
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])
+        self.generator.set_state(state["generator"])
+        self.updates = state["updates"]

@@ -1,0 +1,99 @@
+"""The `unseen` command line: train, eval (more subcommands land with their features)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from unseen.config import ALGOS, PRESETS, apply_overrides, make_config
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is reported as one line (what is wrong and where to look)."""
+
+    def error(self, message: str) -> None:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="unseen", description="Zero-shot generalization in visual RL on DeepMind Control.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    train = commands.add_parser("train", help="train an agent; writes one run directory")
+    train.add_argument("--algo", choices=ALGOS, help="algorithm (required unless --resume)")
+    train.add_argument("--task", help="DMControl task, e.g. cartpole_swingup (required unless --resume)")
+    train.add_argument("--preset", choices=PRESETS, default="cpu", help="defaults of PROTOCOL.md (default: cpu)")
+    train.add_argument("--seed", type=int, default=0, help="seed of everything random (default: 0)")
+    train.add_argument("--steps", type=int, help="agent steps to train for (default: the preset's)")
+    train.add_argument("--out", type=Path, help="run directory (default: runs/<task>/<algo>-<preset>-seed<N>-<time>)")
+    train.add_argument(
+        "--set", dest="overrides", nargs="+", default=[], metavar="SECTION.FIELD=VALUE",
+        help="override config fields, e.g. --set train.batch_size=64 env.image_size=84",
+    )
+    train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a stopped run from its last checkpoint")
+
+    evaluate = commands.add_parser("eval", help="zero-shot evaluation of a trained run")
+    evaluate.add_argument("run_dir", type=Path, help="a run directory made by unseen train")
+    evaluate.add_argument("--shifts", nargs="+", default=["none"], help="shifts to evaluate on (default: none)")
+    evaluate.add_argument("--episodes", type=int, default=10, help="episodes per shift (default: 10)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # Imported here so that `unseen --help` and usage errors answer without loading torch and MuJoCo.
+    from unseen.errors import UserError
+    from unseen.train import Interrupted
+
+    try:
+        return {"train": run_train, "eval": run_eval}[args.command](args)
+    except UserError as error:
+        print(f"unseen {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except Interrupted as stop:
+        run_dir = args.resume or args.out
+        print(f"unseen: stopped at step {stop.step}; continue with: unseen train --resume {run_dir}", file=sys.stderr)
+        return 128 + stop.signum
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from unseen import train
+    from unseen.errors import UserError
+
+    if args.resume is not None:
+        given = [flag for flag in ("algo", "task", "steps", "out") if getattr(args, flag) is not None]
+        if given or args.overrides:
+            raise UserError("--resume continues a run with its saved config; drop --" + ", --".join(given or ["set"]))
+        summary = train.resume(args.resume)
+        run_dir = args.resume
+    else:
+        if args.algo is None or args.task is None:
+            raise UserError("--algo and --task are required (or --resume RUN_DIR)")
+        if args.steps is not None and args.steps <= 0:
+            raise UserError(f"--steps must be positive, got {args.steps}")
+        cfg = apply_overrides(make_config(args.algo, args.task, args.preset, args.seed, args.steps), args.overrides)
+        run_dir = args.out or Path("runs") / args.task / f"{args.algo}-{args.preset}-seed{args.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+        args.out = run_dir
+        summary = train.start(cfg, run_dir)
+    print(f"run directory: {run_dir}")
+    print(f"return on the training environment: {summary['returns']['none']['mean']:.1f} "
+          f"+- {summary['returns']['none']['std']:.1f} over {summary['returns']['none']['episodes']} episodes "
+          f"({summary['frames']} frames, {summary['wall_time_s'] / 60:.1f} min)")
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from unseen.evaluate import evaluate_run
+
+    rows = evaluate_run(args.run_dir, args.shifts, args.episodes)
+    print(f"{'shift':<16}{'return':>10}{'std':>8}{'episodes':>10}")
+    for row in rows:
+        print(f"{row['shift']:<16}{row['return_mean']:>10.1f}{row['return_std']:>8.1f}{row['episodes']:>10}")
+    print(f"written to {args.run_dir / 'eval.csv'} and {args.run_dir / 'summary.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

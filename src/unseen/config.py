@@ -1,0 +1,279 @@
+"""Typed run configuration, the three presets of PROTOCOL.md, overrides and validation.
+
+A run is described by one `RunConfig`. `make_config(algo, task, preset, ...)` resolves a preset into a
+complete config; `apply_overrides` changes single fields from `section.field=value` strings; `validate`
+fails early with one line that says what is wrong and how to fix it. The resolved config is saved as
+`config.yaml` in every run directory and read back by `load_config`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from unseen.errors import UserError
+
+ALGOS = ("sac", "drq")
+PRESETS = ("paper", "cpu", "smoke")
+
+
+@dataclass
+class EnvConfig:
+    """What the agent sees and how often it acts."""
+
+    task: str = "cartpole_swingup"
+    """DMControl task, `domain_task` (see `unseen.envs.TASKS`)."""
+    image_size: int = 84
+    """Height and width of every rendered frame, in pixels."""
+    frame_stack: int = 3
+    """Number of consecutive RGB frames stacked on the channel axis."""
+    action_repeat: int = 0
+    """Simulator steps per agent step; 0 means the task's default (cartpole 8, finger 2, others 4)."""
+    render_shadows: bool = False
+    """Render shadows and reflections (4x slower on CPU; off in every preset, recorded per run)."""
+
+
+@dataclass
+class AgentConfig:
+    """SAC from pixels with the DMControl-GB architecture (METHODS.md, "Common base")."""
+
+    encoder_layers: int = 11
+    """Conv layers of the shared trunk (3x3; the first has stride 2)."""
+    encoder_filters: int = 32
+    """Channels of every conv layer."""
+    projection_dim: int = 100
+    """Width of the actor's and the critic's own projection (Linear, LayerNorm, tanh)."""
+    hidden_dim: int = 1024
+    """Width of the two hidden layers of the actor and of each Q network."""
+    actor_lr: float = 1e-3
+    """Adam learning rate of the actor."""
+    critic_lr: float = 1e-3
+    """Adam learning rate of the critic (conv trunk, critic projection, Q heads)."""
+    alpha_lr: float = 1e-4
+    """Adam learning rate of the entropy temperature."""
+    alpha_beta1: float = 0.5
+    """Adam beta1 of the entropy temperature."""
+    init_temperature: float = 0.1
+    """Initial entropy temperature alpha."""
+    discount: float = 0.99
+    """Discount factor gamma of the TD target."""
+    critic_tau: float = 0.01
+    """Polyak rate of the target Q heads."""
+    encoder_tau: float = 0.05
+    """Polyak rate of the target conv trunk and projection."""
+    actor_update_every: int = 2
+    """Update the actor and temperature every this many critic updates."""
+    target_update_every: int = 2
+    """Update the target critic every this many critic updates."""
+    log_std_min: float = -10.0
+    """Lower bound of the actor's log standard deviation."""
+    log_std_max: float = 2.0
+    """Upper bound of the actor's log standard deviation."""
+    shift_pad: int = 4
+    """Padding (pixels) of the random shift augmentation (DrQ)."""
+    bf16: bool = True
+    """Run the conv trunk under bfloat16 autocast (losses, targets, LayerNorm and optimizer stay float32)."""
+    channels_last: bool = True
+    """Keep conv activations in channels-last memory layout (faster oneDNN kernels on CPU)."""
+
+
+@dataclass
+class TrainConfig:
+    """The training loop: how long, how often to learn, evaluate, log and checkpoint."""
+
+    steps: int = 500_000
+    """Agent steps to train for (environment frames = steps x action repeat)."""
+    seed_steps: int = 1000
+    """Initial steps with uniformly random actions and no updates."""
+    batch_size: int = 128
+    """Transitions per update."""
+    replay_capacity: int = 0
+    """Frames the replay buffer holds; 0 means enough for the whole run (nothing is ever overwritten)."""
+    eval_every: int = 10_000
+    """Evaluate on the training environment every this many agent steps (0 disables)."""
+    eval_episodes: int = 10
+    """Episodes of each periodic evaluation."""
+    final_eval_episodes: int = 100
+    """Episodes of the final evaluation written to summary.json."""
+    checkpoint_every: int = 10_000
+    """Write a checkpoint every this many agent steps (and always at the end and on SIGINT/SIGTERM)."""
+    tensorboard: bool = True
+    """Write TensorBoard event files beside the CSV logs."""
+    video: bool = True
+    """Save an mp4 of the first episode of every evaluation."""
+    device: str = "auto"
+    """Torch device: "auto" (CUDA when available, else CPU), "cpu" or "cuda"."""
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines one training run; saved as config.yaml in the run directory."""
+
+    algo: str = "drq"
+    """Algorithm: one of `unseen.config.ALGOS`."""
+    preset: str = "cpu"
+    """Preset the defaults came from (PROTOCOL.md); reports never mix presets."""
+    seed: int = 0
+    """Seed of everything random in the run."""
+    env: EnvConfig = field(default_factory=EnvConfig)
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def default_action_repeat(task: str) -> int:
+    """Action repeat of the DMControl-GB protocol: cartpole 8, finger 2, everything else 4."""
+    domain = task.split("_")[0]
+    return {"cartpole": 8, "finger": 2}.get(domain, 4)
+
+
+CPU_FRAMES = 100_000
+
+
+def make_config(algo: str, task: str, preset: str = "cpu", seed: int = 0, steps: int | None = None) -> RunConfig:
+    """Resolve a preset (PROTOCOL.md) for an algorithm and task into a complete config."""
+    if preset not in PRESETS:
+        raise UserError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+    cfg = RunConfig(algo=algo, preset=preset, seed=seed, env=EnvConfig(task=task))
+    cfg.env.action_repeat = default_action_repeat(task)
+    if preset == "cpu":
+        # 64x64 frames and the 4-layer trunk of SAC-AE/DrQ: one update costs ~75 ms here instead of ~240 ms
+        # for the 11-layer trunk at 84x84 (docs/presets.md has the measurements).
+        cfg.env.image_size = 64
+        cfg.agent.encoder_layers = 4
+        cfg.train.steps = math.ceil(CPU_FRAMES / cfg.env.action_repeat)
+        cfg.train.eval_every = math.ceil(10_000 / cfg.env.action_repeat)
+        cfg.train.eval_episodes = 5
+        cfg.train.final_eval_episodes = 10
+        cfg.train.checkpoint_every = cfg.train.eval_every
+    elif preset == "smoke":
+        cfg.env.image_size = 64
+        cfg.agent.encoder_layers = 4
+        cfg.agent.hidden_dim = 256
+        cfg.train.steps = 1500
+        cfg.train.seed_steps = 250
+        cfg.train.batch_size = 64
+        cfg.train.eval_every = 750
+        cfg.train.eval_episodes = 2
+        cfg.train.final_eval_episodes = 5
+        cfg.train.checkpoint_every = 750
+    if steps is not None:
+        cfg.train.steps = steps
+    return cfg
+
+
+def to_dict(cfg: RunConfig) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(data: dict[str, Any]) -> RunConfig:
+    """Inverse of `to_dict`; unknown keys are an error (a config from a newer or older unseen)."""
+    return _build(RunConfig, data, "")
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise UserError(f"unknown config field(s) {', '.join(prefix + u for u in unknown)}")
+    kwargs = {}
+    for name, value in data.items():
+        sub = _SECTIONS.get(name) if cls is RunConfig else None
+        kwargs[name] = _build(sub, value, f"{name}.") if sub else value
+    return cls(**kwargs)
+
+
+_SECTIONS = {"env": EnvConfig, "agent": AgentConfig, "train": TrainConfig}
+
+
+def save_config(cfg: RunConfig, path: Path) -> None:
+    path.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+
+
+def load_config(path: Path) -> RunConfig:
+    return from_dict(yaml.safe_load(path.read_text()))
+
+
+def apply_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:
+    """Set fields from `section.field=value` strings, e.g. `agent.batch_size=64`, parsed by the field's type."""
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        section_name, dot, name = key.partition(".")
+        section = getattr(cfg, section_name, None) if dot else None
+        if not sep or not dataclasses.is_dataclass(section):
+            raise UserError(f"bad override {item!r}; write section.field=value with section one of env, agent, train")
+        fields = {f.name: f for f in dataclasses.fields(section)}
+        if name not in fields:
+            raise UserError(f"unknown config field {key!r}; {section_name} has: {', '.join(fields)}")
+        setattr(section, name, _parse(raw, type(getattr(section, name)), key))
+    return cfg
+
+
+def _parse(raw: str, kind: type, key: str) -> Any:
+    try:
+        if kind is bool:
+            if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError
+            return raw.lower() in ("true", "1", "yes")
+        return kind(raw)
+    except ValueError:
+        raise UserError(f"{key}={raw!r} is not a valid {kind.__name__}") from None
+
+
+def validate(cfg: RunConfig) -> RunConfig:
+    """Check every field a user can get wrong; raise `UserError` with one line that names the fix."""
+    from unseen.envs import TASKS
+
+    if cfg.algo not in ALGOS:
+        raise UserError(f"unknown algorithm {cfg.algo!r}; choose one of: {', '.join(ALGOS)}")
+    if cfg.preset not in PRESETS:
+        raise UserError(f"unknown preset {cfg.preset!r}; choose one of: {', '.join(PRESETS)}")
+    if cfg.env.task not in TASKS:
+        raise UserError(f"unknown task {cfg.env.task!r}; choose one of: {', '.join(TASKS)}")
+    positive = {
+        "train.steps": cfg.train.steps,
+        "train.batch_size": cfg.train.batch_size,
+        "train.eval_episodes": cfg.train.eval_episodes,
+        "train.final_eval_episodes": cfg.train.final_eval_episodes,
+        "env.image_size": cfg.env.image_size,
+        "env.frame_stack": cfg.env.frame_stack,
+        "env.action_repeat": cfg.env.action_repeat,
+        "agent.encoder_layers": cfg.agent.encoder_layers,
+        "agent.encoder_filters": cfg.agent.encoder_filters,
+        "agent.projection_dim": cfg.agent.projection_dim,
+        "agent.hidden_dim": cfg.agent.hidden_dim,
+        "agent.actor_update_every": cfg.agent.actor_update_every,
+        "agent.target_update_every": cfg.agent.target_update_every,
+    }
+    for key, value in positive.items():
+        if value <= 0:
+            raise UserError(f"{key} must be positive, got {value}")
+    non_negative = {
+        "train.seed_steps": cfg.train.seed_steps,
+        "train.replay_capacity": cfg.train.replay_capacity,
+        "train.eval_every": cfg.train.eval_every,
+        "train.checkpoint_every": cfg.train.checkpoint_every,
+        "agent.shift_pad": cfg.agent.shift_pad,
+    }
+    for key, value in non_negative.items():
+        if value < 0:
+            raise UserError(f"{key} must be zero or positive, got {value}")
+    for key in ("discount", "critic_tau", "encoder_tau"):
+        value = getattr(cfg.agent, key)
+        if not 0 <= value <= 1:
+            raise UserError(f"agent.{key} must lie in [0, 1], got {value}")
+    if cfg.agent.log_std_min >= cfg.agent.log_std_max:
+        raise UserError("agent.log_std_min must be below agent.log_std_max")
+    smallest = 4 * cfg.agent.encoder_layers - 1  # stride-2 first layer, then 3x3 valid convs
+    if cfg.env.image_size < smallest:
+        raise UserError(
+            f"env.image_size={cfg.env.image_size} is too small for {cfg.agent.encoder_layers} conv layers; "
+            f"use at least {smallest} or fewer agent.encoder_layers"
+        )
+    if cfg.train.device not in ("auto", "cpu", "cuda"):
+        raise UserError(f"train.device must be auto, cpu or cuda, got {cfg.train.device!r}")
+    return cfg

@@ -1,0 +1,147 @@
+"""DeepMind Control tasks as gymnasium environments with stacked pixel observations.
+
+Frames are rendered offscreen with `mujoco.Renderer` straight from the dm_control physics. With shadows
+and reflections off (the default, recorded in every run's config) it renders walker at 84x84 about 4x
+faster than with them and about 7x faster than dm_control's `physics.render` on this CPU machine.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from typing import Any
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+from dm_control import suite
+
+from unseen.errors import UserError
+
+# The camera the DMControl-GB and DrQ pixel protocols use (quadruped looks through camera 2).
+_CAMERA = {"quadruped": 2}
+
+# Model arrays that a task's episode initialisation may edit in place (reacher moves its target geom,
+# for instance). A checkpoint stores them so that a restored episode is the same episode.
+_MUTABLE_MODEL_FIELDS = ("geom_pos", "geom_quat", "geom_size", "geom_rgba", "site_pos", "body_pos", "mat_rgba")
+
+
+class PixelEnv(gym.Env):
+    """A dm_control suite task seen through pixels: observation `(3 * frame_stack, H, W)` uint8.
+
+    One `step` repeats the action `action_repeat` times, sums the rewards and renders one frame. The
+    suite's episodes last 1000 simulator steps; their end is reported as `truncated` (the time limit),
+    never as `terminated`, so that TD targets keep bootstrapping.
+    """
+
+    metadata = {"render_modes": ["rgb_array"]}
+
+    def __init__(
+        self,
+        domain: str,
+        task: str,
+        seed: int = 0,
+        image_size: int = 84,
+        frame_stack: int = 3,
+        action_repeat: int = 1,
+        render_shadows: bool = False,
+    ) -> None:
+        self._env = suite.load(domain, task, task_kwargs={"random": seed})
+        self._physics = self._env.physics
+        self._camera = _CAMERA.get(domain, 0)
+        self._frame_stack = frame_stack
+        self._action_repeat = action_repeat
+        self._image_size = image_size
+        try:
+            self._renderer = mujoco.Renderer(self._physics.model.ptr, image_size, image_size)
+        except Exception as error:  # any GL failure ends up here
+            raise UserError(
+                f"no OpenGL backend for offscreen rendering (MUJOCO_GL={os.environ.get('MUJOCO_GL')}: {error}); "
+                "install Mesa's EGL (apt-get install libegl1) or use MUJOCO_GL=osmesa with libosmesa6"
+            ) from None
+        self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = render_shadows
+        self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = render_shadows
+        spec = self._env.action_spec()
+        self._action_low, self._action_high = spec.minimum.astype(np.float64), spec.maximum.astype(np.float64)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, spec.shape, np.float32)
+        self.observation_space = gym.spaces.Box(0, 255, (3 * frame_stack, image_size, image_size), np.uint8)
+        self._frames: deque[np.ndarray] = deque(maxlen=frame_stack)
+        self.episode_steps = 0
+
+    @property
+    def max_episode_steps(self) -> int:
+        """Agent steps in one episode (the suite's 1000-step limit divided by the action repeat)."""
+        return int(np.ceil(self._env._step_limit / self._action_repeat))
+
+    def render_frame(self) -> np.ndarray:
+        """The current camera image, `(3, H, W)` uint8."""
+        self._renderer.update_scene(self._physics.data.ptr, camera=self._camera)
+        return self._renderer.render().transpose(2, 0, 1).copy()
+
+    def observation(self) -> np.ndarray:
+        """The current stacked observation `(3 * frame_stack, H, W)`."""
+        return np.concatenate(self._frames, axis=0)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        if seed is not None:
+            self._env.task.random.seed(seed)
+        self._env.reset()
+        self.episode_steps = 0
+        frame = self.render_frame()
+        self._frames.extend([frame] * self._frame_stack)
+        return self.observation(), {}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
+        action = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
+        action = self._action_low + (action + 1.0) * 0.5 * (self._action_high - self._action_low)
+        reward = 0.0
+        for _ in range(self._action_repeat):
+            time_step = self._env.step(action)
+            reward += time_step.reward or 0.0
+            if time_step.last():
+                break
+        self.episode_steps += 1
+        self._frames.append(self.render_frame())
+        terminated = bool(time_step.last() and time_step.discount == 0.0)
+        truncated = bool(time_step.last() and not terminated)
+        return self.observation(), reward, terminated, truncated, {}
+
+    def get_state(self) -> dict[str, Any]:
+        """Everything needed to continue this episode exactly: physics, task RNG, frame stack, counters."""
+        model, data = self._physics.model.ptr, self._physics.data.ptr
+        kind = mujoco.mjtState.mjSTATE_INTEGRATION
+        physics = np.empty(mujoco.mj_stateSize(model, kind))
+        mujoco.mj_getState(model, data, physics, kind)
+        return {
+            "physics": physics,
+            "model": {name: getattr(model, name).copy() for name in _MUTABLE_MODEL_FIELDS},
+            "task_random": self._env.task.random.get_state(),
+            "step_count": self._env._step_count,
+            "reset_next_step": self._env._reset_next_step,
+            "frames": [frame.copy() for frame in self._frames],
+            "episode_steps": self.episode_steps,
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore a state from `get_state` (of an environment built with the same arguments)."""
+        model, data = self._physics.model.ptr, self._physics.data.ptr
+        for name, value in state["model"].items():
+            getattr(model, name)[...] = value
+        mujoco.mj_setState(model, data, state["physics"], mujoco.mjtState.mjSTATE_INTEGRATION)
+        mujoco.mj_forward(model, data)
+        self._env.task.random.set_state(state["task_random"])
+        self._env._step_count = state["step_count"]
+        self._env._reset_next_step = state["reset_next_step"]
+        self._frames.clear()
+        self._frames.extend(state["frames"])
+        self.episode_steps = state["episode_steps"]
+
+    def render(self) -> np.ndarray:
+        """The current frame as `(H, W, 3)` RGB, for videos."""
+        return self._frames[-1].transpose(1, 2, 0)
+
+    def close(self) -> None:
+        # Free the GL context now: left to the garbage collector at interpreter exit, EGL raises.
+        if getattr(self, "_renderer", None) is not None:
+            self._renderer.close()
+            self._renderer = None

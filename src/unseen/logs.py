@@ -1,0 +1,72 @@
+"""Run logs: CSV files (always) and TensorBoard (by default), both cut back cleanly on resume."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+class CsvLog:
+    """Append rows of scalars to a CSV file; new columns widen the file (rewritten once when they appear)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.columns: list[str] = list(pd.read_csv(path, nrows=0).columns) if path.exists() else []
+
+    def write(self, row: dict[str, Any]) -> None:
+        new = [key for key in row if key not in self.columns]
+        if new:
+            self.columns += new
+            if self.path.exists():
+                pd.read_csv(self.path).reindex(columns=self.columns).to_csv(self.path, index=False)
+        exists = self.path.exists()
+        with self.path.open("a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=self.columns)
+            if not exists:
+                writer.writeheader()
+            writer.writerow(row)
+
+    def truncate(self, step: int) -> None:
+        """Drop rows logged after `step` (written after the checkpoint a run resumes from)."""
+        if self.path.exists():
+            frame = pd.read_csv(self.path)
+            frame[frame["step"] <= step].to_csv(self.path, index=False)
+
+
+class RunLogger:
+    """train.csv, eval.csv and TensorBoard scalars of one run directory."""
+
+    def __init__(self, run_dir: Path, tensorboard: bool, resume_step: int | None = None) -> None:
+        self.train = CsvLog(run_dir / "train.csv")
+        self.eval = CsvLog(run_dir / "eval.csv")
+        if resume_step is not None:
+            self.train.truncate(resume_step)
+            self.eval.truncate(resume_step)
+        self.writer = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            # purge_step hides events written after the checkpoint when a run resumes.
+            self.writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=resume_step)
+
+    def log_train(self, row: dict[str, Any]) -> None:
+        self.train.write(row)
+        self._scalars("train", row)
+
+    def log_eval(self, row: dict[str, Any]) -> None:
+        self.eval.write(row)
+        self._scalars(f"eval/{row['shift']}", row)
+
+    def _scalars(self, prefix: str, row: dict[str, Any]) -> None:
+        if self.writer is None:
+            return
+        for key, value in row.items():
+            if key != "step" and isinstance(value, int | float):
+                self.writer.add_scalar(f"{prefix}/{key}", value, row["step"])
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()

@@ -1,0 +1,114 @@
+"""Networks of SAC from pixels in the DMControl-GB family: conv trunk, projections, actor, critic.
+
+The conv trunk is shared by actor and critic; each has its own projection (Linear, LayerNorm, tanh).
+The fast path (bfloat16 autocast and channels-last layout) covers the conv trunk only: projections,
+LayerNorm, heads and every loss run in float32.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def orthogonal_init(module: nn.Module) -> None:
+    """DMControl-GB's initialisation: orthogonal linear layers; conv layers delta-orthogonal (zero but the centre)."""
+    if isinstance(module, nn.Linear):
+        nn.init.orthogonal_(module.weight)
+        nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Conv2d):
+        nn.init.zeros_(module.weight)
+        nn.init.zeros_(module.bias)
+        centre = module.weight.shape[2] // 2
+        nn.init.orthogonal_(module.weight[:, :, centre, centre], gain=nn.init.calculate_gain("relu"))
+
+
+class ConvTrunk(nn.Module):
+    """3x3 convs with 32 filters, the first with stride 2, ReLU between and after; uint8 pixels in, flat features out."""
+
+    def __init__(
+        self, in_channels: int, image_size: int, layers: int, filters: int, bf16: bool, channels_last: bool
+    ) -> None:
+        super().__init__()
+        convs: list[nn.Module] = [nn.Conv2d(in_channels, filters, 3, stride=2)]
+        for _ in range(layers - 1):
+            convs += [nn.ReLU(), nn.Conv2d(filters, filters, 3, stride=1)]
+        self.convs = nn.Sequential(*convs, nn.ReLU())
+        side = (image_size - 3) // 2 + 1 - 2 * (layers - 1)
+        self.out_dim = filters * side * side
+        self.bf16 = bf16
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.apply(orthogonal_init)
+        self.to(memory_format=self.memory_format)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        x = (obs.float() / 255.0).contiguous(memory_format=self.memory_format)
+        autocast = torch.autocast(x.device.type, dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
+        with autocast:
+            h = self.convs(x)
+        return h.float().flatten(1)
+
+
+class Projection(nn.Module):
+    """Linear, LayerNorm, tanh: each of actor and critic maps the trunk's features through its own."""
+
+    def __init__(self, in_dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(in_dim, out_dim), nn.LayerNorm(out_dim), nn.Tanh())
+        self.apply(orthogonal_init)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.net(h)
+
+
+def mlp(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:
+    net = nn.Sequential(
+        nn.Linear(in_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, out_dim)
+    )
+    net.apply(orthogonal_init)
+    return net
+
+
+class Actor(nn.Module):
+    """Tanh-squashed Gaussian policy on trunk features; log std squashed into [log_std_min, log_std_max]."""
+
+    def __init__(
+        self, feature_dim: int, projection_dim: int, hidden_dim: int, action_dim: int, log_std_min: float, log_std_max: float
+    ) -> None:
+        super().__init__()
+        self.projection = Projection(feature_dim, projection_dim)
+        self.net = mlp(projection_dim, hidden_dim, 2 * action_dim)
+        self.log_std_min, self.log_std_max = log_std_min, log_std_max
+
+    def forward(
+        self, features: torch.Tensor, generator: torch.Generator | None = None, deterministic: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Returns (action in [-1, 1], its log-probability); `deterministic` gives the mean action and no log-prob."""
+        mu, log_std = self.net(self.projection(features)).chunk(2, dim=-1)
+        if deterministic:
+            return torch.tanh(mu), None
+        log_std = self.log_std_min + 0.5 * (self.log_std_max - self.log_std_min) * (torch.tanh(log_std) + 1)
+        noise = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        sample = mu + noise * log_std.exp()
+        log_prob = (-0.5 * noise.pow(2) - log_std).sum(-1, keepdim=True) - 0.5 * math.log(2 * math.pi) * mu.shape[-1]
+        # Change of variables through tanh, in the numerically stable form of log(1 - tanh(u)^2).
+        log_prob = log_prob - (2 * (math.log(2) - sample - F.softplus(-2 * sample))).sum(-1, keepdim=True)
+        return torch.tanh(sample), log_prob
+
+
+class Critic(nn.Module):
+    """Clipped double Q: two MLPs on (projected features, action)."""
+
+    def __init__(self, feature_dim: int, projection_dim: int, hidden_dim: int, action_dim: int) -> None:
+        super().__init__()
+        self.projection = Projection(feature_dim, projection_dim)
+        self.q1 = mlp(projection_dim + action_dim, hidden_dim, 1)
+        self.q2 = mlp(projection_dim + action_dim, hidden_dim, 1)
+
+    def forward(self, features: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.cat([self.projection(features), action], dim=-1)
+        return self.q1(x), self.q2(x)

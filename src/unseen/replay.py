@@ -1,0 +1,144 @@
+"""A replay buffer that stores every frame once.
+
+Stacked observations share frames: `obs` at step t and `next_obs` at t+1 overlap in k-1 of their k
+frames, so storing both stacks per transition keeps 2k copies of each frame. Here each agent step writes
+only the newest frame, and a batch is stacked at sample time. With k = 3, 84x84 RGB frames and a 6-dim
+action this is 21,208 bytes per transition instead of 127,008 for obs + next_obs stacks (6.0x less).
+
+Layout: one entry per frame. The first frame of an episode has `position == 0` and is not a transition;
+entry i with `position > 0` is the transition (stack ending at i-1, action[i], reward[i], discount[i],
+stack ending at i). A stack near an episode start repeats the episode's first frame, exactly as the
+environment's frame stack does after a reset, so a stack never mixes frames of two episodes.
+
+With a `directory`, the arrays live in memory-mapped `.npy` files there: the buffer is durable by
+construction and a checkpoint only records how far it is valid (`state_dict`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+class ReplayBuffer:
+    """Ring buffer of single frames with stacked sampling; see the module docstring for the layout."""
+
+    def __init__(
+        self,
+        capacity: int,
+        frame_shape: tuple[int, int, int],
+        action_dim: int,
+        frame_stack: int,
+        directory: Path | None = None,
+    ) -> None:
+        if capacity <= frame_stack:
+            raise ValueError(f"replay capacity {capacity} must exceed the frame stack {frame_stack}")
+        self.capacity = capacity
+        self.frame_stack = frame_stack
+        specs = {
+            "frames": ((capacity, *frame_shape), np.uint8),
+            "actions": ((capacity, action_dim), np.float32),
+            "rewards": ((capacity,), np.float32),
+            "discounts": ((capacity,), np.float32),
+            "positions": ((capacity,), np.int32),
+        }
+        self._arrays = {name: _array(directory, name, shape, dtype) for name, (shape, dtype) in specs.items()}
+        self.frames = self._arrays["frames"]
+        self.actions = self._arrays["actions"]
+        self.rewards = self._arrays["rewards"]
+        self.discounts = self._arrays["discounts"]
+        self.positions = self._arrays["positions"]
+        self.cursor = 0  # next entry to write
+        self.size = 0  # valid entries
+        self._position = 0  # position in the current episode of the next entry
+
+    @property
+    def bytes_per_frame(self) -> int:
+        """Bytes stored per entry (one frame with its action, reward, discount and position)."""
+        return sum(array.itemsize * int(np.prod(array.shape[1:])) for array in self._arrays.values())
+
+    @property
+    def transitions(self) -> int:
+        """Number of sampleable transitions currently stored."""
+        return int((self.positions[: self.size] > 0).sum())
+
+    def add_first(self, frame: np.ndarray) -> None:
+        """Start an episode with its first frame."""
+        self._position = 0
+        self._write(frame, 0.0, 0.0, 0.0)
+
+    def add(self, action: np.ndarray, reward: float, discount: float, next_frame: np.ndarray) -> None:
+        """Append one transition: the action taken, its reward, the discount (0 if terminal) and the new frame."""
+        if self.size == 0:
+            raise RuntimeError("call add_first with the episode's first frame before add")
+        self._write(next_frame, action, reward, discount)
+
+    def _write(self, frame: np.ndarray, action: np.ndarray | float, reward: float, discount: float) -> None:
+        i = self.cursor
+        self.frames[i] = frame
+        self.actions[i] = action
+        self.rewards[i] = reward
+        self.discounts[i] = discount
+        self.positions[i] = self._position
+        self._position += 1
+        self.cursor = (i + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+
+    def _valid(self, index: np.ndarray) -> np.ndarray:
+        # A transition needs its own entry and up to k entries before it (fewer near an episode start);
+        # once the ring has wrapped, those must not reach past the oldest entry.
+        position = self.positions[index]
+        age = (index - self.cursor) % self.capacity if self.size == self.capacity else index
+        return (position > 0) & (age >= np.minimum(position, self.frame_stack))
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        """A batch of transitions drawn uniformly: uint8 `obs`/`next_obs` stacks and float32 the rest."""
+        if self.transitions == 0:
+            raise RuntimeError("the replay buffer holds no transition yet")
+        index = rng.integers(0, self.size, batch_size)
+        invalid = ~self._valid(index)
+        while invalid.any():
+            index[invalid] = rng.integers(0, self.size, int(invalid.sum()))
+            invalid = ~self._valid(index)
+        position = self.positions[index]
+        # Stack member m (oldest first) of the stack ending at entry e with episode position p is entry
+        # e - min(k - 1 - m, p): frames before the episode start are replaced by its first frame.
+        lag = np.arange(self.frame_stack - 1, -1, -1)
+        next_back = np.minimum(lag[None, :], position[:, None])
+        back = np.minimum(lag[None, :], position[:, None] - 1) + 1
+        stacked = np.concatenate([index[:, None] - back, index[:, None] - next_back], axis=1) % self.capacity
+        frames = self.frames[stacked.ravel()].reshape(batch_size, 2, -1, *self.frames.shape[2:])
+        return {
+            "obs": torch.from_numpy(frames[:, 0]),
+            "action": torch.from_numpy(self.actions[index]),
+            "reward": torch.from_numpy(self.rewards[index]),
+            "discount": torch.from_numpy(self.discounts[index]),
+            "next_obs": torch.from_numpy(frames[:, 1]),
+        }
+
+    def flush(self) -> None:
+        """Write memory-mapped arrays to disk (before a checkpoint records them as valid)."""
+        for array in self._arrays.values():
+            if isinstance(array, np.memmap):
+                array.flush()
+
+    def state_dict(self) -> dict[str, int]:
+        return {"cursor": self.cursor, "size": self.size, "position": self._position}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.cursor, self.size, self._position = state["cursor"], state["size"], state["position"]
+
+
+def _array(directory: Path | None, name: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
+    if directory is None:
+        return np.zeros(shape, dtype)
+    path = Path(directory) / f"{name}.npy"
+    if path.exists():
+        array = np.load(path, mmap_mode="r+")
+        if array.shape != shape or array.dtype != dtype:
+            raise ValueError(f"{path} holds {array.shape} {array.dtype}, expected {shape} {np.dtype(dtype)}")
+        return array
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)

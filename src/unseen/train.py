@@ -1,0 +1,269 @@
+"""The training loop: collect, update, evaluate, log, checkpoint, resume.
+
+A run directory holds everything about one run (DESIGN.md): `config.yaml`, `train.csv` (a row per
+episode), `eval.csv` (a row per evaluation and shift), `tensorboard/`, `videos/`, `replay/` (the
+memory-mapped replay buffer), `checkpoints/latest.pt` and, once finished, `summary.json`.
+
+A checkpoint holds the agent's state_dicts (networks, targets, optimizers, temperature, generator), the
+replay buffer's valid extent, the training environment's exact state (physics, task RNG, frame stack),
+the loop's counters and every RNG state, so a resumed run continues exactly where it stopped: a run
+stopped at step N and resumed ends with the same parameters as one that never stopped (tested).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from unseen import runtime
+from unseen.agents import make_agent
+from unseen.config import RunConfig, load_config, save_config, validate
+from unseen.envs import make_env
+from unseen.errors import UserError
+from unseen.evaluate import evaluate
+from unseen.logs import RunLogger
+from unseen.replay import ReplayBuffer
+from unseen.rundir import (
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    SUMMARY_FILE,
+    prepare_run_dir,
+    read_checkpoint,
+    summary_entry,
+    write_json,
+)
+
+class Interrupted(Exception):
+    """Training stopped on a signal after writing a checkpoint; `signum` is the signal."""
+
+    def __init__(self, signum: int, step: int) -> None:
+        super().__init__(f"stopped by signal {signum} at step {step}")
+        self.signum, self.step = signum, step
+
+
+def device_of(cfg: RunConfig) -> torch.device:
+    if cfg.train.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(cfg.train.device)
+
+
+class Trainer:
+    """One run: its environment, agent, replay buffer, logs and loop state."""
+
+    def __init__(self, cfg: RunConfig, run_dir: Path, checkpoint: dict[str, Any] | None = None) -> None:
+        self.cfg = validate(cfg)
+        self.run_dir = run_dir
+        self.runtime = runtime.configure()
+        runtime.seed_everything(cfg.seed)
+        self.device = device_of(cfg)
+        self.env = make_env(
+            cfg.env.task,
+            "none",
+            seed=cfg.seed,
+            image_size=cfg.env.image_size,
+            frame_stack=cfg.env.frame_stack,
+            action_repeat=cfg.env.action_repeat,
+            render_shadows=cfg.env.render_shadows,
+        )
+        obs_shape = self.env.observation_space.shape
+        self.action_dim = self.env.action_space.shape[0]
+        self.agent = make_agent(cfg.algo, obs_shape, self.action_dim, cfg.agent, self.device, cfg.seed)
+        capacity = cfg.train.replay_capacity or cfg.train.steps + math.ceil(cfg.train.steps / self.env.max_episode_steps) + 1
+        self.replay = ReplayBuffer(capacity, (3, *obs_shape[1:]), self.action_dim, cfg.env.frame_stack, run_dir / "replay")
+        # One generator for the loop's own randomness: replay sampling and the seed steps' random actions.
+        self.rng = np.random.default_rng(cfg.seed)
+        self.step = 0
+        self.episode = 0
+        self.episode_return = 0.0
+        self.last_eval_step = -1
+        self.wall_time = 0.0
+        self.metrics: dict[str, float] = {}
+        if checkpoint is None:
+            self.obs, _ = self.env.reset()
+            self.replay.add_first(self.obs[-3:])
+        else:
+            self.load_state_dict(checkpoint)
+            self.obs = self.env.observation()
+        self.logger = RunLogger(run_dir, cfg.train.tensorboard, resume_step=None if checkpoint is None else self.step)
+        self._stop_signal: int | None = None
+        self._session_start = time.perf_counter()
+
+    # ----- the loop -----------------------------------------------------------------------------------
+
+    def run(self, stop_at: int | None = None) -> dict[str, Any] | None:
+        """Train to `train.steps`, evaluate and write summary.json; or stop early at `stop_at` with a checkpoint.
+
+        Returns the summary, or None when stopped at `stop_at`. On SIGINT/SIGTERM it writes a checkpoint and
+        raises `Interrupted`.
+        """
+        cfg = self.cfg.train
+        previous = {sig: signal.signal(sig, self._request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        # In a terminal the bar refreshes every second; in a log file (nohup, CI) once a minute.
+        bar = tqdm(
+            total=cfg.steps, initial=self.step, unit="step", dynamic_ncols=True,
+            mininterval=1.0 if sys.stderr.isatty() else 60.0,
+        )
+        try:
+            while self.step < cfg.steps:
+                if cfg.eval_every and self.step % cfg.eval_every == 0 and self.last_eval_step < self.step:
+                    self.evaluate_now(cfg.eval_episodes)
+                if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step > 0:
+                    self.save_checkpoint()
+                if self._stop_signal is not None:
+                    self.save_checkpoint()
+                    raise Interrupted(self._stop_signal, self.step)
+                if stop_at is not None and self.step >= stop_at:
+                    self.save_checkpoint()
+                    return None
+                self.train_step()
+                bar.update(1)
+                if "episode_return" in self.metrics:
+                    bar.set_postfix(ret=f"{self.metrics['episode_return']:.0f}", refresh=False)
+            return self.finish()
+        finally:
+            bar.close()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self.close()
+
+    def _request_stop(self, signum: int, frame: Any) -> None:
+        self._stop_signal = signum
+
+    def train_step(self) -> None:
+        cfg = self.cfg.train
+        if self.step < cfg.seed_steps:
+            action = self.rng.uniform(-1.0, 1.0, self.action_dim).astype(np.float32)
+        else:
+            action = self.agent.act(self.obs, deterministic=False)
+            self.metrics |= self.agent.update(self.replay.sample(cfg.batch_size, self.rng))
+        self.obs, reward, terminated, truncated, _ = self.env.step(action)
+        self.replay.add(action, reward, 0.0 if terminated else 1.0, self.obs[-3:])
+        self.episode_return += reward
+        self.step += 1
+        if terminated or truncated:
+            self.episode += 1
+            self.metrics["episode_return"] = self.episode_return
+            self.logger.log_train(
+                {
+                    "step": self.step,
+                    "frames": self.frames,
+                    "episode": self.episode,
+                    "episode_return": self.episode_return,
+                    "episode_length": self.env.episode_steps,
+                    **{k: v for k, v in self.metrics.items() if k != "episode_return"},
+                    "wall_time_s": round(self.elapsed, 1),
+                }
+            )
+            self.episode_return = 0.0
+            self.obs, _ = self.env.reset()
+            self.replay.add_first(self.obs[-3:])
+
+    @property
+    def frames(self) -> int:
+        return self.step * self.cfg.env.action_repeat
+
+    @property
+    def elapsed(self) -> float:
+        return self.wall_time + time.perf_counter() - self._session_start
+
+    def evaluate_now(self, episodes: int, shift: str = "none") -> dict[str, Any]:
+        video = self.run_dir / "videos" / f"{shift}_step{self.step}.mp4" if self.cfg.train.video else None
+        result = evaluate(self.agent, self.cfg, shift, episodes, video)
+        row = {"step": self.step, "frames": self.frames, **result.row}
+        self.logger.log_eval(row)
+        self.last_eval_step = self.step
+        return row
+
+    def finish(self) -> dict[str, Any]:
+        row = self.evaluate_now(self.cfg.train.final_eval_episodes)
+        self.save_checkpoint()
+        summary = {
+            "algo": self.cfg.algo,
+            "task": self.cfg.env.task,
+            "preset": self.cfg.preset,
+            "seed": self.cfg.seed,
+            "frames": self.frames,
+            "steps": self.step,
+            "returns": {"none": summary_entry(row)},
+            "wall_time_s": round(self.elapsed, 1),
+            "versions": runtime.versions(),
+            "runtime": self.runtime,
+        }
+        write_json(self.run_dir / SUMMARY_FILE, summary)
+        return summary
+
+    # ----- checkpoints ----------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "episode": self.episode,
+            "episode_return": self.episode_return,
+            "last_eval_step": self.last_eval_step,
+            "wall_time": self.elapsed,
+            "metrics": dict(self.metrics),
+            "agent": self.agent.state_dict(),
+            "replay": self.replay.state_dict(),
+            "env": self.env.get_state(),
+            "rng": {
+                "loop": self.rng.bit_generator.state,
+                "python": random.getstate(),
+                "numpy": np.random.get_state(),
+                "torch": torch.get_rng_state(),
+            },
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step, self.episode = state["step"], state["episode"]
+        self.episode_return, self.last_eval_step = state["episode_return"], state["last_eval_step"]
+        self.wall_time, self.metrics = state["wall_time"], state["metrics"]
+        self.agent.load_state_dict(state["agent"])
+        self.replay.load_state_dict(state["replay"])
+        self.env.set_state(state["env"])
+        self.rng.bit_generator.state = state["rng"]["loop"]
+        random.setstate(state["rng"]["python"])
+        np.random.set_state(state["rng"]["numpy"])
+        torch.set_rng_state(state["rng"]["torch"])
+
+    def save_checkpoint(self) -> None:
+        """Write the checkpoint atomically: to a temporary file, flushed to disk, then renamed over the old one."""
+        self.replay.flush()
+        path = self.run_dir / CHECKPOINT_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp")
+        with temporary.open("wb") as handle:
+            torch.save(self.state_dict(), handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+
+    def close(self) -> None:
+        self.env.close()
+        self.logger.close()
+
+
+def start(cfg: RunConfig, run_dir: Path, stop_at: int | None = None) -> dict[str, Any] | None:
+    """Start a new run in `run_dir` (which must not hold one) and train it."""
+    validate(cfg)
+    prepare_run_dir(run_dir)
+    save_config(cfg, run_dir / CONFIG_FILE)
+    return Trainer(cfg, run_dir).run(stop_at)
+
+
+def resume(run_dir: Path, stop_at: int | None = None) -> dict[str, Any] | None:
+    """Continue a stopped run from its latest checkpoint."""
+    checkpoint = read_checkpoint(run_dir)
+    cfg = load_config(run_dir / CONFIG_FILE)
+    if checkpoint["step"] >= cfg.train.steps and (run_dir / SUMMARY_FILE).exists():
+        raise UserError(f"{run_dir} is already complete ({checkpoint['step']} steps); see its {SUMMARY_FILE}")
+    return Trainer(cfg, run_dir, checkpoint).run(stop_at)
