@@ -25,7 +25,8 @@ test-slow: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/unseen train --algo drq --task cartpole_swingup --preset smoke --out $(DEMO_DIR)
 	$(VENV)/bin/unseen eval $(DEMO_DIR) --shifts none --episodes 5
-	@echo "Run directory: $(DEMO_DIR) (config.yaml, train.csv, eval.csv, summary.json, checkpoints/, videos/, tensorboard/)"
+	$(VENV)/bin/unseen report $(DEMO_DIR) --out $(DEMO_DIR)/report
+	@echo "Run directory: $(DEMO_DIR) (config.yaml, train.csv, eval.csv, summary.json, checkpoints/, videos/, tensorboard/, report/)"
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

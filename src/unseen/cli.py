@@ -1,4 +1,4 @@
-"""The `unseen` command line: train, eval (more subcommands land with their features)."""
+"""The `unseen` command line: train, eval, report (more subcommands land with their features)."""
 
 from __future__ import annotations
 
@@ -38,6 +38,9 @@ def build_parser() -> Parser:
     evaluate.add_argument("run_dir", type=Path, help="a run directory made by unseen train")
     evaluate.add_argument("--shifts", nargs="+", default=["none"], help="shifts to evaluate on (default: none)")
     evaluate.add_argument("--episodes", type=int, default=10, help="episodes per shift (default: 10)")
+    report = commands.add_parser("report", help="tables from finished run directories")
+    report.add_argument("dirs", nargs="+", type=Path, help="run directories, or folders that hold them at any depth")
+    report.add_argument("--out", type=Path, required=True, help="folder for table.md, table.csv and runs.csv")
     return parser
 
 
@@ -48,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     from unseen.train import Interrupted
 
     try:
-        return {"train": run_train, "eval": run_eval}[args.command](args)
+        return {"train": run_train, "eval": run_eval, "report": run_report}[args.command](args)
     except UserError as error:
         print(f"unseen {args.command}: error: {error}", file=sys.stderr)
         return 2
@@ -92,6 +95,15 @@ def run_eval(args: argparse.Namespace) -> int:
     for row in rows:
         print(f"{row['shift']:<16}{row['return_mean']:>10.1f}{row['return_std']:>8.1f}{row['episodes']:>10}")
     print(f"written to {args.run_dir / 'eval.csv'} and {args.run_dir / 'summary.json'}")
+    return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from unseen.report import write_report
+
+    path = write_report(args.dirs, args.out)
+    print(path.read_text(), end="")
+    print(f"written to {args.out}")
     return 0
 
 

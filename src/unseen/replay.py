@@ -3,7 +3,8 @@
 Stacked observations share frames: `obs` at step t and `next_obs` at t+1 overlap in k-1 of their k
 frames, so storing both stacks per transition keeps 2k copies of each frame. Here each agent step writes
 only the newest frame, and a batch is stacked at sample time. With k = 3, 84x84 RGB frames and a 6-dim
-action this is 21,208 bytes per transition instead of 127,008 for obs + next_obs stacks (6.0x less).
+action this is 21,204 bytes per transition (frame, action, reward, discount, position) instead of 127,008
+for the obs + next_obs stacks alone (6.0x less).
 
 Layout: one entry per frame. The first frame of an episode has `position == 0` and is not a transition;
 entry i with `position > 0` is the transition (stack ending at i-1, action[i], reward[i], discount[i],

@@ -32,8 +32,9 @@ def configure_allocator() -> dict[str, object]:
 
 
 def configure_threads() -> dict[str, object]:
-    """Use every core for intra-op parallelism (torch defaults to the physical cores it detects)."""
+    """Use every core this process may run on for intra-op parallelism, unless OMP_NUM_THREADS says otherwise."""
     threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    threads = int(os.environ.get("OMP_NUM_THREADS", threads))
     torch.set_num_threads(threads)
     return {"torch_threads": threads}
 

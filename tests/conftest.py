@@ -1,0 +1,42 @@
+"""Shared fixtures: a tiny run configuration that trains in seconds, and the benchmark data directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from unseen.config import RunConfig, make_config
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+def tiny_config(algo: str = "drq", steps: int = 60, seed: int = 0) -> RunConfig:
+    """A run of a minute's fraction: 32x32 frames, 2 conv layers, small MLPs, short schedule."""
+    cfg = make_config(algo, "cartpole_swingup", "smoke", seed=seed, steps=steps)
+    cfg.env.image_size = 32
+    cfg.agent.encoder_layers = 2
+    cfg.agent.encoder_filters = 8
+    cfg.agent.projection_dim = 16
+    cfg.agent.hidden_dim = 32
+    cfg.train.seed_steps = 20
+    cfg.train.batch_size = 8
+    cfg.train.eval_every = 70
+    cfg.train.eval_episodes = 1
+    cfg.train.final_eval_episodes = 1
+    cfg.train.checkpoint_every = 25
+    cfg.train.tensorboard = False
+    cfg.train.video = False
+    return cfg
+
+
+@pytest.fixture
+def tiny() -> RunConfig:
+    return tiny_config()
+
+
+@pytest.fixture
+def shared_dir() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip(f"the benchmark data directory {SHARED} is absent (it sits beside the project in CI)")
+    return SHARED

@@ -1,0 +1,74 @@
+"""Presets, overrides and validation: every mistake ends in a UserError that names the fix."""
+
+from __future__ import annotations
+
+import pytest
+
+from unseen.config import apply_overrides, from_dict, load_config, make_config, save_config, to_dict, validate
+from unseen.errors import UserError
+
+
+@pytest.mark.parametrize("task, repeat", [("cartpole_swingup", 8), ("finger_spin", 2), ("walker_walk", 4)])
+def test_cpu_preset_trains_100k_frames(task, repeat):
+    cfg = validate(make_config("drq", task, "cpu"))
+    assert cfg.env.action_repeat == repeat
+    assert cfg.train.steps * repeat == pytest.approx(100_000, abs=repeat)
+    assert cfg.train.final_eval_episodes == 10
+
+
+def test_paper_preset_is_the_dmcontrol_gb_protocol():
+    cfg = validate(make_config("sac", "walker_walk", "paper"))
+    assert (cfg.env.image_size, cfg.env.frame_stack, cfg.agent.encoder_layers) == (84, 3, 11)
+    assert (cfg.train.steps, cfg.train.batch_size, cfg.train.final_eval_episodes) == (500_000, 128, 100)
+    assert (cfg.agent.critic_tau, cfg.agent.encoder_tau, cfg.agent.init_temperature) == (0.01, 0.05, 0.1)
+
+
+def test_yaml_round_trip(tmp_path):
+    cfg = apply_overrides(make_config("drq", "cartpole_swingup", "smoke"), ["agent.hidden_dim=64", "train.video=false"])
+    save_config(cfg, tmp_path / "config.yaml")
+    assert load_config(tmp_path / "config.yaml") == cfg
+    assert cfg.agent.hidden_dim == 64 and cfg.train.video is False
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["agent.hidden"], "section.field=value"),
+        (["agent.hidden=3"], "unknown config field 'agent.hidden'"),
+        (["nothing.x=1"], "section.field=value"),
+        (["train.steps=many"], "not a valid int"),
+        (["train.video=maybe"], "not a valid bool"),
+    ],
+)
+def test_bad_overrides(overrides, message):
+    with pytest.raises(UserError, match=message):
+        apply_overrides(make_config("drq", "cartpole_swingup"), overrides)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda c: setattr(c, "algo", "ppo"), "unknown algorithm 'ppo'; choose one of: sac, drq"),
+        (lambda c: setattr(c.env, "task", "walker_fly"), "unknown task 'walker_fly'"),
+        (lambda c: setattr(c.train, "steps", 0), "train.steps must be positive, got 0"),
+        (lambda c: setattr(c.train, "steps", -5), "train.steps must be positive"),
+        (lambda c: setattr(c.train, "seed_steps", -1), "train.seed_steps must be zero or positive"),
+        (lambda c: setattr(c.agent, "discount", 1.5), r"agent.discount must lie in \[0, 1\]"),
+        (lambda c: setattr(c.env, "image_size", 20), "too small for 11 conv layers"),
+        (lambda c: setattr(c.train, "device", "tpu"), "train.device must be"),
+    ],
+)
+def test_validation_names_the_problem(change, message):
+    cfg = make_config("drq", "cartpole_swingup", "paper")
+    change(cfg)
+    with pytest.raises(UserError, match=message):
+        validate(cfg)
+
+
+def test_unknown_preset_and_stale_config_fields():
+    with pytest.raises(UserError, match="unknown preset 'fast'"):
+        make_config("drq", "cartpole_swingup", "fast")
+    data = to_dict(make_config("drq", "cartpole_swingup"))
+    data["agent"]["lr_schedule"] = "cosine"
+    with pytest.raises(UserError, match="agent.lr_schedule"):
+        from_dict(data)

@@ -1,0 +1,163 @@
+"""SAC's pieces: the soft TD target, the squashed Gaussian, the temperature's direction, gradient routing, targets."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from unseen.agents import AGENTS, make_agent
+from unseen.config import ALGOS
+from unseen.nets import Actor
+
+from conftest import tiny_config
+
+OBS = (9, 32, 32)
+
+
+def new_agent(algo="sac", **agent_fields):
+    cfg = tiny_config(algo).agent
+    for key, value in agent_fields.items():
+        setattr(cfg, key, value)
+    return make_agent(algo, OBS, 2, cfg, torch.device("cpu"), seed=0)
+
+
+def batch(size=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {
+        "obs": torch.randint(0, 256, (size, *OBS), generator=g, dtype=torch.uint8),
+        "action": torch.rand(size, 2, generator=g) * 2 - 1,
+        "reward": torch.rand(size, generator=g),
+        "discount": torch.ones(size),
+        "next_obs": torch.randint(0, 256, (size, *OBS), generator=g, dtype=torch.uint8),
+    }
+
+
+class Constant(torch.nn.Module):
+    def __init__(self, *outputs):
+        super().__init__()
+        self.outputs = outputs
+
+    def forward(self, *args, **kwargs):
+        n = args[0].shape[0]
+        return tuple(o.expand(n, *o.shape[1:]) if o is not None else None for o in self.outputs)
+
+
+def test_registry_matches_the_config_names():
+    assert tuple(AGENTS) == ALGOS
+
+
+def test_soft_td_target_by_hand():
+    agent = new_agent(init_temperature=0.1, discount=0.99)
+    agent.actor = Constant(torch.zeros(1, 2), torch.full((1, 1), -2.0))  # a', log pi(a'|s') = -2
+    agent.critic_target = Constant(torch.full((1, 1), 3.0), torch.full((1, 1), 5.0))  # Q1', Q2'
+    b = batch(2)
+    b["reward"] = torch.tensor([1.0, 1.0])
+    b["discount"] = torch.tensor([1.0, 0.0])  # the second transition is terminal
+    target = agent.td_target(b)
+    # y = r + gamma * (min(Q1', Q2') - alpha * log pi) = 1 + 0.99 * (3 + 0.1 * 2); a terminal one is just r.
+    torch.testing.assert_close(target, torch.tensor([[1 + 0.99 * 3.2], [1.0]]))
+
+
+def test_squashed_gaussian_log_prob_matches_torch_distributions():
+    actor = Actor(5, 4, 16, 3, -10.0, 2.0)
+    features = torch.randn(64, 5)
+    g = torch.Generator().manual_seed(1)
+    action, log_prob = actor(features, g)
+    mu, log_std = actor.net(actor.projection(features)).chunk(2, dim=-1)
+    log_std = -10 + 0.5 * 12 * (torch.tanh(log_std) + 1)
+    dist = torch.distributions.TransformedDistribution(
+        torch.distributions.Normal(mu, log_std.exp()), [torch.distributions.TanhTransform(cache_size=1)]
+    )
+    clipped = action.clamp(-1 + 1e-6, 1 - 1e-6)
+    expected = dist.log_prob(clipped).sum(-1, keepdim=True)
+    torch.testing.assert_close(log_prob, expected, rtol=1e-3, atol=1e-3)
+    mean, none = actor(features, deterministic=True)
+    assert none is None and torch.equal(mean, torch.tanh(mu))
+
+
+@pytest.mark.parametrize("log_prob, direction", [(5.0, 1), (-5.0, -1)])
+def test_temperature_rises_when_entropy_is_below_target_and_falls_above(log_prob, direction):
+    agent = new_agent()
+    agent.actor = Constant(torch.zeros(1, 2), torch.full((1, 1), log_prob, requires_grad=True))
+    before = agent.alpha.item()
+    agent.update_actor_and_alpha(torch.zeros(4, agent.trunk.out_dim))
+    # target entropy is -|A| = -2: entropy -log pi = -5 is below it (alpha up), 5 above it (alpha down)
+    assert np.sign(agent.alpha.item() - before) == direction
+
+
+def test_actor_loss_never_reaches_the_conv_trunk():
+    agent = new_agent(critic_lr=0.0, actor_update_every=1)
+    assert not {id(p) for p in agent.trunk.parameters()} & {
+        id(p) for group in agent.actor_optimizer.param_groups for p in group["params"]
+    }
+    trunk = copy.deepcopy(agent.trunk.state_dict())
+    actor = copy.deepcopy(agent.actor.state_dict())
+    metrics = agent.update(batch())
+    assert "actor_loss" in metrics
+    for name, value in agent.trunk.state_dict().items():
+        torch.testing.assert_close(value, trunk[name], rtol=0, atol=0)  # moved by nothing (critic lr is 0)
+    assert any(not torch.equal(v, actor[k]) for k, v in agent.actor.state_dict().items())
+
+
+def test_critic_loss_trains_the_conv_trunk():
+    agent = new_agent()
+    trunk = copy.deepcopy(agent.trunk.state_dict())
+    agent.update(batch())
+    assert any(not torch.equal(v, trunk[k]) for k, v in agent.trunk.state_dict().items())
+
+
+def test_polyak_targets_by_hand():
+    agent = new_agent(critic_tau=0.25, encoder_tau=0.5)
+    for module in (agent.critic, agent.trunk):
+        for p in module.parameters():
+            p.data.fill_(1.0)
+    for module in (agent.critic_target, agent.trunk_target):
+        for p in module.parameters():
+            p.data.fill_(0.0)
+    agent.update_targets()
+    assert all(torch.all(p == 0.25) for p in agent.critic_target.q1.parameters())
+    assert all(torch.all(p == 0.25) for p in agent.critic_target.q2.parameters())
+    assert all(torch.all(p == 0.5) for p in agent.critic_target.projection.parameters())
+    assert all(torch.all(p == 0.5) for p in agent.trunk_target.parameters())
+
+
+def test_actor_and_target_update_schedule():
+    agent = new_agent(actor_update_every=2, target_update_every=2)
+    target = copy.deepcopy(agent.critic_target.state_dict())
+    first = agent.update(batch())
+    assert "actor_loss" not in first
+    assert all(torch.equal(v, target[k]) for k, v in agent.critic_target.state_dict().items())
+    second = agent.update(batch(seed=1))
+    assert "actor_loss" in second
+    assert any(not torch.equal(v, target[k]) for k, v in agent.critic_target.state_dict().items())
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_state_dict_round_trip_continues_identically(algo):
+    a = new_agent(algo)
+    a.update(batch())
+    b = new_agent(algo)
+    b.load_state_dict(copy.deepcopy(a.state_dict()))
+    ma, mb = a.update(batch(seed=3)), b.update(batch(seed=3))
+    assert ma == mb
+
+
+def test_fast_path_agrees_with_the_reference_path():
+    fast = new_agent(bf16=True, channels_last=True)
+    reference = new_agent(bf16=False, channels_last=False)
+    reference.trunk.load_state_dict(fast.trunk.state_dict())
+    obs = batch(16)["obs"]
+    torch.testing.assert_close(fast.trunk(obs), reference.trunk(obs), rtol=0.05, atol=0.02)
+
+
+def test_act_returns_bounded_actions_for_one_or_many_observations():
+    agent = new_agent()
+    obs = batch(4)["obs"].numpy()
+    one = agent.act(obs[0], deterministic=True)
+    many = agent.act(obs, deterministic=False)
+    assert one.shape == (2,) and many.shape == (4, 2)
+    assert np.all(np.abs(many) <= 1)
+    np.testing.assert_array_equal(agent.act(obs[0], deterministic=True), one)

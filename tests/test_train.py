@@ -1,0 +1,230 @@
+"""Training and evaluation end to end: the CLI, determinism, exact resume, signals, and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from unseen import train
+from unseen.cli import main
+from unseen.config import to_dict
+
+from conftest import tiny_config
+
+STEPS = 140  # past the end of the first 125-step cartpole episode
+
+
+def tiny_overrides(cfg) -> list[str]:
+    """The tiny config as --set arguments for the command line."""
+    data = to_dict(cfg)
+    return [f"{section}.{key}={value}" for section in ("env", "agent", "train") for key, value in data[section].items()]
+
+
+def agent_state(run_dir: Path) -> dict:
+    return torch.load(run_dir / train.CHECKPOINT_FILE, weights_only=False)["agent"]
+
+
+def assert_same_agent(a: dict, b: dict) -> None:
+    for module in ("trunk", "actor", "critic", "trunk_target", "critic_target"):
+        for name, value in a[module].items():
+            assert torch.equal(value, b[module][name]), f"{module}.{name} differs"
+    assert torch.equal(a["log_alpha"], b["log_alpha"])
+    assert a["updates"] == b["updates"]
+
+
+def logs_without_time(run_dir: Path, name: str) -> pd.DataFrame:
+    return pd.read_csv(run_dir / name).drop(columns=["wall_time_s"], errors="ignore")
+
+
+def test_cli_trains_evaluates_and_writes_the_run_directory(tmp_path):
+    cfg = tiny_config(steps=STEPS)
+    cfg.train.video = True
+    cfg.train.tensorboard = True
+    run = tmp_path / "run"
+    unseen = Path(sys.executable).parent / "unseen"
+    command = [str(unseen), "train", "--algo", "drq", "--task", "cartpole_swingup", "--preset", "smoke",
+               "--seed", "0", "--steps", str(STEPS), "--out", str(run), "--set", *tiny_overrides(cfg)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert f"run directory: {run}" in done.stdout
+    for name in ("config.yaml", "train.csv", "eval.csv", "summary.json", "checkpoints/latest.pt"):
+        assert (run / name).is_file(), name
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    assert (run / "videos" / f"none_step{STEPS}.mp4").stat().st_size > 1000
+    summary = json.loads((run / "summary.json").read_text())
+    assert {k: summary[k] for k in ("algo", "task", "preset", "seed", "steps", "frames")} == {
+        "algo": "drq", "task": "cartpole_swingup", "preset": "smoke", "seed": 0, "steps": STEPS, "frames": STEPS * 8}
+    assert summary["returns"]["none"]["episodes"] == 1
+    assert {"torch", "mujoco", "dm_control"} <= set(summary["versions"])
+    assert summary["wall_time_s"] > 0
+    train_log = pd.read_csv(run / "train.csv")
+    assert list(train_log["step"]) == [125] and train_log["frames"][0] == 1000
+    assert {"critic_loss", "actor_loss", "alpha", "episode_return"} <= set(train_log.columns)
+    assert list(pd.read_csv(run / "eval.csv")["step"]) == [0, 70, STEPS]
+
+    evaluated = subprocess.run([str(unseen), "eval", str(run), "--episodes", "2"], capture_output=True, text=True, timeout=600)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert "none" in evaluated.stdout
+    assert json.loads((run / "summary.json").read_text())["returns"]["none"]["episodes"] == 2
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> tuple[Path, dict]:
+    run = tmp_path_factory.mktemp("uninterrupted") / "run"
+    return run, train.start(tiny_config(steps=STEPS), run)
+
+
+def test_training_twice_gives_identical_runs(tmp_path, uninterrupted):
+    first, _ = uninterrupted
+    train.start(tiny_config(steps=STEPS), tmp_path / "again")
+    assert_same_agent(agent_state(first), agent_state(tmp_path / "again"))
+    for log in ("train.csv", "eval.csv"):
+        pd.testing.assert_frame_equal(logs_without_time(first, log), logs_without_time(tmp_path / "again", log))
+
+
+def test_other_seed_gives_another_run(tmp_path, uninterrupted):
+    train.start(tiny_config(steps=30, seed=1), tmp_path / "other")
+    a, b = agent_state(uninterrupted[0]), agent_state(tmp_path / "other")
+    assert not torch.equal(a["trunk"]["convs.0.weight"], b["trunk"]["convs.0.weight"])
+
+
+@pytest.mark.parametrize("stop_at", [13, 100])  # among the seed steps; mid-episode, between checkpoints
+def test_resume_equals_uninterrupted(tmp_path, uninterrupted, stop_at):
+    whole, summary = uninterrupted
+    assert train.start(tiny_config(steps=STEPS), tmp_path / "split", stop_at=stop_at) is None
+    assert torch.load(tmp_path / "split" / train.CHECKPOINT_FILE, weights_only=False)["step"] == stop_at
+    resumed = train.resume(tmp_path / "split")
+    assert_same_agent(agent_state(whole), agent_state(tmp_path / "split"))
+    assert resumed["returns"] == summary["returns"]
+    for log in ("train.csv", "eval.csv"):
+        pd.testing.assert_frame_equal(logs_without_time(whole, log), logs_without_time(tmp_path / "split", log))
+
+
+def test_logs_written_after_the_checkpoint_are_dropped_on_resume(tmp_path):
+    run = tmp_path / "run"
+    train.start(tiny_config(steps=STEPS), run, stop_at=100)
+    # A crash after the checkpoint leaves rows the resumed run will write again.
+    pd.concat([pd.read_csv(run / "eval.csv")] * 2).assign(step=lambda f: f.step + 200).to_csv(run / "eval.csv", mode="a", header=False, index=False)
+    train.resume(run)
+    steps = list(pd.read_csv(run / "eval.csv")["step"])
+    assert steps == sorted(set(steps)) and max(steps) == STEPS
+
+
+def test_sigint_writes_a_checkpoint_and_says_how_to_resume(tmp_path):
+    cfg = tiny_config(steps=100_000)
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "unseen.cli", "train", "--algo", "drq", "--task", "cartpole_swingup",
+               "--preset", "smoke", "--steps", "100000", "--out", str(run), "--set", *tiny_overrides(cfg)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not (run / train.CHECKPOINT_FILE).exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGINT, err
+    assert f"continue with: unseen train --resume {run}" in err
+    checkpoint = torch.load(run / train.CHECKPOINT_FILE, weights_only=False)
+    assert 25 <= checkpoint["step"] < 100_000
+    assert not (run / "checkpoints" / "latest.tmp").exists()
+
+
+# ----- bad input: one line, a non-zero exit, nothing of an existing run overwritten --------------------
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str]:
+    try:
+        code = main(list(argv))
+    except SystemExit as exit_:
+        code = exit_.code
+    err = capsys.readouterr().err.strip()
+    return code, err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--algo", "drq", "--task", "walker_fly"], "unknown task 'walker_fly'"),
+        (["train", "--algo", "ppo", "--task", "walker_walk"], "invalid choice: 'ppo'"),
+        (["train", "--algo", "drq", "--task", "walker_walk", "--preset", "huge"], "invalid choice: 'huge'"),
+        (["train", "--algo", "drq", "--task", "walker_walk", "--steps", "0"], "--steps must be positive, got 0"),
+        (["train", "--algo", "drq", "--task", "walker_walk", "--steps", "-3"], "--steps must be positive, got -3"),
+        (["train", "--task", "walker_walk"], "--algo and --task are required"),
+        (["train", "--algo", "drq", "--task", "walker_walk", "--set", "agent.hiden_dim=3"], "unknown config field"),
+        (["eval", "/nonexistent/run"], "is not a run directory"),
+    ],
+)
+def test_bad_arguments_fail_with_one_line(capsys, argv, message):
+    code, err = run_cli(capsys, *argv)
+    assert code != 0
+    assert len(err.splitlines()) == 1, err
+    assert message in err
+
+
+def test_unwritable_output_directory(capsys, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    code, err = run_cli(capsys, "train", "--algo", "drq", "--task", "cartpole_swingup", "--out", str(blocker / "run"))
+    assert code == 2 and len(err.splitlines()) == 1 and "cannot create the run directory" in err
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("finished") / "run"
+    train.start(tiny_config(steps=30), run)
+    return run
+
+
+def test_existing_run_is_never_overwritten(capsys, finished_run):
+    before = {p: p.read_bytes() for p in (finished_run / "config.yaml", finished_run / "summary.json")}
+    code, err = run_cli(capsys, "train", "--algo", "sac", "--task", "walker_walk", "--out", str(finished_run))
+    assert code == 2 and "already holds a run" in err and f"--resume {finished_run}" in err
+    assert before == {p: p.read_bytes() for p in before}
+    code, err = run_cli(capsys, "train", "--resume", str(finished_run))
+    assert code == 2 and "already complete" in err
+
+
+def test_resume_of_a_directory_that_is_not_a_run(capsys, tmp_path):
+    code, err = run_cli(capsys, "train", "--resume", str(tmp_path))
+    assert code == 2 and "is not a run directory" in err and len(err.splitlines()) == 1
+
+
+def test_resume_with_a_corrupt_checkpoint(capsys, tmp_path, finished_run):
+    run = tmp_path / "copy"
+    shutil.copytree(finished_run, run)
+    (run / "summary.json").unlink()
+    (run / train.CHECKPOINT_FILE).write_bytes(b"\x00not a checkpoint")
+    before = (run / "config.yaml").read_bytes()
+    code, err = run_cli(capsys, "train", "--resume", str(run))
+    assert code == 2 and "is corrupt" in err and len(err.splitlines()) == 1
+    assert (run / "config.yaml").read_bytes() == before
+
+
+def test_resume_refuses_new_settings(capsys, finished_run):
+    code, err = run_cli(capsys, "train", "--resume", str(finished_run), "--steps", "10")
+    assert code == 2 and "drop --steps" in err
+
+
+def test_eval_rejects_unknown_shifts_and_bad_counts(capsys, finished_run):
+    code, err = run_cli(capsys, "eval", str(finished_run), "--shifts", "none", "rainbow")
+    assert code == 2 and "unknown shift(s) rainbow" in err
+    code, err = run_cli(capsys, "eval", str(finished_run), "--episodes", "0")
+    assert code == 2 and "--episodes must be positive" in err
+
+
+def test_eval_seeds_are_distinct_from_the_training_seed():
+    from unseen.evaluate import eval_seeds
+
+    seeds = eval_seeds(0, 10)
+    assert len(set(seeds)) == 10 and 0 not in seeds
+    assert seeds == eval_seeds(0, 10) and seeds != eval_seeds(1, 10)
+    assert eval_seeds(0, 3) == seeds[:3]
