@@ -228,3 +228,14 @@ def test_eval_seeds_are_distinct_from_the_training_seed():
     assert len(set(seeds)) == 10 and 0 not in seeds
     assert seeds == eval_seeds(0, 10) and seeds != eval_seeds(1, 10)
     assert eval_seeds(0, 3) == seeds[:3]
+
+
+def test_missing_gl_backend_is_one_line_naming_the_fix(tmp_path):
+    env = {**os.environ, "MUJOCO_GL": "bogus"}
+    command = [sys.executable, "-m", "unseen.cli", "train", "--algo", "drq", "--task", "cartpole_swingup",
+               "--out", str(tmp_path / "run")]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "no OpenGL backend" in done.stderr and "MUJOCO_GL=egl" in done.stderr
+    assert not (tmp_path / "run").exists()

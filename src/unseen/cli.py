@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from unseen.config import ALGOS, PRESETS, apply_overrides, make_config
+from unseen.errors import Interrupted, UserError
 
 
 class Parser(argparse.ArgumentParser):
@@ -46,10 +47,6 @@ def build_parser() -> Parser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    # Imported here so that `unseen --help` and usage errors answer without loading torch and MuJoCo.
-    from unseen.errors import UserError
-    from unseen.train import Interrupted
-
     try:
         return {"train": run_train, "eval": run_eval, "report": run_report}[args.command](args)
     except UserError as error:
@@ -62,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    # Imported per command so that `unseen --help` and usage errors answer without loading torch and MuJoCo.
     from unseen import train
-    from unseen.errors import UserError
 
     if args.resume is not None:
         given = [flag for flag in ("algo", "task", "steps", "out") if getattr(args, flag) is not None]

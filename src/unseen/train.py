@@ -29,7 +29,7 @@ from unseen import runtime
 from unseen.agents import make_agent
 from unseen.config import RunConfig, load_config, save_config, validate
 from unseen.envs import make_env
-from unseen.errors import UserError
+from unseen.errors import Interrupted, UserError
 from unseen.evaluate import evaluate
 from unseen.logs import RunLogger
 from unseen.replay import ReplayBuffer
@@ -42,14 +42,6 @@ from unseen.rundir import (
     summary_entry,
     write_json,
 )
-
-class Interrupted(Exception):
-    """Training stopped on a signal after writing a checkpoint; `signum` is the signal."""
-
-    def __init__(self, signum: int, step: int) -> None:
-        super().__init__(f"stopped by signal {signum} at step {step}")
-        self.signum, self.step = signum, step
-
 
 def device_of(cfg: RunConfig) -> torch.device:
     if cfg.train.device == "auto":

@@ -8,9 +8,7 @@ from typing import Any
 # The GL backend is chosen when mujoco and dm_control are first imported: EGL renders headless on Mesa.
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from dm_control import suite  # noqa: E402
-
-from unseen.envs.dmc import PixelEnv  # noqa: E402
+from unseen.envs.dmc import PixelEnv, suite  # noqa: E402
 
 # Every task of dm_control's benchmarking suite, named `domain_task` as DMControl-GB and DrQ name them.
 _SUITE = {f"{domain}_{task}": (domain, task) for domain, task in suite.BENCHMARKING}

@@ -12,11 +12,25 @@ from collections import deque
 from typing import Any
 
 import gymnasium as gym
-import mujoco
 import numpy as np
-from dm_control import suite
 
 from unseen.errors import UserError
+
+
+def no_gl_backend(error: Exception) -> UserError:
+    """The one-line error for a missing or broken OpenGL backend, naming the fixes."""
+    return UserError(
+        f"no OpenGL backend for offscreen rendering (MUJOCO_GL={os.environ.get('MUJOCO_GL')}: "
+        f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); use MUJOCO_GL=egl with "
+        "Mesa's EGL (apt-get install libegl1) or MUJOCO_GL=osmesa with apt-get install libosmesa6"
+    )
+
+
+try:  # dm_control loads the GL backend named by MUJOCO_GL when it is first imported
+    import mujoco
+    from dm_control import suite
+except (ImportError, RuntimeError, AttributeError, OSError) as error:
+    raise no_gl_backend(error) from None
 
 # The camera the DMControl-GB and DrQ pixel protocols use (quadruped looks through camera 2).
 _CAMERA = {"quadruped": 2}
@@ -54,11 +68,8 @@ class PixelEnv(gym.Env):
         self._image_size = image_size
         try:
             self._renderer = mujoco.Renderer(self._physics.model.ptr, image_size, image_size)
-        except Exception as error:  # any GL failure ends up here
-            raise UserError(
-                f"no OpenGL backend for offscreen rendering (MUJOCO_GL={os.environ.get('MUJOCO_GL')}: {error}); "
-                "install Mesa's EGL (apt-get install libegl1) or use MUJOCO_GL=osmesa with libosmesa6"
-            ) from None
+        except Exception as error:  # whatever the GL library raises when no context can be made
+            raise no_gl_backend(error) from None
         self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = render_shadows
         self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = render_shadows
         spec = self._env.action_spec()
