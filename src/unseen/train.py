@@ -105,11 +105,12 @@ class Trainer:
             total=cfg.steps, initial=self.step, unit="step", dynamic_ncols=True,
             mininterval=1.0 if sys.stderr.isatty() else 60.0,
         )
+        start = self.step
         try:
             while self.step < cfg.steps:
                 if cfg.eval_every and self.step % cfg.eval_every == 0 and self.last_eval_step < self.step:
                     self.evaluate_now(cfg.eval_episodes)
-                if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step > 0:
+                if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step > start:
                     self.save_checkpoint()
                 if self._stop_signal is not None:
                     self.save_checkpoint()
