@@ -1,0 +1,186 @@
+"""`unseen bench`: throughput of the fast paths, each as a ratio against a baseline measured beside it.
+
+The machine is shared and noisy, so no absolute time is compared with a threshold: every figure that
+matters is a ratio of two measurements taken in the same process, interleaved round by round (A, B,
+A, B, ...) and summarised by their medians, so that a slow moment hurts both sides alike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+import statistics
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from unseen import runtime
+from unseen.agents import AGENTS, make_agent
+from unseen.config import make_config
+from unseen.envs import make_env
+from unseen.envs.dmc import suite
+from unseen.replay import ReplayBuffer
+
+
+def interleaved(candidates: dict[str, Callable[[], Any]], rounds: int) -> dict[str, float]:
+    """Median seconds per call of each candidate, timed in alternation after one warm-up call each."""
+    for run in candidates.values():
+        run()
+    times: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(rounds):
+        for name, run in candidates.items():
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def bench_render(steps: int, rounds: int) -> dict[str, float]:
+    """Agent steps per second of our walker_walk (84x84, stack 3) against dm_control's `physics.render`.
+
+    Both do the same work per agent step: 4 simulator steps (the action repeat), one 84x84 frame from
+    camera 0, a 3-frame stack.
+    """
+    ours = make_env("walker_walk", seed=0, image_size=84)
+    ours.reset()
+    baseline = suite.load("walker", "walk", task_kwargs={"random": 0})
+    baseline.reset()
+    frames: deque[np.ndarray] = deque(maxlen=3)
+    actions = np.random.default_rng(0).uniform(-1, 1, (steps, 6))
+
+    def run_ours() -> None:
+        for action in actions:
+            _, _, terminated, truncated, _ = ours.step(action)
+            if terminated or truncated:
+                ours.reset()
+
+    def run_baseline() -> None:
+        for action in actions:
+            for _ in range(4):
+                if baseline.step(action).last():
+                    baseline.reset()
+            frames.append(baseline.physics.render(84, 84, camera_id=0).transpose(2, 0, 1))
+            np.concatenate(frames)
+
+    seconds = interleaved({"ours": run_ours, "baseline": run_baseline}, rounds)
+    ours.close()
+    return {
+        "render_fps": steps / seconds["ours"],
+        "render_fps_baseline": steps / seconds["baseline"],
+        "render_speedup": seconds["baseline"] / seconds["ours"],
+    }
+
+
+def _update_setup(algo: str, preset: str, fast: bool, batch_size: int):
+    cfg = make_config(algo, "walker_walk", preset)
+    cfg.agent.bf16 = cfg.agent.channels_last = fast
+    size, stack = cfg.env.image_size, cfg.env.frame_stack
+    agent = make_agent(algo, (3 * stack, size, size), 6, cfg.agent, torch.device("cpu"), seed=0)
+    replay = ReplayBuffer(batch_size * 4, (3, size, size), 6, stack)
+    rng = np.random.default_rng(0)
+    replay.add_first(rng.integers(0, 256, (3, size, size), dtype=np.uint8))
+    for _ in range(batch_size * 4 - 1):
+        replay.add(rng.uniform(-1, 1, 6), 1.0, 1.0, rng.integers(0, 256, (3, size, size), dtype=np.uint8))
+    batch = replay.sample(batch_size, rng)
+    return agent, batch
+
+
+def update_flops(algo: str, preset: str, batch_size: int) -> float:
+    """FLOPs of one update with an actor step, counted from the layer shapes by torch's FLOP counter."""
+    agent, batch = _update_setup(algo, preset, fast=False, batch_size=batch_size)
+    agent.updates = agent.cfg.actor_update_every - 1  # the next update includes the actor's
+    with FlopCounterMode(display=False) as counter:
+        agent.update(batch)
+    return float(counter.get_total_flops())
+
+
+def bench_update(preset: str, updates: int, rounds: int) -> dict[str, float]:
+    """DrQ update time: float32 NCHW reference over the fast path (bf16 autocast trunk, channels-last)."""
+    batch_size = make_config("drq", "walker_walk", preset).train.batch_size
+    agents = {fast: _update_setup("drq", preset, fast, batch_size) for fast in (True, False)}
+    candidates = {
+        name: (lambda agent=agent, batch=batch: [agent.update(batch) for _ in range(updates)])
+        for name, (agent, batch) in (("fast", agents[True]), ("reference", agents[False]))
+    }
+    seconds = {name: value / updates for name, value in interleaved(candidates, rounds).items()}
+    flops = update_flops("drq", preset, batch_size)
+    return {
+        "update_ms": 1000 * seconds["fast"],
+        "update_ms_reference": 1000 * seconds["reference"],
+        "update_speedup": seconds["reference"] / seconds["fast"],
+        "update_gflops": flops / seconds["fast"] / 1e9,
+        "update_gflop_per_update": flops / 1e9,
+    }
+
+
+def bench_peak(dtype: torch.dtype, size: int, rounds: int) -> float:
+    """GFLOP/s of a square matrix product of the given dtype: the machine's practical peak."""
+    a = torch.randn(size, size).to(dtype)
+    b = torch.randn(size, size).to(dtype)
+    seconds = interleaved({"mm": lambda: torch.mm(a, b)}, rounds)["mm"]
+    return 2 * size**3 / seconds / 1e9
+
+
+def bench_algos(presets: tuple[str, ...], updates: int) -> dict[str, dict[str, float]]:
+    """Updates per second of every registered algorithm at each preset (fast path)."""
+    result: dict[str, dict[str, float]] = {}
+    for algo in AGENTS:
+        result[algo] = {}
+        for preset in presets:
+            batch_size = make_config(algo, "walker_walk", preset).train.batch_size
+            agent, batch = _update_setup(algo, preset, True, batch_size)
+            seconds = interleaved({"update": lambda: [agent.update(batch) for _ in range(updates)]}, 1)["update"]
+            result[algo][preset] = updates / seconds
+    return result
+
+
+def bench_replay() -> dict[str, float]:
+    """Bytes per transition of our buffer against storing obs and next_obs stacks (84x84, stack 3, 6-dim action)."""
+    buffer = ReplayBuffer(8, (3, 84, 84), 6, 3)
+    stacked = 2 * 3 * 3 * 84 * 84 + 6 * 4 + 4 + 4
+    return {
+        "replay_bytes_per_transition": buffer.bytes_per_frame,
+        "replay_bytes_per_transition_stacked": stacked,
+        "replay_saving": stacked / buffer.bytes_per_frame,
+    }
+
+
+def machine() -> dict[str, Any]:
+    model = platform.processor()
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as handle:
+            names = [line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")]
+        model = names[0] if names else model
+    return {"cores": os.cpu_count(), "cpu": model, **runtime.versions(), **runtime.configure()}
+
+
+@dataclasses.dataclass
+class BenchPlan:
+    """How much to measure: `quick` finishes in a few minutes on 2 cores."""
+
+    render_steps: int
+    update_count: int
+    rounds: int
+    peak_size: int
+    presets: tuple[str, ...]
+
+
+def run(quick: bool) -> dict[str, Any]:
+    plan = BenchPlan(100, 2, 3, 2048, ("cpu", "paper")) if quick else BenchPlan(250, 5, 5, 4096, ("cpu", "paper"))
+    result: dict[str, Any] = {"machine": machine(), "quick": quick}
+    result |= bench_render(plan.render_steps, plan.rounds)
+    for preset in plan.presets:
+        result[f"update_{preset}"] = bench_update(preset, plan.update_count, plan.rounds)
+    result |= {key: value for key, value in result[f"update_{plan.presets[-1]}"].items()}
+    result["peak_gflops_bf16"] = bench_peak(torch.bfloat16, plan.peak_size, plan.rounds)
+    result["peak_gflops_fp32"] = bench_peak(torch.float32, plan.peak_size, plan.rounds)
+    result["update_gflops_share_of_bf16_peak"] = result["update_gflops"] / result["peak_gflops_bf16"]
+    result |= bench_replay()
+    result["updates_per_s"] = bench_algos(plan.presets, plan.update_count)
+    return result
