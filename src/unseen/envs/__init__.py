@@ -9,8 +9,8 @@ from typing import Any
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 from unseen.envs.dmc import PixelEnv, suite  # noqa: E402
-from unseen.envs.shifts import INTENSITIES, SHIFTS, VIDEO_MODES, resolve_shift  # noqa: E402
-from unseen.envs.sources import image_source  # noqa: E402
+from unseen.envs.shifts import INTENSITIES, SHIFTS, VIDEO_MODES, ShiftConfig, resolve_shift  # noqa: E402
+from unseen.envs.sources import ImageSource, image_source  # noqa: E402
 from unseen.errors import InputError  # noqa: E402
 
 # Every task of dm_control's benchmarking suite, named `domain_task` as DMControl-GB and DrQ name them.
@@ -20,6 +20,12 @@ TASKS: tuple[str, ...] = tuple(sorted(_SUITE))
 _OPTIONS = ("image_size", "frame_stack", "action_repeat", "render_shadows")
 SOURCE_OPTIONS = ("video_dir", "image_dir", "color_file", "intensity", "video_mode")
 """Options about a shift's data; every shift accepts them and uses those that concern it."""
+
+
+def resolve_sources(shift: str, **sources: Any) -> tuple[ShiftConfig, ImageSource]:
+    """Check `shift` and its data options (`SOURCE_OPTIONS`) and load what they name; `ValueError` if bad."""
+    overlays = image_source(sources.pop("image_dir", None))
+    return resolve_shift(shift, **sources), overlays
 
 
 def make_env(task: str, shift: str = "none", seed: int = 0, **options: Any) -> PixelEnv:
@@ -43,12 +49,10 @@ def make_env(task: str, shift: str = "none", seed: int = 0, **options: Any) -> P
     if unknown:
         valid = ", ".join(_OPTIONS + SOURCE_OPTIONS)
         raise InputError(f"unknown option(s) {', '.join(unknown)}; valid options: {valid}")
-    sources = {name: options.pop(name) for name in SOURCE_OPTIONS if name in options}
-    overlays = image_source(sources.pop("image_dir", None))
-    config = resolve_shift(shift, **sources)
+    config, overlays = resolve_sources(shift, **{name: options.pop(name) for name in SOURCE_OPTIONS if name in options})
     options.setdefault("action_repeat", default_action_repeat(task))
     domain, name = _SUITE[task]
     return PixelEnv(domain, name, seed=seed, shift=config, image_source=overlays, **options)
 
 
-__all__ = ["INTENSITIES", "SHIFTS", "SOURCE_OPTIONS", "TASKS", "VIDEO_MODES", "PixelEnv", "make_env"]
+__all__ = ["INTENSITIES", "SHIFTS", "SOURCE_OPTIONS", "TASKS", "VIDEO_MODES", "PixelEnv", "make_env", "resolve_sources"]

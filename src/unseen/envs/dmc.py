@@ -80,8 +80,8 @@ class PixelEnv(gym.Env):
         self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = render_shadows
         self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = render_shadows
         self._shift = Shift(shift, Scene(self._physics, self._renderer, self._camera, domain), seed)
-        self.shift_source = shift.source
-        """Where the shift's data comes from ("none", "procedural", a path), for run records."""
+        self.shift = shift
+        """The shift this environment shows, with its data (`shift.record` says what runs record)."""
         self.image_source = image_source if image_source is not None else ProceduralImages()
         """Overlay images for augmentations of runs on this environment (the `image_dir` option)."""
         spec = self._env.action_spec()

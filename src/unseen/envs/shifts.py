@@ -64,6 +64,11 @@ class ShiftConfig:
     source: str = "none"
     """Where the shift's data comes from, as runs record it: a path, "procedural", or "generated (seed N)"."""
 
+    @property
+    def record(self) -> dict[str, str | float]:
+        """What runs record about the shift's data: its source, and distracting_cs's intensity."""
+        return {"source": self.source, **({"intensity": self.intensity} if self.name == "distracting_cs" else {})}
+
 
 def parse_intensity(value: float | str | None) -> float:
     """The distracting_cs intensity named by `value` (a number of `INTENSITIES` or easy/medium/hard)."""

@@ -113,8 +113,8 @@ def decoded_clip(path: str, size: int) -> np.ndarray:
 class ProceduralVideos:
     """Seeded synthetic background clips: moving, textured and coloured, generated in milliseconds.
 
-    Clip `i` depends only on `(seed, i)`: three colour waves drifting across the frame at their own speed
-    and direction, under a few soft blobs that move along Lissajous paths.
+    Clip `i` depends only on `(seed, i)`: three warped colour waves drifting across the frame at their own
+    speed and direction, under a few soft blobs that move along Lissajous paths.
     """
 
     def __init__(self, seed: int, clips: int, frames: int) -> None:
@@ -135,21 +135,22 @@ def procedural_clip(seed: int, index: int, frames: int, size: int) -> np.ndarray
     t = np.arange(frames, dtype=np.float32)[:, None, None]
     y, x = np.mgrid[0:1:size * 1j, 0:1:size * 1j].astype(np.float32)
     waves = 3
-    angle = rng.uniform(0, 2 * np.pi, waves)
-    frequency = rng.uniform(2, 12, waves) * 2 * np.pi
-    speed = rng.uniform(0.02, 0.15, waves) * rng.choice([-1, 1], waves)
+    angle = rng.uniform(0, 2 * np.pi, (waves, 2))
+    frequency = rng.uniform(1, 5, (waves, 2)) * 2 * np.pi  # cycles across the frame: the wave, then its warp
+    speed = rng.uniform(0.02, 0.12, waves) * rng.choice([-1, 1], waves)
     palette = rng.uniform(0, 1, (waves, 3)).astype(np.float32)
     picture = np.zeros((frames, size, size, 3), np.float32)
     for k in range(waves):
-        phase = frequency[k] * (np.cos(angle[k]) * x + np.sin(angle[k]) * y) + speed[k] * t + rng.uniform(0, 2 * np.pi)
+        across, warp = (np.cos(angle[k, i]) * x + np.sin(angle[k, i]) * y for i in range(2))
+        phase = frequency[k, 0] * across + 1.5 * np.sin(frequency[k, 1] * warp + speed[k] * t) + speed[k] * t
         picture += (0.5 + 0.5 * np.sin(phase))[..., None] * palette[k] / waves * 1.5
-    blobs = rng.integers(2, 6)
+    blobs = rng.integers(3, 8)
     for _ in range(blobs):
-        ax, ay = rng.uniform(0.1, 0.4, 2)
+        ax, ay = rng.uniform(0.1, 0.45, 2)
         wx, wy = rng.uniform(0.005, 0.04, 2)
         cx = 0.5 + ax * np.sin(wx * t + rng.uniform(0, 2 * np.pi))
         cy = 0.5 + ay * np.sin(wy * t + rng.uniform(0, 2 * np.pi))
-        radius = rng.uniform(0.05, 0.2)
+        radius = rng.uniform(0.06, 0.22)
         weight = np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * radius**2))[..., None]
         picture = picture * (1 - weight) + weight * rng.uniform(0, 1, 3).astype(np.float32)
     clip = (np.clip(picture, 0, 1) * 255).astype(np.uint8)
