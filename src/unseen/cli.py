@@ -24,7 +24,7 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-dir", help="a folder of images at any depth (Places365 works) for overlays")
     parser.add_argument("--color-file", help="a colour table in the format of DMControl-GB's color_*.json for color_*")
     parser.add_argument("--intensity", help="distracting_cs: 0.025 0.05 0.1 0.15 0.2 0.3 0.4 0.5 or easy/medium/hard (default: 0.1)")
-    parser.add_argument("--video-mode", choices=("fast", "fidelity"), help="video_*: segmentation (fast, default) or green screen")
+    parser.add_argument("--video-mode", help="video_*: fast (segmentation, default) or fidelity (DMControl-GB's green screen)")
 
 
 def source_options(args: argparse.Namespace) -> dict[str, str]:
@@ -63,7 +63,7 @@ def build_parser() -> Parser:
     show.add_argument("--task", required=True, help="DMControl task, e.g. walker_walk")
     show.add_argument("--shifts", nargs="+", help="shifts, one row each (default: all)")
     show.add_argument("--out", type=Path, required=True, help="the PNG file to write")
-    show.add_argument("--frames", type=int, default=5, help="frames per shift, spread over half an episode (default: 5)")
+    show.add_argument("--frames", type=int, default=5, help="frames per shift, spread over a quarter of an episode (default: 5)")
     show.add_argument("--seed", type=int, default=0, help="seed of the episode and its random actions (default: 0)")
     show.add_argument("--image-size", type=int, default=84, help="frame size in pixels (default: 84, what agents see)")
     add_source_arguments(show)

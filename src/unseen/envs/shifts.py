@@ -52,7 +52,7 @@ _PROCEDURAL_VIDEOS = {"video_easy": (101, 10, 250), "video_hard": (102, 100, 250
 _SHIFT_STREAM = 2
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays and sources: compared by identity
 class ShiftConfig:
     """A shift with its data resolved and checked: what `make_env` hands to the environment."""
 
