@@ -153,9 +153,27 @@ def test_video_frames_advance_once_per_step(mode):
 
 
 def test_green_screen_follows_the_reference_thresholds():
+    import colorsys
+
     pixels = np.array([[[51, 204, 51], [10, 40, 10], [255, 0, 0], [128, 128, 128], [40, 120, 200], [0, 0, 0]]], np.uint8)
     # green; green but too dark (V < 70); red; grey; blue at 212 degrees (outside 100-185); black
     assert green_screen(pixels).tolist() == [[True, False, False, False, False, False]]
+
+    def reference(r, g, b):  # DMControl-GB's per-pixel rule
+        h, s, v = colorsys.rgb_to_hsv(r / 255.0, g / 255.0, b / 255.0)
+        return 100 <= h * 360 <= 185 and 80 <= s * 255 <= 255 and 70 <= v * 255 <= 255
+
+    rng = np.random.default_rng(0)
+    pixels = np.concatenate([rng.integers(0, 256, (20000, 3)), rng.integers(0, 256, (2000, 1)).repeat(3, axis=1)])
+    pixels[::3, 1] = np.maximum(pixels[::3, 1], pixels[::3, 2])  # more green and cyan candidates
+    r, g, b = pixels.T
+    high, chroma = pixels.max(axis=1), np.ptp(pixels, axis=1)
+    # Colours exactly on a threshold, where the reference's floating-point rounding decides.
+    on_threshold = (3 * (b - r) == -chroma) | (12 * (r - g) == -11 * chroma) | (255 * chroma == 80 * high) | (high == 70)
+    expected = np.array([reference(*map(int, p)) for p in pixels])
+    got = green_screen(pixels.astype(np.uint8)[None]).ravel()
+    np.testing.assert_array_equal(got[~on_threshold], expected[~on_threshold])
+    assert (got != expected).sum() < 10
 
 
 def test_fidelity_mode_reproduces_the_green_screen():
