@@ -133,27 +133,34 @@ def procedural_clip(seed: int, index: int, frames: int, size: int) -> np.ndarray
     """Clip `index` of the procedural video source with `seed`, `(frames, size, size, 3)` uint8, read-only."""
     rng = np.random.default_rng([seed, index])
     t = np.arange(frames, dtype=np.float32)[:, None, None]
-    y, x = np.mgrid[0:1:size * 1j, 0:1:size * 1j].astype(np.float32)
+    axis = np.linspace(0, 1, size, dtype=np.float32)
+    y, x = axis[:, None], axis[None, :]
     waves = 3
-    angle = rng.uniform(0, 2 * np.pi, (waves, 2))
-    frequency = rng.uniform(1, 5, (waves, 2)) * 2 * np.pi  # cycles across the frame: the wave, then its warp
-    speed = rng.uniform(0.02, 0.12, waves) * rng.choice([-1, 1], waves)
-    palette = rng.uniform(0, 1, (waves, 3)).astype(np.float32)
-    picture = np.zeros((frames, size, size, 3), np.float32)
+    # float32 parameters: a float64 one would turn every frame-sized operation into float64.
+    angle = rng.uniform(0, 2 * np.pi, (waves, 2)).astype(np.float32)
+    frequency = (rng.uniform(1, 5, (waves, 2)) * 2 * np.pi).astype(np.float32)  # cycles of the wave, of its warp
+    speed = (rng.uniform(0.02, 0.12, waves) * rng.choice([-1, 1], waves)).astype(np.float32)
+    palette = (rng.uniform(0, 1, (waves, 3)) * (1.5 / waves)).astype(np.float32)
+    # Channels first while drawing: every operation then runs on whole contiguous (frames, size, size) planes.
+    picture = np.zeros((3, frames, size, size), np.float32)
     for k in range(waves):
         across, warp = (np.cos(angle[k, i]) * x + np.sin(angle[k, i]) * y for i in range(2))
         phase = frequency[k, 0] * across + 1.5 * np.sin(frequency[k, 1] * warp + speed[k] * t) + speed[k] * t
-        picture += (0.5 + 0.5 * np.sin(phase))[..., None] * palette[k] / waves * 1.5
-    blobs = rng.integers(3, 8)
-    for _ in range(blobs):
-        ax, ay = rng.uniform(0.1, 0.45, 2)
-        wx, wy = rng.uniform(0.005, 0.04, 2)
-        cx = 0.5 + ax * np.sin(wx * t + rng.uniform(0, 2 * np.pi))
-        cy = 0.5 + ay * np.sin(wy * t + rng.uniform(0, 2 * np.pi))
+        intensity = 0.5 + 0.5 * np.sin(phase)
+        for channel in range(3):
+            picture[channel] += palette[k, channel] * intensity
+    for _ in range(rng.integers(3, 8)):
+        amplitude = rng.uniform(0.1, 0.45, 2).astype(np.float32)
+        pace = rng.uniform(0.005, 0.04, 2).astype(np.float32)
+        start = rng.uniform(0, 2 * np.pi, 2).astype(np.float32)
+        centre = 0.5 + amplitude * np.sin(pace * t[:, :, 0] + start)  # (frames, 2)
         radius = rng.uniform(0.06, 0.22)
-        weight = np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * radius**2))[..., None]
-        picture = picture * (1 - weight) + weight * rng.uniform(0, 1, 3).astype(np.float32)
-    clip = (np.clip(picture, 0, 1) * 255).astype(np.uint8)
+        # A Gaussian blob is separable: the product of a profile across x and one across y.
+        across_x, across_y = (np.exp(-((axis - centre[:, [i]]) ** 2) / (2 * radius**2)) for i in range(2))
+        weight = across_y[:, :, None] * across_x[:, None, :]
+        for channel, colour in enumerate(rng.uniform(0, 1, 3)):
+            picture[channel] += weight * (np.float32(colour) - picture[channel])
+    clip = np.ascontiguousarray((np.clip(picture, 0, 1) * 255).astype(np.uint8).transpose(1, 2, 3, 0))
     clip.flags.writeable = False
     return clip
 
