@@ -29,8 +29,9 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
 
 def source_options(args: argparse.Namespace) -> dict[str, str]:
     """The data-source options given on the command line, as `make_env` options."""
-    names = ("video_dir", "image_dir", "color_file", "intensity", "video_mode")
-    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    from unseen.envs import SOURCE_OPTIONS
+
+    return {name: getattr(args, name) for name in SOURCE_OPTIONS if getattr(args, name) is not None}
 
 
 def build_parser() -> Parser:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import imageio.v2 as imageio
@@ -32,7 +32,7 @@ class EvalResult:
 
     shift: str
     returns: list[float]
-    record: dict[str, str | float] = field(default_factory=lambda: {"source": "none"})
+    record: dict[str, str | float]
 
     @property
     def row(self) -> dict[str, float | int | str]:

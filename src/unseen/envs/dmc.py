@@ -79,7 +79,7 @@ class PixelEnv(gym.Env):
             raise no_gl_backend(error) from None
         self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = render_shadows
         self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = render_shadows
-        self._shift = Shift(shift, Scene(self._physics, self._renderer, self._camera, domain), seed)
+        self._distractions = Shift(shift, Scene(self._physics, self._renderer, self._camera, domain), seed)
         self.shift = shift
         """The shift this environment shows, with its data (`shift.record` says what runs record)."""
         self.image_source = image_source if image_source is not None else ProceduralImages()
@@ -99,7 +99,7 @@ class PixelEnv(gym.Env):
     def render_frame(self) -> np.ndarray:
         """The current camera image, `(3, H, W)` uint8."""
         self._renderer.update_scene(self._physics.data.ptr, camera=self._camera)
-        return self._shift.composite(self._renderer.render()).transpose(2, 0, 1).copy()
+        return self._distractions.composite(self._renderer.render()).transpose(2, 0, 1).copy()
 
     def observation(self) -> np.ndarray:
         """The current stacked observation `(3 * frame_stack, H, W)`."""
@@ -108,9 +108,9 @@ class PixelEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         if seed is not None:
             self._env.task.random.seed(seed)
-            self._shift.reseed(seed)
+            self._distractions.reseed(seed)
         self._env.reset()
-        self._shift.reset()
+        self._distractions.reset()
         self.episode_steps = 0
         frame = self.render_frame()
         self._frames.extend([frame] * self._frame_stack)
@@ -125,7 +125,7 @@ class PixelEnv(gym.Env):
             reward += time_step.reward or 0.0
             if time_step.last():
                 break
-        self._shift.advance(sim_steps)
+        self._distractions.advance(sim_steps)
         self.episode_steps += 1
         self._frames.append(self.render_frame())
         terminated = bool(time_step.last() and time_step.discount == 0.0)
@@ -146,7 +146,7 @@ class PixelEnv(gym.Env):
             "reset_next_step": self._env._reset_next_step,
             "frames": [frame.copy() for frame in self._frames],
             "episode_steps": self.episode_steps,
-            "shift": self._shift.get_state(),
+            "shift": self._distractions.get_state(),
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -160,7 +160,7 @@ class PixelEnv(gym.Env):
         self._env._step_count = state["step_count"]
         self._env._reset_next_step = state["reset_next_step"]
         if "shift" in state:  # checkpoints written before shifts existed hold none
-            self._shift.set_state(state["shift"])
+            self._distractions.set_state(state["shift"])
         self._frames.clear()
         self._frames.extend(state["frames"])
         self.episode_steps = state["episode_steps"]
