@@ -332,6 +332,7 @@ def test_show_draws_a_row_per_shift(capsys, tmp_path):
         (["--shifts", "color_easy", "--color-file", "/nowhere.json"], "cannot read the colour file"),
         (["--shifts", "sepia"], "unknown shift 'sepia'"),
         (["--frames", "0"], "--frames must be positive"),
+        (["--image-size", "2000"], "image_size must be between 1 and 480 for walker tasks, got 2000"),
     ],
 )
 def test_show_bad_input_is_one_line(capsys, tmp_path, argv, message):

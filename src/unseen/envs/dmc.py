@@ -14,7 +14,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from unseen.errors import UserError
+from unseen.errors import InputError, UserError
 
 
 def no_gl_backend(error: Exception) -> UserError:
@@ -73,6 +73,10 @@ class PixelEnv(gym.Env):
         self._frame_stack = frame_stack
         self._action_repeat = action_repeat
         self._image_size = image_size
+        visual = self._physics.model.vis.global_
+        largest = min(visual.offwidth, visual.offheight)  # the model's offscreen framebuffer
+        if not 0 < image_size <= largest:
+            raise InputError(f"image_size must be between 1 and {largest} for {domain} tasks, got {image_size}")
         try:
             self._renderer = mujoco.Renderer(self._physics.model.ptr, image_size, image_size)
         except Exception as error:  # whatever the GL library raises when no context can be made
