@@ -128,7 +128,7 @@ def test_generated_tables_match_the_benchmark_spread(shared_dir):
 
 def test_distracting_colours_stay_within_the_intensity():
     env = make_env("cartpole_swingup", "distracting_cs", seed=0, image_size=SIZE, intensity="hard")
-    original = make_env("cartpole_swingup", seed=0, image_size=SIZE)._physics.model.mat_rgba[:, :3].copy()
+    original = env._physics.model.mat_rgba[:, :3].copy()  # before the first reset: the model's own colours
     env.reset()
     for action in actions_for(env, 20):
         env.step(action)
