@@ -1,4 +1,4 @@
-"""The `unseen` command line: train, eval, report (more subcommands land with their features)."""
+"""The `unseen` command line: train, eval, report, show (more subcommands land with their features)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,22 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the shifts' data comes from (default: procedural videos and images, our colour tables)."""
+    parser.add_argument("--video-dir", help="videos in DMControl-GB's format (video0.mp4, ...) for video_* and distracting_cs")
+    parser.add_argument("--image-dir", help="a folder of images at any depth (Places365 works) for overlays")
+    parser.add_argument("--color-file", help="a colour table in the format of DMControl-GB's color_*.json for color_*")
+    parser.add_argument("--intensity", help="distracting_cs: 0.025 0.05 0.1 0.15 0.2 0.3 0.4 0.5 or easy/medium/hard (default: 0.1)")
+    parser.add_argument("--video-mode", help="video_*: fast (segmentation, default) or fidelity (DMControl-GB's green screen)")
+
+
+def source_options(args: argparse.Namespace) -> dict[str, str]:
+    """The data-source options given on the command line, as `make_env` options."""
+    from unseen.envs import SOURCE_OPTIONS
+
+    return {name: getattr(args, name) for name in SOURCE_OPTIONS if getattr(args, name) is not None}
 
 
 def build_parser() -> Parser:
@@ -39,16 +55,26 @@ def build_parser() -> Parser:
     evaluate.add_argument("run_dir", type=Path, help="a run directory made by unseen train")
     evaluate.add_argument("--shifts", nargs="+", default=["none"], help="shifts to evaluate on (default: none)")
     evaluate.add_argument("--episodes", type=int, default=10, help="episodes per shift (default: 10)")
+    add_source_arguments(evaluate)
     report = commands.add_parser("report", help="tables from finished run directories")
     report.add_argument("dirs", nargs="+", type=Path, help="run directories, or folders that hold them at any depth")
     report.add_argument("--out", type=Path, required=True, help="folder for table.md, table.csv and runs.csv")
+
+    show = commands.add_parser("show", help="draw what the agent sees under each shift (a PNG)")
+    show.add_argument("--task", required=True, help="DMControl task, e.g. walker_walk")
+    show.add_argument("--shifts", nargs="+", help="shifts, one row each (default: all)")
+    show.add_argument("--out", type=Path, required=True, help="the PNG file to write")
+    show.add_argument("--frames", type=int, default=5, help="frames per shift, spread over a quarter of an episode (default: 5)")
+    show.add_argument("--seed", type=int, default=0, help="seed of the episode and its random actions (default: 0)")
+    show.add_argument("--image-size", type=int, default=84, help="frame size in pixels (default: 84, what agents see)")
+    add_source_arguments(show)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"train": run_train, "eval": run_eval, "report": run_report}[args.command](args)
+        return {"train": run_train, "eval": run_eval, "report": run_report, "show": run_show}[args.command](args)
     except UserError as error:
         print(f"unseen {args.command}: error: {error}", file=sys.stderr)
         return 2
@@ -87,10 +113,10 @@ def run_train(args: argparse.Namespace) -> int:
 def run_eval(args: argparse.Namespace) -> int:
     from unseen.evaluate import evaluate_run
 
-    rows = evaluate_run(args.run_dir, args.shifts, args.episodes)
-    print(f"{'shift':<16}{'return':>10}{'std':>8}{'episodes':>10}")
+    rows = evaluate_run(args.run_dir, args.shifts, args.episodes, source_options(args))
+    print(f"{'shift':<16}{'return':>10}{'std':>8}{'episodes':>10}  source")
     for row in rows:
-        print(f"{row['shift']:<16}{row['return_mean']:>10.1f}{row['return_std']:>8.1f}{row['episodes']:>10}")
+        print(f"{row['shift']:<16}{row['return_mean']:>10.1f}{row['return_std']:>8.1f}{row['episodes']:>10}  {row['source']}")
     print(f"written to {args.run_dir / 'eval.csv'} and {args.run_dir / 'summary.json'}")
     return 0
 
@@ -101,6 +127,18 @@ def run_report(args: argparse.Namespace) -> int:
     path = write_report(args.dirs, args.out)
     print(path.read_text(), end="")
     print(f"written to {args.out}")
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    from unseen.envs import SHIFTS
+    from unseen.show import draw_gallery
+
+    if args.frames <= 0:
+        raise UserError(f"--frames must be positive, got {args.frames}")
+    path = draw_gallery(args.task, args.shifts or list(SHIFTS), args.out, args.frames, args.seed,
+                        image_size=args.image_size, **source_options(args))
+    print(f"written to {path}")
     return 0
 
 

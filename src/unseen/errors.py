@@ -5,6 +5,11 @@ class UserError(Exception):
     """Bad input a user can fix: the message says what is wrong and how to fix it."""
 
 
+class InputError(UserError, ValueError):
+    """A bad argument to the library (unknown name, missing or corrupt data): a `ValueError` for Python
+    callers, as the `make_env` contract says, and a `UserError` that the command line prints as one line."""
+
+
 class Interrupted(Exception):
     """Training stopped on a signal after writing a checkpoint; `signum` is the signal."""
 

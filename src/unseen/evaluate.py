@@ -12,7 +12,7 @@ import torch
 
 from unseen.agents import SAC, make_agent
 from unseen.config import RunConfig, load_config
-from unseen.envs import SHIFTS, make_env
+from unseen.envs import SHIFTS, make_env, resolve_sources
 from unseen.errors import UserError
 from unseen.logs import CsvLog
 from unseen.rundir import CONFIG_FILE, SUMMARY_FILE, read_checkpoint, summary_entry, write_json
@@ -28,10 +28,11 @@ def eval_seeds(seed: int, episodes: int) -> list[int]:
 
 @dataclass
 class EvalResult:
-    """Returns of the episodes of one evaluation on one shift."""
+    """Returns of the episodes of one evaluation on one shift, and what the shift's data was (`ShiftConfig.record`)."""
 
     shift: str
     returns: list[float]
+    record: dict[str, str | float]
 
     @property
     def row(self) -> dict[str, float | int | str]:
@@ -43,13 +44,22 @@ class EvalResult:
             "return_min": float(returns.min()),
             "return_max": float(returns.max()),
             "episodes": len(returns),
+            **self.record,
         }
 
 
 def evaluate(
-    agent: SAC, cfg: RunConfig, shift: str, episodes: int, video_path: Path | None = None
+    agent: SAC,
+    cfg: RunConfig,
+    shift: str,
+    episodes: int,
+    video_path: Path | None = None,
+    sources: dict[str, str] | None = None,
 ) -> EvalResult:
-    """Run `episodes` episodes of the mean action on `shift`; record the first one to `video_path` (mp4)."""
+    """Run `episodes` episodes of the mean action on `shift`; record the first one to `video_path` (mp4).
+
+    `sources`: the shifts' data options of `make_env` (video_dir, color_file, intensity, ...).
+    """
     env = make_env(
         cfg.env.task,
         shift,
@@ -58,6 +68,7 @@ def evaluate(
         frame_stack=cfg.env.frame_stack,
         action_repeat=cfg.env.action_repeat,
         render_shadows=cfg.env.render_shadows,
+        **(sources or {}),
     )
     returns = []
     try:
@@ -76,7 +87,7 @@ def evaluate(
                 write_video(video_path, frames)
     finally:
         env.close()
-    return EvalResult(shift, returns)
+    return EvalResult(shift, returns, env.shift.record)
 
 
 def write_video(path: Path, frames: list[np.ndarray], scale: int = 4, fps: int = 30) -> None:
@@ -86,13 +97,18 @@ def write_video(path: Path, frames: list[np.ndarray], scale: int = 4, fps: int =
     imageio.mimwrite(path, big, fps=fps, macro_block_size=1)
 
 
-def evaluate_run(run_dir: Path, shifts: list[str], episodes: int) -> list[dict]:
-    """Evaluate a run's latest checkpoint on `shifts`; append to eval.csv and add to summary.json's returns."""
+def evaluate_run(run_dir: Path, shifts: list[str], episodes: int, sources: dict[str, str] | None = None) -> list[dict]:
+    """Evaluate a run's latest checkpoint on `shifts`; append to eval.csv and add to summary.json's returns.
+
+    `sources`: the shifts' data options of `make_env`; all of them are checked before the first episode.
+    """
     unknown = [shift for shift in shifts if shift not in SHIFTS]
     if unknown:
         raise UserError(f"unknown shift(s) {', '.join(unknown)}; valid shifts: {', '.join(SHIFTS)}")
     if episodes <= 0:
         raise UserError(f"--episodes must be positive, got {episodes}")
+    for shift in shifts:
+        resolve_sources(shift, **(sources or {}))
     checkpoint = read_checkpoint(run_dir)
     cfg = load_config(run_dir / CONFIG_FILE)
     probe = make_env(cfg.env.task, image_size=cfg.env.image_size, frame_stack=cfg.env.frame_stack)
@@ -110,7 +126,7 @@ def evaluate_run(run_dir: Path, shifts: list[str], episodes: int) -> list[dict]:
     rows = []
     for shift in shifts:
         video = run_dir / "videos" / f"{shift}_step{step}_eval.mp4" if cfg.train.video else None
-        result = evaluate(agent, cfg, shift, episodes, video)
+        result = evaluate(agent, cfg, shift, episodes, video, sources)
         row = {"step": step, "frames": step * cfg.env.action_repeat, **result.row}
         log.write(row)
         summary["returns"][shift] = summary_entry(row)

@@ -14,7 +14,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from unseen.errors import UserError
+from unseen.errors import InputError, UserError
 
 
 def no_gl_backend(error: Exception) -> UserError:
@@ -32,6 +32,10 @@ try:  # dm_control loads the GL backend named by MUJOCO_GL when it is first impo
 except (ImportError, RuntimeError, AttributeError, OSError) as error:
     raise no_gl_backend(error) from None
 
+from unseen.envs.scene import Scene  # noqa: E402  (imports mujoco: after the GL backend check)
+from unseen.envs.shifts import Shift, ShiftConfig  # noqa: E402
+from unseen.envs.sources import ImageSource, ProceduralImages  # noqa: E402
+
 # The camera the DMControl-GB and DrQ pixel protocols use (quadruped looks through camera 2).
 _CAMERA = {"quadruped": 2}
 
@@ -45,7 +49,8 @@ class PixelEnv(gym.Env):
 
     One `step` repeats the action `action_repeat` times, sums the rewards and renders one frame. The
     suite's episodes last 1000 simulator steps; their end is reported as `truncated` (the time limit),
-    never as `terminated`, so that TD targets keep bootstrapping.
+    never as `terminated`, so that TD targets keep bootstrapping. A distribution `shift` changes the
+    picture (colours, camera, background) after each physics reset and step, never the physics.
     """
 
     metadata = {"render_modes": ["rgb_array"]}
@@ -59,6 +64,8 @@ class PixelEnv(gym.Env):
         frame_stack: int = 3,
         action_repeat: int = 1,
         render_shadows: bool = False,
+        shift: ShiftConfig = ShiftConfig(),
+        image_source: ImageSource | None = None,
     ) -> None:
         self._env = suite.load(domain, task, task_kwargs={"random": seed})
         self._physics = self._env.physics
@@ -66,12 +73,21 @@ class PixelEnv(gym.Env):
         self._frame_stack = frame_stack
         self._action_repeat = action_repeat
         self._image_size = image_size
+        visual = self._physics.model.vis.global_
+        largest = min(visual.offwidth, visual.offheight)  # the model's offscreen framebuffer
+        if not 0 < image_size <= largest:
+            raise InputError(f"image_size must be between 1 and {largest} for {domain} tasks, got {image_size}")
         try:
             self._renderer = mujoco.Renderer(self._physics.model.ptr, image_size, image_size)
         except Exception as error:  # whatever the GL library raises when no context can be made
             raise no_gl_backend(error) from None
         self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = render_shadows
         self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = render_shadows
+        self._distractions = Shift(shift, Scene(self._physics, self._renderer, self._camera, domain), seed)
+        self.shift = shift
+        """The shift this environment shows, with its data (`shift.record` says what runs record)."""
+        self.image_source = image_source if image_source is not None else ProceduralImages()
+        """Overlay images for augmentations of runs on this environment (the `image_dir` option)."""
         spec = self._env.action_spec()
         self._action_low, self._action_high = spec.minimum.astype(np.float64), spec.maximum.astype(np.float64)
         self.action_space = gym.spaces.Box(-1.0, 1.0, spec.shape, np.float32)
@@ -87,7 +103,7 @@ class PixelEnv(gym.Env):
     def render_frame(self) -> np.ndarray:
         """The current camera image, `(3, H, W)` uint8."""
         self._renderer.update_scene(self._physics.data.ptr, camera=self._camera)
-        return self._renderer.render().transpose(2, 0, 1).copy()
+        return self._distractions.composite(self._renderer.render()).transpose(2, 0, 1).copy()
 
     def observation(self) -> np.ndarray:
         """The current stacked observation `(3 * frame_stack, H, W)`."""
@@ -96,7 +112,9 @@ class PixelEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         if seed is not None:
             self._env.task.random.seed(seed)
+            self._distractions.reseed(seed)
         self._env.reset()
+        self._distractions.reset()
         self.episode_steps = 0
         frame = self.render_frame()
         self._frames.extend([frame] * self._frame_stack)
@@ -105,12 +123,13 @@ class PixelEnv(gym.Env):
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
         action = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
         action = self._action_low + (action + 1.0) * 0.5 * (self._action_high - self._action_low)
-        reward = 0.0
-        for _ in range(self._action_repeat):
+        reward, sim_steps = 0.0, 0
+        for sim_steps in range(1, self._action_repeat + 1):
             time_step = self._env.step(action)
             reward += time_step.reward or 0.0
             if time_step.last():
                 break
+        self._distractions.advance(sim_steps)
         self.episode_steps += 1
         self._frames.append(self.render_frame())
         terminated = bool(time_step.last() and time_step.discount == 0.0)
@@ -118,7 +137,7 @@ class PixelEnv(gym.Env):
         return self.observation(), reward, terminated, truncated, {}
 
     def get_state(self) -> dict[str, Any]:
-        """Everything needed to continue this episode exactly: physics, task RNG, frame stack, counters."""
+        """Everything needed to continue this episode exactly: physics, task RNG, shift, frame stack, counters."""
         model, data = self._physics.model.ptr, self._physics.data.ptr
         kind = mujoco.mjtState.mjSTATE_INTEGRATION
         physics = np.empty(mujoco.mj_stateSize(model, kind))
@@ -131,6 +150,7 @@ class PixelEnv(gym.Env):
             "reset_next_step": self._env._reset_next_step,
             "frames": [frame.copy() for frame in self._frames],
             "episode_steps": self.episode_steps,
+            "shift": self._distractions.get_state(),
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -143,6 +163,8 @@ class PixelEnv(gym.Env):
         self._env.task.random.set_state(state["task_random"])
         self._env._step_count = state["step_count"]
         self._env._reset_next_step = state["reset_next_step"]
+        if "shift" in state:  # checkpoints written before shifts existed hold none
+            self._distractions.set_state(state["shift"])
         self._frames.clear()
         self._frames.extend(state["frames"])
         self.episode_steps = state["episode_steps"]
