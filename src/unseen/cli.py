@@ -1,4 +1,4 @@
-"""The `unseen` command line: train, eval, report, show (more subcommands land with their features)."""
+"""The `unseen` command line: train, eval, report, show, bench."""
 
 from __future__ import annotations
 
@@ -68,13 +68,17 @@ def build_parser() -> Parser:
     show.add_argument("--seed", type=int, default=0, help="seed of the episode and its random actions (default: 0)")
     show.add_argument("--image-size", type=int, default=84, help="frame size in pixels (default: 84, what agents see)")
     add_source_arguments(show)
+
+    bench = commands.add_parser("bench", help="measure throughput as ratios against baselines run beside it")
+    bench.add_argument("--quick", action="store_true", help="fewer repetitions: a few minutes on 2 cores")
+    bench.add_argument("--json", type=Path, help="also write the results to this JSON file")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"train": run_train, "eval": run_eval, "report": run_report, "show": run_show}[args.command](args)
+        return {"train": run_train, "eval": run_eval, "report": run_report, "show": run_show, "bench": run_bench}[args.command](args)
     except UserError as error:
         print(f"unseen {args.command}: error: {error}", file=sys.stderr)
         return 2
@@ -139,6 +143,20 @@ def run_show(args: argparse.Namespace) -> int:
     path = draw_gallery(args.task, args.shifts or list(SHIFTS), args.out, args.frames, args.seed,
                         image_size=args.image_size, **source_options(args))
     print(f"written to {path}")
+    return 0
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    import json
+
+    from unseen.bench import run
+
+    result = run(args.quick)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(text + "\n")
     return 0
 
 
