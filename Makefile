@@ -24,9 +24,12 @@ test-slow: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/unseen train --algo drq --task cartpole_swingup --preset smoke --out $(DEMO_DIR)
-	$(VENV)/bin/unseen eval $(DEMO_DIR) --shifts none --episodes 5
+	$(VENV)/bin/unseen eval $(DEMO_DIR) --episodes 5 \
+		--shifts none color_easy color_hard video_easy video_hard distracting_cs
 	$(VENV)/bin/unseen report $(DEMO_DIR) --out $(DEMO_DIR)/report
-	@echo "Run directory: $(DEMO_DIR) (config.yaml, train.csv, eval.csv, summary.json, checkpoints/, videos/, tensorboard/, report/)"
+	$(VENV)/bin/unseen show --task cartpole_swingup --out $(DEMO_DIR)/report/shifts.png
+	@echo "Run directory: $(DEMO_DIR) (config.yaml, train.csv, eval.csv, summary.json, checkpoints/, videos/, tensorboard/)"
+	@echo "Report: $(DEMO_DIR)/report (table.md, table.csv, shifts.png: what the agent saw under each shift)"
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache
