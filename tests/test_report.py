@@ -16,7 +16,10 @@ def fake_run(root, algo, seed, returns, preset="cpu"):
     summary = {
         "algo": algo, "task": "cartpole_swingup", "preset": preset, "seed": seed, "frames": 100_000,
         "steps": 12_500, "wall_time_s": 60.0,
-        "returns": {shift: {"mean": value, "std": 1.0, "episodes": 10} for shift, value in returns.items()},
+        "returns": {
+            shift: {"mean": value, "std": 1.0, "episodes": 10, "source": "procedural" if shift != "none" else "none"}
+            for shift, value in returns.items()
+        },
     }
     (run / "summary.json").write_text(json.dumps(summary))
 
@@ -33,6 +36,8 @@ def test_table_by_hand(tmp_path):
     text = markdown(runs)
     assert "| cartpole_swingup | none | 700 ± 100 | 250 ± 0 |" in text
     assert "drq: 2, sac: 1" in text and "over 10 evaluation episodes" in text
+    assert text.index("| none |") < text.index("| color_hard |")  # benchmark order, not alphabetical
+    assert "Data: color_hard: procedural." in text
     write_report([tmp_path], tmp_path / "out")
     assert {p.name for p in (tmp_path / "out").iterdir()} == {"table.md", "table.csv", "runs.csv"}
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from unseen.envs.shifts import SHIFTS
 from unseen.errors import UserError
 from unseen.rundir import SUMMARY_FILE
 
@@ -31,6 +32,7 @@ def collect(dirs: list[Path]) -> pd.DataFrame:
                         "shift": shift,
                         "return": result["mean"],
                         "episodes": result["episodes"],
+                        "source": result.get("source", "none" if shift == "none" else "unrecorded"),
                         "wall_time_min": summary["wall_time_s"] / 60,
                     }
                 )
@@ -44,16 +46,20 @@ def collect(dirs: list[Path]) -> pd.DataFrame:
 
 
 def table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Rows (task, shift), columns per method: mean and std across seeds, and the number of seeds."""
+    """Rows (task, shift) with shifts in benchmark order, per method: mean and std across seeds, seed count."""
     grouped = runs.groupby(["task", "shift", "algo"])["return"]
-    return pd.DataFrame({"mean": grouped.mean(), "std": grouped.std(ddof=0), "seeds": grouped.size()}).reset_index()
+    stats = pd.DataFrame({"mean": grouped.mean(), "std": grouped.std(ddof=0), "seeds": grouped.size()}).reset_index()
+    order = {shift: i for i, shift in enumerate(SHIFTS)}
+    return stats.sort_values(["task", "shift", "algo"], key=lambda c: c.map(order) if c.name == "shift" else c)
 
 
 def markdown(runs: pd.DataFrame) -> str:
     """The table as Markdown, `mean +- std` per cell, with a caption saying what the numbers are."""
     stats = table(runs)
     stats["cell"] = stats.apply(lambda r: f"{r['mean']:.0f} ± {r['std']:.0f}", axis=1)
-    wide = stats.pivot(index=["task", "shift"], columns="algo", values="cell").reset_index()
+    wide = stats.pivot(index=["task", "shift"], columns="algo", values="cell").reindex(
+        pd.MultiIndex.from_frame(stats[["task", "shift"]].drop_duplicates())
+    ).reset_index()
     header = "| " + " | ".join(wide.columns) + " |"
     lines = [header, "|" + "---|" * len(wide.columns)]
     lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in wide.itertuples(index=False)]
@@ -63,7 +69,13 @@ def markdown(runs: pd.DataFrame) -> str:
     caption = (
         f"Preset `{runs['preset'].iloc[0]}`, {runs['frames'].max():,} environment frames; each cell is the mean over "
         f"seeds ({seeds}) of each seed's mean return over {episodes} evaluation episodes, ± the standard deviation "
-        f"across seeds (numpy's, ddof=0)."
+        f"across seeds (numpy's, ddof=0). Data: "
+        + "; ".join(
+            f"{shift}: {', '.join(sorted(group['source'].unique()))}"
+            for shift, group in runs.groupby("shift", sort=False)
+            if shift != "none"
+        )
+        + "."
     )
     return "\n".join(lines) + "\n\n" + caption + "\n"
 
