@@ -239,3 +239,20 @@ def test_missing_gl_backend_is_one_line_naming_the_fix(tmp_path):
     assert len(done.stderr.strip().splitlines()) == 1
     assert "no OpenGL backend" in done.stderr and "MUJOCO_GL=egl" in done.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_evaluation_does_not_depend_on_the_number_of_workers(tmp_path, finished_run):
+    from unseen.config import load_config
+    from unseen.evaluate import evaluate_parallel, evaluate_run
+
+    run = tmp_path / "copy"
+    shutil.copytree(finished_run, run)
+    trained = json.loads((run / "summary.json").read_text())["returns"]["none"]["mean"]
+    one = evaluate_run(run, ["none", "color_hard"], 3, workers=1)
+    two = evaluate_run(run, ["none", "color_hard"], 3, workers=2)
+    assert [r["return_mean"] for r in one] == [r["return_mean"] for r in two]
+    assert one[1]["source"].startswith("generated")
+    # The training's final evaluation ran one episode in-process: the first of the evaluation's episodes.
+    state = torch.load(run / train.CHECKPOINT_FILE, weights_only=False)["agent"]
+    returns, _ = evaluate_parallel(state, load_config(run / "config.yaml"), ["none"], 2, {"none": None}, {}, 2)
+    assert returns["none"][0] == trained

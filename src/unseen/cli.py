@@ -55,6 +55,7 @@ def build_parser() -> Parser:
     evaluate.add_argument("run_dir", type=Path, help="a run directory made by unseen train")
     evaluate.add_argument("--shifts", nargs="+", default=["none"], help="shifts to evaluate on (default: none)")
     evaluate.add_argument("--episodes", type=int, default=10, help="episodes per shift (default: 10)")
+    evaluate.add_argument("--workers", type=int, default=0, help="processes running episodes (default: one per core)")
     add_source_arguments(evaluate)
     report = commands.add_parser("report", help="tables from finished run directories")
     report.add_argument("dirs", nargs="+", type=Path, help="run directories, or folders that hold them at any depth")
@@ -117,7 +118,7 @@ def run_train(args: argparse.Namespace) -> int:
 def run_eval(args: argparse.Namespace) -> int:
     from unseen.evaluate import evaluate_run
 
-    rows = evaluate_run(args.run_dir, args.shifts, args.episodes, source_options(args))
+    rows = evaluate_run(args.run_dir, args.shifts, args.episodes, source_options(args), args.workers)
     print(f"{'shift':<16}{'return':>10}{'std':>8}{'episodes':>10}  source")
     for row in rows:
         print(f"{row['shift']:<16}{row['return_mean']:>10.1f}{row['return_std']:>8.1f}{row['episodes']:>10}  {row['source']}")

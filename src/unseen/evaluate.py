@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
 import imageio.v2 as imageio
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from unseen.agents import SAC, make_agent
 from unseen.config import RunConfig, load_config
-from unseen.envs import SHIFTS, make_env, resolve_sources
+from unseen.envs import SHIFTS, PixelEnv, make_env, resolve_sources
 from unseen.errors import UserError
 from unseen.logs import CsvLog
 from unseen.rundir import CONFIG_FILE, SUMMARY_FILE, read_checkpoint, summary_entry, write_json
@@ -60,7 +64,17 @@ def evaluate(
 
     `sources`: the shifts' data options of `make_env` (video_dir, color_file, intensity, ...).
     """
-    env = make_env(
+    env = make_eval_env(cfg, shift, sources)
+    try:
+        seeds = eval_seeds(cfg.seed, episodes)
+        returns = [run_episode(agent, env, seed, video_path if i == 0 else None) for i, seed in enumerate(seeds)]
+    finally:
+        env.close()
+    return EvalResult(shift, returns, env.shift.record)
+
+
+def make_eval_env(cfg: RunConfig, shift: str, sources: dict[str, str] | None) -> PixelEnv:
+    return make_env(
         cfg.env.task,
         shift,
         seed=cfg.seed,
@@ -70,24 +84,22 @@ def evaluate(
         render_shadows=cfg.env.render_shadows,
         **(sources or {}),
     )
-    returns = []
-    try:
-        for episode, seed in enumerate(eval_seeds(cfg.seed, episodes)):
-            obs, _ = env.reset(seed=seed)
-            frames = [env.render()] if video_path is not None and episode == 0 else None
-            total, done = 0.0, False
-            while not done:
-                obs, reward, terminated, truncated, _ = env.step(agent.act(obs, deterministic=True))
-                total += reward
-                done = terminated or truncated
-                if frames is not None:
-                    frames.append(env.render())
-            returns.append(total)
-            if frames is not None:
-                write_video(video_path, frames)
-    finally:
-        env.close()
-    return EvalResult(shift, returns, env.shift.record)
+
+
+def run_episode(agent: SAC, env: PixelEnv, seed: int, video_path: Path | None = None) -> float:
+    """The return of one episode of the mean action from `env.reset(seed=seed)`; the same for any env reused."""
+    obs, _ = env.reset(seed=seed)
+    frames = [env.render()] if video_path is not None else None
+    total, done = 0.0, False
+    while not done:
+        obs, reward, terminated, truncated, _ = env.step(agent.act(obs, deterministic=True))
+        total += reward
+        done = terminated or truncated
+        if frames is not None:
+            frames.append(env.render())
+    if frames is not None:
+        write_video(video_path, frames)
+    return total
 
 
 def write_video(path: Path, frames: list[np.ndarray], scale: int = 4, fps: int = 30) -> None:
@@ -97,25 +109,25 @@ def write_video(path: Path, frames: list[np.ndarray], scale: int = 4, fps: int =
     imageio.mimwrite(path, big, fps=fps, macro_block_size=1)
 
 
-def evaluate_run(run_dir: Path, shifts: list[str], episodes: int, sources: dict[str, str] | None = None) -> list[dict]:
+def evaluate_run(
+    run_dir: Path, shifts: list[str], episodes: int, sources: dict[str, str] | None = None, workers: int = 0
+) -> list[dict]:
     """Evaluate a run's latest checkpoint on `shifts`; append to eval.csv and add to summary.json's returns.
 
     `sources`: the shifts' data options of `make_env`; all of them are checked before the first episode.
+    `workers`: processes running episodes (0: one per core).
     """
     unknown = [shift for shift in shifts if shift not in SHIFTS]
     if unknown:
         raise UserError(f"unknown shift(s) {', '.join(unknown)}; valid shifts: {', '.join(SHIFTS)}")
     if episodes <= 0:
         raise UserError(f"--episodes must be positive, got {episodes}")
+    if workers < 0:
+        raise UserError(f"--workers must be 0 (one per core) or positive, got {workers}")
     for shift in shifts:
         resolve_sources(shift, **(sources or {}))
     checkpoint = read_checkpoint(run_dir)
     cfg = load_config(run_dir / CONFIG_FILE)
-    probe = make_env(cfg.env.task, image_size=cfg.env.image_size, frame_stack=cfg.env.frame_stack)
-    obs_shape, action_dim = probe.observation_space.shape, probe.action_space.shape[0]
-    probe.close()
-    agent = make_agent(cfg.algo, obs_shape, action_dim, cfg.agent, torch.device("cpu"), cfg.seed)
-    agent.load_state_dict(checkpoint["agent"])
     step = checkpoint["step"]
     log = CsvLog(run_dir / "eval.csv")
     summary_path = run_dir / SUMMARY_FILE
@@ -123,13 +135,69 @@ def evaluate_run(run_dir: Path, shifts: list[str], episodes: int, sources: dict[
         "algo": cfg.algo, "task": cfg.env.task, "preset": cfg.preset, "seed": cfg.seed,
         "frames": step * cfg.env.action_repeat, "steps": step, "returns": {},
     }
+    videos = {shift: run_dir / "videos" / f"{shift}_step{step}_eval.mp4" if cfg.train.video else None for shift in shifts}
+    returns, records = evaluate_parallel(checkpoint["agent"], cfg, shifts, episodes, videos, sources or {}, workers)
     rows = []
     for shift in shifts:
-        video = run_dir / "videos" / f"{shift}_step{step}_eval.mp4" if cfg.train.video else None
-        result = evaluate(agent, cfg, shift, episodes, video, sources)
-        row = {"step": step, "frames": step * cfg.env.action_repeat, **result.row}
+        row = {"step": step, "frames": step * cfg.env.action_repeat, **EvalResult(shift, returns[shift], records[shift]).row}
         log.write(row)
         summary["returns"][shift] = summary_entry(row)
         rows.append(row)
     write_json(summary_path, summary)
     return rows
+
+
+# ----- episodes in worker processes --------------------------------------------------------------------
+# Each worker holds the agent and one environment per shift; an episode's return depends only on its seed,
+# so results do not depend on which worker ran it, nor on how many there are (tested).
+
+_worker: dict = {}
+
+
+def _start_worker(agent_state: dict, cfg: RunConfig, sources: dict[str, str]) -> None:
+    # One intra-op thread per worker: the workers are the parallelism, and a fixed thread count keeps
+    # every episode bit-for-bit the same whichever process runs it.
+    torch.set_num_threads(1)
+    probe = make_eval_env(cfg, "none", None)
+    obs_shape, action_dim = probe.observation_space.shape, probe.action_space.shape[0]
+    probe.close()
+    agent = make_agent(cfg.algo, obs_shape, action_dim, cfg.agent, torch.device("cpu"), cfg.seed)
+    agent.load_state_dict(agent_state)
+    _worker.update(agent=agent, cfg=cfg, sources=sources, envs={})
+
+
+def _worker_episode(shift: str, seed: int, video_path: Path | None) -> tuple[float, dict]:
+    envs = _worker["envs"]
+    if shift not in envs:
+        envs[shift] = make_eval_env(_worker["cfg"], shift, _worker["sources"])
+    env = envs[shift]
+    return run_episode(_worker["agent"], env, seed, video_path), env.shift.record
+
+
+def evaluate_parallel(
+    agent_state: dict,
+    cfg: RunConfig,
+    shifts: list[str],
+    episodes: int,
+    videos: dict[str, Path | None],
+    sources: dict[str, str],
+    workers: int = 0,
+) -> tuple[dict[str, list[float]], dict[str, dict]]:
+    """Returns per shift (in episode order) and each shift's data record, from `workers` processes (0: one per core)."""
+    seeds = eval_seeds(cfg.seed, episodes)
+    jobs = [(shift, index) for shift in shifts for index in range(episodes)]
+    workers = min(workers or os.cpu_count() or 1, len(jobs))
+    returns: dict[str, list[float]] = {shift: [0.0] * episodes for shift in shifts}
+    records: dict[str, dict] = {}
+    context = multiprocessing.get_context("spawn")  # no fork: the parent may hold a GL context
+    with ProcessPoolExecutor(workers, context, initializer=_start_worker, initargs=(agent_state, cfg, sources)) as pool:
+        futures = {
+            pool.submit(_worker_episode, shift, seeds[index], videos[shift] if index == 0 else None): (shift, index)
+            for shift, index in jobs
+        }
+        with tqdm(total=len(jobs), unit="episode", desc="evaluating", mininterval=1.0) as bar:
+            for future in as_completed(futures):
+                shift, index = futures[future]
+                returns[shift][index], records[shift] = future.result()
+                bar.update(1)
+    return returns, records
