@@ -61,10 +61,10 @@ def _float(x: torch.Tensor) -> torch.Tensor:
 
 
 def _like(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Float pixel values `y` in the dtype of `x`: rounded and clamped to [0, 255] for integer dtypes."""
+    """Float pixel values `y` (a fresh tensor, changed in place) in the dtype of `x`: rounded and clamped for integers."""
     if x.is_floating_point():
         return y.to(x.dtype)
-    return y.round().clamp_(0, 255).to(x.dtype)
+    return y.round_().clamp_(0, 255).to(x.dtype)
 
 
 def _frames(x: torch.Tensor) -> torch.Tensor:
@@ -97,10 +97,11 @@ def random_overlay(x: torch.Tensor, images: torch.Tensor, *, mu: float | torch.T
     `images` is `(B, 3, H, W)`, one picture per sample, laid over every frame of its stack. `mu` is a number
     or one value per sample `(B,)`; CG2A's overlay uses `mu = 0.5`.
     """
-    mu = torch.as_tensor(mu, device=x.device).reshape(-1, 1, 1, 1)
-    xf = _float(x)
-    repeated = _float(images).to(xf.dtype).repeat(1, x.shape[1] // 3, 1, 1)
-    return _like((1 - mu) * xf + mu * repeated, x)
+    frames = _float(_frames(x))  # (B, k, 3, H, W)
+    mu = torch.as_tensor(mu, device=x.device, dtype=frames.dtype).reshape(-1, 1, 1, 1, 1)
+    mixed = (1 - mu) * frames
+    mixed += mu * images[:, None].to(frames.dtype)  # one picture, broadcast over the frames
+    return _like(mixed.view(x.shape), x)
 
 
 def overlay_s(
