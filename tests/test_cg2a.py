@@ -48,7 +48,7 @@ def view_gradients(agent, b, views):
 @pytest.mark.parametrize("gas, sgs", list(itertools.product((False, True), repeat=2)))
 @pytest.mark.parametrize("rule", ["agree", "literal"])
 def test_cg2a_writes_the_combined_gradient_of_its_ablation(gas, sgs, rule):
-    agent = new_agent("cg2a", cg2a_gas=gas, cg2a_sgs=sgs, sgs_rule=rule, bf16=False, channels_last=False)
+    agent = new_agent("cg2a", cg2a_gas=gas, cg2a_sgs=sgs, sgs_rule=rule, bf16=False, channels_last=False, grad_log_every=1)
     twin = copy.deepcopy(agent)
     b = batch()
     written, metrics = gradient_at_step(agent, b)
@@ -86,7 +86,7 @@ def test_svea_loss_is_alpha_shift_plus_beta_conv():
 
 
 def test_fixed_gamma_and_diagnostic_names():
-    agent = new_agent("cg2a", sgs_gamma_low=0.2, sgs_gamma_high=0.2, cg2a_augmentations="conv,cutout")
+    agent = new_agent("cg2a", sgs_gamma_low=0.2, sgs_gamma_high=0.2, cg2a_augmentations="conv,cutout", grad_log_every=1)
     metrics = agent.update(batch())
     assert metrics["grad/gamma"] == pytest.approx(0.2)
     assert agent.overlay_images is None  # no overlay in the set: no image pool

@@ -96,8 +96,8 @@ class AgentConfig:
     """CG2A: clamp negative GAS weights to 0 and renormalise (ours; the paper's weights can be negative)."""
     grad_method: str = "sequential"
     """CG2A: per-augmentation gradients by "sequential" passes (cheapest on CPU) or one "vmap" pass."""
-    grad_log_every: int = 1
-    """CG2A: compute the grad/ diagnostics (Figure 1) every this many updates; 0 never."""
+    grad_log_every: int = 10
+    """CG2A: compute the grad/ diagnostics (Figure 1) every this many updates (each costs ~5% of one); 0 never."""
     overlay_dir: str = ""
     """Folder of overlay images at any depth (Places365 works); empty: the seeded procedural source."""
     overlay_pool: int = 1000

@@ -35,6 +35,19 @@ def gas_weights(grads: torch.Tensor, clamp: bool = False) -> torch.Tensor:
     return torch.where(nonzero, scores / torch.where(nonzero, total, 1.0), uniform_weights(grads))
 
 
+def column_extremes(grads: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Smallest and largest of the `K` gradients in each component, `(P,)` each.
+
+    A loop over the `K` rows: contiguous elementwise passes, several times faster on CPU than a
+    reduction over dim 0 of a `(K, P)` tensor with millions of columns.
+    """
+    low, high = grads[0].clone(), grads[0].clone()
+    for row in grads[1:]:
+        torch.minimum(low, row, out=low)
+        torch.maximum(high, row, out=high)
+    return low, high
+
+
 def agreement_mask(grads: torch.Tensor, rule: str = "agree") -> torch.Tensor:
     """SGS's element mask, CG2A Eq. (9): True where the components of all `K` gradients agree in sign.
 
@@ -44,8 +57,13 @@ def agreement_mask(grads: torch.Tensor, rule: str = "agree") -> torch.Tensor:
     """
     if rule not in SGS_RULES:
         raise ValueError(f"unknown SGS rule {rule!r}; choose one of: {', '.join(SGS_RULES)}")
-    signs = torch.sign(grads).sum(dim=0)
-    return (signs.abs() if rule == "agree" else signs) == grads.shape[0]
+    low, high = column_extremes(grads)
+    return (low > 0) | (high < 0) if rule == "agree" else low > 0
+
+
+def surgery_scale(grads: torch.Tensor, gamma: float, rule: str = "agree") -> torch.Tensor:
+    """`(P,)`: 1 where the gradients agree (`agreement_mask`), `gamma` where they conflict."""
+    return torch.where(agreement_mask(grads, rule), 1.0, gamma).to(grads.dtype)
 
 
 def soft_surgery(grads: torch.Tensor, gamma: float, rule: str = "agree") -> torch.Tensor:
@@ -55,8 +73,7 @@ def soft_surgery(grads: torch.Tensor, gamma: float, rule: str = "agree") -> torc
     damping factor `gamma` (the caller draws it, METHODS.md: `U(0.22, 0.28)` once per update). `gamma = 1`
     leaves the gradients unchanged, `gamma = 0` removes every conflicting component.
     """
-    scale = torch.where(agreement_mask(grads, rule), 1.0, gamma).to(grads.dtype)
-    return grads * scale
+    return grads * surgery_scale(grads, gamma, rule)
 
 
 def combine(
@@ -67,10 +84,12 @@ def combine(
     Weights and mask both come from the raw gradients ("the two modules can be computed independently").
     The switches give the ablations of the paper's Table 4: neither = AC only (the mean of the `K`
     gradients), `gas` only = AC+GAS, `sgs` only = AC+SGS (mean of the surgered gradients), both = CG2A.
+    SGS scales whole components, so `sum_i w_i (scale * g_i) = scale * sum_i w_i g_i` is computed in that
+    order, without the surgered `(K, P)` matrix.
     """
     weights = gas_weights(grads, clamp) if gas else uniform_weights(grads)
-    surgered = soft_surgery(grads, gamma, rule) if sgs else grads
-    return weights @ surgered
+    direction = weights @ grads
+    return direction * surgery_scale(grads, gamma, rule) if sgs else direction
 
 
 def uniform_weights(grads: torch.Tensor) -> torch.Tensor:
@@ -135,7 +154,8 @@ def diagnostics(grads: torch.Tensor, names: Sequence[str], weights: torch.Tensor
     norms = gram.diagonal().clamp(min=0).sqrt()
     denominator = norms[:, None] * norms[None, :]
     cosines = torch.where(denominator > 0, gram / torch.where(denominator > 0, denominator, 1.0), 0.0)
-    conflict = ((grads > 0).any(dim=0) & (grads < 0).any(dim=0)).float().mean()
+    low, high = column_extremes(grads)
+    conflict = ((low < 0) & (high > 0)).float().mean()
     metrics = {f"grad/norm/{name}": norm for name, norm in zip(names, norms.tolist())}
     metrics |= {f"grad/weight/{name}": w for name, w in zip(names, weights.tolist())}
     for (i, a), (j, b) in itertools.combinations(enumerate(names), 2):
