@@ -25,6 +25,7 @@ from unseen.agents import AGENTS, make_agent
 from unseen.config import make_config
 from unseen.envs import make_env
 from unseen.envs.dmc import suite
+from unseen.grad import per_loss_gradients
 from unseen.replay import ReplayBuffer
 
 
@@ -127,16 +128,55 @@ def bench_peak(dtype: torch.dtype, size: int, rounds: int) -> float:
     return 2 * size**3 / seconds / 1e9
 
 
-def bench_algos(presets: tuple[str, ...], updates: int) -> dict[str, dict[str, float]]:
-    """Updates per second of every registered algorithm at each preset (fast path)."""
+def bench_algos(presets: tuple[str, ...], updates: int, algos: tuple[str, ...] = tuple(AGENTS)) -> dict[str, dict[str, float]]:
+    """Updates per second of every registered algorithm (or of `algos`) at each preset (fast path)."""
     result: dict[str, dict[str, float]] = {}
-    for algo in AGENTS:
+    for algo in algos:
         result[algo] = {}
         for preset in presets:
             batch_size = make_config(algo, "walker_walk", preset).train.batch_size
             agent, batch = _update_setup(algo, preset, True, batch_size)
             seconds = interleaved({"update": lambda: [agent.update(batch) for _ in range(updates)]}, 1)["update"]
             result[algo][preset] = updates / seconds
+    return result
+
+
+def cost_ratios(updates_per_s: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """CG2A's update time over SVEA's and over DrQ's at each preset, from their updates per second."""
+    cg2a = updates_per_s["cg2a"]
+    return {
+        f"cg2a_over_{other}": {preset: updates_per_s[other][preset] / cg2a[preset] for preset in cg2a}
+        for other in ("svea", "drq")
+    }
+
+
+def bench_grad_extraction(preset: str, rounds: int) -> dict[str, float]:
+    """CG2A's per-augmentation gradients (K = N+1 views) against one forward+backward of the concatenated batch.
+
+    Fast path (bf16, channels-last): `sequential` only (`vmap` refuses channels-last); float32 NCHW: both
+    methods, each against the concatenated pass of the same layout. The TD target and views are fixed.
+    """
+    batch_size = make_config("cg2a", "walker_walk", preset).train.batch_size
+    result: dict[str, float] = {}
+    for layout, methods in (("fast", ("sequential",)), ("nchw", ("sequential", "vmap"))):
+        agent, batch = _update_setup("cg2a", preset, layout == "fast", batch_size)
+        target = agent.td_target(batch)
+        views = agent.views(batch["obs"])
+        action, k = batch["action"], len(views)
+        params = agent.critic_parameters()
+
+        def concat() -> None:
+            loss, _ = agent.view_loss(views.flatten(0, 1), action.repeat(k, 1), target.repeat(k, 1))
+            torch.autograd.grad(loss, params)
+
+        candidates: dict[str, Callable[[], Any]] = {"concat": concat}
+        for method in methods:
+            candidates[method] = lambda method=method: per_loss_gradients(agent.view_loss, views, action, target, method=method)
+        seconds = interleaved(candidates, rounds)
+        result[f"{layout}_concat_ms"] = 1000 * seconds["concat"]
+        for method in methods:
+            result[f"{layout}_{method}_ms"] = 1000 * seconds[method]
+            result[f"{layout}_{method}_over_concat"] = seconds[method] / seconds["concat"]
     return result
 
 
@@ -183,4 +223,6 @@ def run(quick: bool) -> dict[str, Any]:
     result["update_gflops_share_of_bf16_peak"] = result["update_gflops"] / result["peak_gflops_bf16"]
     result |= bench_replay()
     result["updates_per_s"] = bench_algos(plan.presets, plan.update_count)
+    result |= cost_ratios(result["updates_per_s"])
+    result["grad_extraction_cpu"] = bench_grad_extraction("cpu", plan.rounds)
     return result

@@ -57,9 +57,13 @@ def build_parser() -> Parser:
     evaluate.add_argument("--episodes", type=int, default=10, help="episodes per shift (default: 10)")
     evaluate.add_argument("--workers", type=int, default=0, help="processes running episodes (default: one per core)")
     add_source_arguments(evaluate)
-    report = commands.add_parser("report", help="tables from finished run directories")
-    report.add_argument("dirs", nargs="+", type=Path, help="run directories, or folders that hold them at any depth")
-    report.add_argument("--out", type=Path, required=True, help="folder for table.md, table.csv and runs.csv")
+    report = commands.add_parser("report", help="tables from finished run directories; --grad: CG2A's gradient plots")
+    report.add_argument("dirs", nargs="*", type=Path, help="run directories, or folders that hold them at any depth")
+    report.add_argument("--out", type=Path, required=True, help="folder for table.md, table.csv and runs.csv (or the plots)")
+    report.add_argument(
+        "--grad", type=Path, metavar="RUN_DIR",
+        help="instead, draw a CG2A run's gradient magnitudes per augmentation and pairwise cosines (PNG)",
+    )
 
     show = commands.add_parser("show", help="draw what the agent sees under each shift (a PNG)")
     show.add_argument("--task", required=True, help="DMControl task, e.g. walker_walk")
@@ -127,8 +131,16 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from unseen.report import write_report
+    from unseen.report import write_grad_report, write_report
 
+    if args.grad is not None:
+        if args.dirs:
+            raise UserError("--grad RUN_DIR draws one run's gradients; drop the other directories")
+        for written in write_grad_report(args.grad, args.out):
+            print(f"written to {written}")
+        return 0
+    if not args.dirs:
+        raise UserError("pass run directories (or --grad RUN_DIR)")
     path = write_report(args.dirs, args.out)
     print(path.read_text(), end="")
     print(f"written to {args.out}")

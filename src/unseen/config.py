@@ -18,7 +18,7 @@ import yaml
 
 from unseen.errors import UserError
 
-ALGOS = ("sac", "drq")
+ALGOS = ("sac", "drq", "svea", "cg2a")
 PRESETS = ("paper", "cpu", "smoke")
 
 
@@ -75,7 +75,33 @@ class AgentConfig:
     log_std_max: float = 2.0
     """Upper bound of the actor's log standard deviation."""
     shift_pad: int = 4
-    """Padding (pixels) of the random shift augmentation (DrQ)."""
+    """Padding (pixels) of the random shift augmentation (DrQ, SVEA, CG2A's tau_0)."""
+    svea_alpha: float = 0.5
+    """SVEA: weight of the critic loss on the shifted view (DMControl-GB: 0.5)."""
+    svea_beta: float = 0.5
+    """SVEA: weight of the critic loss on the shifted + random-conv view (DMControl-GB: 0.5)."""
+    cg2a_augmentations: str = "conv,overlay,overlay_s"
+    """CG2A: tau_1..tau_N applied on top of the random shift tau_0, comma-separated names from unseen.augment.VIEWS."""
+    cg2a_gas: bool = True
+    """CG2A: weight the gradients by the Gradient Agreement Solver, Eq. (8); false gives their mean (Table 4)."""
+    cg2a_sgs: bool = True
+    """CG2A: apply Soft Gradient Surgery, Algorithm 1 (Table 4)."""
+    sgs_gamma_low: float = 0.22
+    """CG2A: SGS damping factor gamma ~ U(low, high), drawn each update; equal bounds fix gamma (Figure 4)."""
+    sgs_gamma_high: float = 0.28
+    """CG2A: upper bound of gamma's uniform distribution (the paper's beta)."""
+    sgs_rule: str = "agree"
+    """CG2A: SGS agreement, "agree" (all signs equal, METHODS.md) or "literal" (all positive, as printed in Eq. 9)."""
+    gas_clamp: bool = False
+    """CG2A: clamp negative GAS weights to 0 and renormalise (ours; the paper's weights can be negative)."""
+    grad_method: str = "sequential"
+    """CG2A: per-augmentation gradients by "sequential" passes (cheapest on CPU) or one "vmap" pass."""
+    grad_log_every: int = 10
+    """CG2A: compute the grad/ diagnostics (Figure 1) every this many updates (each costs ~5% of one); 0 never."""
+    overlay_dir: str = ""
+    """Folder of overlay images at any depth (Places365 works); empty: the seeded procedural source."""
+    overlay_pool: int = 1000
+    """Overlay images drawn once from the source when the agent is built; each overlay samples from them."""
     bf16: bool = True
     """Run the conv trunk under bfloat16 autocast (losses, targets, LayerNorm and optimizer stay float32)."""
     channels_last: bool = True
@@ -248,6 +274,7 @@ def validate(cfg: RunConfig) -> RunConfig:
         "agent.hidden_dim": cfg.agent.hidden_dim,
         "agent.actor_update_every": cfg.agent.actor_update_every,
         "agent.target_update_every": cfg.agent.target_update_every,
+        "agent.overlay_pool": cfg.agent.overlay_pool,
     }
     for key, value in positive.items():
         if value <= 0:
@@ -258,6 +285,9 @@ def validate(cfg: RunConfig) -> RunConfig:
         "train.eval_every": cfg.train.eval_every,
         "train.checkpoint_every": cfg.train.checkpoint_every,
         "agent.shift_pad": cfg.agent.shift_pad,
+        "agent.svea_alpha": cfg.agent.svea_alpha,
+        "agent.svea_beta": cfg.agent.svea_beta,
+        "agent.grad_log_every": cfg.agent.grad_log_every,
     }
     for key, value in non_negative.items():
         if value < 0:
@@ -274,6 +304,35 @@ def validate(cfg: RunConfig) -> RunConfig:
             f"env.image_size={cfg.env.image_size} is too small for {cfg.agent.encoder_layers} conv layers; "
             f"use at least {smallest} or fewer agent.encoder_layers"
         )
+    validate_augmentation_agents(cfg.agent)
     if cfg.train.device not in ("auto", "cpu", "cuda"):
         raise UserError(f"train.device must be auto, cpu or cuda, got {cfg.train.device!r}")
     return cfg
+
+
+def augmentation_names(agent: AgentConfig) -> list[str]:
+    """CG2A's tau_1..tau_N as a list of names (`agent.cg2a_augmentations` split at commas)."""
+    return [name.strip() for name in agent.cg2a_augmentations.split(",") if name.strip()]
+
+
+def validate_augmentation_agents(agent: AgentConfig) -> None:
+    """The SVEA and CG2A fields (METHODS.md, "CG2A")."""
+    from unseen.augment import VIEWS
+    from unseen.grad import GRAD_METHODS, SGS_RULES
+
+    names = augmentation_names(agent)
+    unknown = [name for name in names if name not in VIEWS]
+    if unknown or not names or len(set(names)) != len(names):
+        raise UserError(
+            f"agent.cg2a_augmentations={agent.cg2a_augmentations!r} must list distinct names from: {', '.join(VIEWS)}"
+        )
+    if not 0 <= agent.sgs_gamma_low <= agent.sgs_gamma_high <= 1:
+        raise UserError("agent.sgs_gamma_low and agent.sgs_gamma_high must satisfy 0 <= low <= high <= 1")
+    if agent.sgs_rule not in SGS_RULES:
+        raise UserError(f"agent.sgs_rule must be one of {', '.join(SGS_RULES)}, got {agent.sgs_rule!r}")
+    if agent.grad_method not in GRAD_METHODS:
+        raise UserError(f"agent.grad_method must be one of {', '.join(GRAD_METHODS)}, got {agent.grad_method!r}")
+    if agent.grad_method == "vmap" and agent.channels_last:
+        raise UserError("agent.grad_method=vmap cannot run channels-last convolutions; set agent.channels_last=false")
+    if agent.overlay_dir and not Path(agent.overlay_dir).expanduser().is_dir():
+        raise UserError(f"agent.overlay_dir={agent.overlay_dir!r} is not a directory; pass a folder of images or leave it empty")

@@ -89,3 +89,52 @@ def write_report(dirs: list[Path], out: Path) -> Path:
     path = out / "table.md"
     path.write_text(markdown(runs))
     return path
+
+
+def grad_diagnostics(run_dir: Path) -> tuple[pd.Series, pd.DataFrame]:
+    """CG2A's Figure 1 from a run's train.csv: the mean normalised gradient magnitude per augmentation
+    (each row's `||g_i|| / sum_j ||g_j||`, averaged over rows) and every logged pairwise cosine."""
+    path = run_dir / "train.csv"
+    if not path.is_file():
+        raise UserError(f"{path} does not exist; pass a run directory made by unseen train --algo cg2a")
+    log = pd.read_csv(path)
+    norms = log[[c for c in log.columns if c.startswith("grad/norm/")]].dropna()
+    cosines = log[[c for c in log.columns if c.startswith("grad/cos/")]]
+    if norms.empty:
+        raise UserError(f"{path} has no grad/ columns; gradient diagnostics come from CG2A runs (agent.grad_log_every > 0)")
+    norms.columns = [c.removeprefix("grad/norm/") for c in norms.columns]
+    cosines.columns = [c.removeprefix("grad/cos/") for c in cosines.columns]
+    magnitude = norms.div(norms.sum(axis=1).where(lambda s: s > 0), axis=0).mean()
+    return magnitude, cosines
+
+
+def write_grad_report(run_dir: Path, out: Path) -> list[Path]:
+    """`grad_magnitude.png` (bars per augmentation) and `grad_cosine.png` (histogram of pairwise cosines)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    magnitude, cosines = grad_diagnostics(run_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = len(cosines.dropna(how="all"))
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.bar(magnitude.index, magnitude.values, color="tab:green")
+    ax.set_ylabel("normalised gradient magnitude")
+    ax.set_title(f"mean of ||g_i|| / sum_j ||g_j|| over {rows} logged updates", fontsize=9)
+    fig.tight_layout()
+    bars = out / "grad_magnitude.png"
+    fig.savefig(bars, dpi=120)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    values = [cosines[c].dropna().values for c in cosines.columns]
+    ax.hist(values, bins=20, range=(-1, 1), stacked=True, label=list(cosines.columns))
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_xlabel("cosine of the two gradients (< 0: conflict)")
+    ax.set_ylabel("logged updates")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    histogram = out / "grad_cosine.png"
+    fig.savefig(histogram, dpi=120)
+    plt.close(fig)
+    return [bars, histogram]

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import torch
 
+from unseen.agents.cg2a import CG2A
 from unseen.agents.drq import DrQ
 from unseen.agents.sac import SAC
+from unseen.agents.svea import SVEA
 from unseen.config import AgentConfig
 
-AGENTS: dict[str, type[SAC]] = {"sac": SAC, "drq": DrQ}
+AGENTS: dict[str, type[SAC]] = {"sac": SAC, "drq": DrQ, "svea": SVEA, "cg2a": CG2A}
 
 
 def make_agent(
@@ -17,4 +19,4 @@ def make_agent(
     return AGENTS[algo](obs_shape, action_dim, cfg, device, seed)
 
 
-__all__ = ["AGENTS", "SAC", "DrQ", "make_agent"]
+__all__ = ["AGENTS", "CG2A", "SAC", "SVEA", "DrQ", "make_agent"]

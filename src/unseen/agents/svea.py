@@ -1,0 +1,37 @@
+"""SVEA (Hansen et al., 2021) as DMControl-GB implements it: the critic learns from two views of each sample.
+
+Both `obs` and `next_obs` are randomly shifted (DrQ); the TD target comes from the shifted next
+observation. We follow DMControl-GB's code here rather than the paper's "unaugmented" target because its
+replay buffer (`sample_svea`) crops both observations before `update_critic` sees them, and SVEA's
+published numbers come from that code; CG2A, which cites SVEA for the unaugmented target, uses SAC's.
+Critic loss, the target `y` shared by both views:
+    L = alpha * L(shift(o)) + beta * L(conv(shift(o))),   L(v) = ||Q1(v, a) - y||^2 + ||Q2(v, a) - y||^2
+with `alpha = beta = 0.5` (`agent.svea_alpha`, `agent.svea_beta`); the conv view is `random_conv` of the
+same shifted observation. Both views pass the trunk as one concatenated batch (exact: the networks treat
+samples independently). The actor and temperature learn from the shifted view's features, as in DrQ.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from unseen.agents.drq import DrQ
+from unseen.augment import random_conv
+
+
+class SVEA(DrQ):
+    """DrQ whose critic also trains on a random-conv view against the same target."""
+
+    def update_critic(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, float], torch.Tensor]:
+        target = self.td_target(batch)
+        shifted = self.augment(batch["obs"])
+        features = self.trunk(torch.cat([shifted, random_conv(shifted, generator=self.generator)]))
+        clean, conv = features.chunk(2)
+        clean_loss = self.critic_loss(clean, batch["action"], target)
+        conv_loss = self.critic_loss(conv, batch["action"], target)
+        loss = self.cfg.svea_alpha * clean_loss + self.cfg.svea_beta * conv_loss
+        self.critic_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.critic_optimizer.step()
+        metrics = {"critic_loss": loss.item(), "critic_loss_conv": conv_loss.item(), "q_target": target.mean().item()}
+        return metrics, clean

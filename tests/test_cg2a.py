@@ -1,0 +1,138 @@
+"""SVEA and CG2A agents: the gradient each writes before its optimizer step, the ablation switches, gamma,
+checkpoints, config validation, and a CLI smoke run whose train.csv carries the grad/ diagnostics."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+
+import pandas as pd
+import pytest
+import torch
+
+from unseen.cli import main
+from unseen.config import validate
+from unseen.errors import UserError
+from unseen.grad import combine
+
+from conftest import tiny_config
+from test_sac import batch, new_agent
+from test_train import tiny_overrides
+
+
+def gradient_at_step(agent, b):
+    """The critic gradient the agent hands to its optimizer in one update (captured at `step`)."""
+    captured = []
+    step = agent.critic_optimizer.step
+
+    def capture():
+        captured.append(torch.cat([p.grad.reshape(-1) for p in agent.critic_parameters()]))
+        step()
+
+    agent.critic_optimizer.step = capture
+    metrics = agent.update(b)
+    return captured[0], metrics
+
+
+def view_gradients(agent, b, views):
+    """g_i of every view, each by its own forward and torch.autograd.grad."""
+    target = agent.td_target(b)
+    rows = []
+    for view in views(agent, b["obs"]):
+        loss = agent.critic_loss(agent.trunk(view), b["action"], target)
+        grads = torch.autograd.grad(loss, agent.critic_parameters())
+        rows.append(torch.cat([g.reshape(-1) for g in grads]))
+    return torch.stack(rows)
+
+
+@pytest.mark.parametrize("gas, sgs", list(itertools.product((False, True), repeat=2)))
+@pytest.mark.parametrize("rule", ["agree", "literal"])
+def test_cg2a_writes_the_combined_gradient_of_its_ablation(gas, sgs, rule):
+    agent = new_agent("cg2a", cg2a_gas=gas, cg2a_sgs=sgs, sgs_rule=rule, bf16=False, channels_last=False, grad_log_every=1)
+    twin = copy.deepcopy(agent)
+    b = batch()
+    written, metrics = gradient_at_step(agent, b)
+    J = view_gradients(twin, b, lambda a, obs: a.views(obs))  # same generator stream: target, then views
+    gamma = 0.22 + 0.06 * torch.rand((), generator=twin.generator).item()
+    assert metrics["grad/gamma"] == pytest.approx(gamma) and 0.22 <= gamma <= 0.28
+    expected = combine(J, gas=gas, sgs=sgs, gamma=gamma, rule=rule)
+    torch.testing.assert_close(written, expected, rtol=1e-4, atol=1e-6)
+    if not gas and not sgs:
+        torch.testing.assert_close(written, J.mean(0), rtol=1e-4, atol=1e-6)  # AC only: the mean
+
+
+def test_cg2a_vmap_and_sequential_agree():
+    fields = dict(bf16=False, channels_last=False)
+    a, _ = gradient_at_step(new_agent("cg2a", grad_method="sequential", **fields), batch())
+    b, _ = gradient_at_step(new_agent("cg2a", grad_method="vmap", **fields), batch())
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_svea_loss_is_alpha_shift_plus_beta_conv():
+    from unseen.augment import random_conv
+
+    agent = new_agent("svea", svea_alpha=0.3, svea_beta=0.7, bf16=False, channels_last=False)
+    twin = copy.deepcopy(agent)
+    b = batch()
+    written, metrics = gradient_at_step(agent, b)
+
+    def views(a, obs):
+        shifted = a.augment(obs)
+        return [shifted, random_conv(shifted, generator=a.generator)]
+
+    J = view_gradients(twin, b, views)
+    torch.testing.assert_close(written, 0.3 * J[0] + 0.7 * J[1], rtol=1e-4, atol=1e-6)
+    assert "critic_loss_conv" in metrics
+
+
+def test_fixed_gamma_and_diagnostic_names():
+    agent = new_agent("cg2a", sgs_gamma_low=0.2, sgs_gamma_high=0.2, cg2a_augmentations="conv,cutout", grad_log_every=1)
+    metrics = agent.update(batch())
+    assert metrics["grad/gamma"] == pytest.approx(0.2)
+    assert agent.overlay_images is None  # no overlay in the set: no image pool
+    expected = {"grad/norm/shift", "grad/norm/conv", "grad/norm/cutout", "grad/weight/cutout", "grad/cos/shift-conv",
+                "grad/cos/shift-cutout", "grad/cos/conv-cutout", "grad/conflict_fraction", "grad/gamma"}
+    assert expected <= set(metrics)
+    weights = [metrics[f"grad/weight/{n}"] for n in ("shift", "conv", "cutout")]
+    assert sum(abs(w) for w in weights) == pytest.approx(1.0)
+
+
+def test_diagnostics_every_k_updates():
+    agent = new_agent("cg2a", grad_log_every=2)
+    assert "grad/gamma" not in agent.update(batch())
+    assert "grad/gamma" in agent.update(batch(seed=1))
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("cg2a_augmentations", "conv,blur", "distinct names from"),
+        ("cg2a_augmentations", "conv,conv", "distinct names from"),
+        ("sgs_gamma_low", 0.5, "0 <= low <= high <= 1"),
+        ("sgs_rule", "positive", "agree, literal"),
+        ("grad_method", "vmap", "agent.channels_last=false"),
+        ("svea_alpha", -1.0, "agent.svea_alpha must be zero or positive"),
+        ("overlay_dir", "/nonexistent/places", "not a directory"),
+    ],
+)
+def test_bad_cg2a_settings_are_refused_with_the_fix(field, value, message):
+    cfg = tiny_config("cg2a")
+    setattr(cfg.agent, field, value)
+    with pytest.raises(UserError, match=message):
+        validate(cfg)
+
+
+def test_cli_smoke_run_logs_gradient_diagnostics_and_reports_them(tmp_path, capsys):
+    cfg = tiny_config("cg2a", steps=140)  # past the end of the first 125-step cartpole episode
+    run = tmp_path / "run"
+    code = main(["train", "--algo", "cg2a", "--task", "cartpole_swingup", "--preset", "smoke", "--steps", "140",
+                 "--out", str(run), "--set", *tiny_overrides(cfg)])
+    assert code == 0
+    log = pd.read_csv(run / "train.csv")
+    columns = {"grad/norm/overlay", "grad/weight/conv", "grad/cos/conv-overlay", "grad/conflict_fraction", "grad/gamma"}
+    assert columns <= set(log.columns) and log[sorted(columns)].notna().all().all()
+    assert main(["report", "--grad", str(run), "--out", str(tmp_path / "plots")]) == 0
+    for name in ("grad_magnitude.png", "grad_cosine.png"):
+        assert (tmp_path / "plots" / name).stat().st_size > 1000
+    assert main(["report", "--grad", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
+    assert "does not exist" in capsys.readouterr().err
