@@ -16,11 +16,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# One intra-op thread: the test models are tiny, and a second thread only adds contention on 2 cores.
 test: $(STAMP)
-	$(PY) -m pytest -q -m "not slow"
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -m "not slow"
 
 test-slow: $(STAMP)
-	$(PY) -m pytest -q -m slow
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -m slow
 
 demo: $(STAMP)
 	$(VENV)/bin/unseen train --algo drq --task cartpole_swingup --preset smoke --out $(DEMO_DIR)
