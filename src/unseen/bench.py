@@ -197,7 +197,7 @@ def machine() -> dict[str, Any]:
         with open("/proc/cpuinfo") as handle:
             names = [line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")]
         model = names[0] if names else model
-    return {"cores": os.cpu_count(), "cpu": model, **runtime.versions(), **runtime.configure()}
+    return {**runtime.versions(), **runtime.configure(), "cores": os.cpu_count(), "cpu": model}
 
 
 @dataclasses.dataclass
