@@ -23,8 +23,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from unseen import runtime
 from unseen.agents import AGENTS, make_agent
 from unseen.config import make_config
-from unseen.envs import make_env
+from unseen.envs import SHIFTS, make_env
 from unseen.envs.dmc import suite
+from unseen.evaluate import evaluate_parallel
 from unseen.grad import per_loss_gradients
 from unseen.replay import ReplayBuffer
 
@@ -209,10 +210,28 @@ class BenchPlan:
     rounds: int
     peak_size: int
     presets: tuple[str, ...]
+    eval_episodes: int
+    """Evaluation episodes per shift (walker_walk, every shift)."""
+
+
+def bench_eval(episodes: int, preset: str = "paper") -> dict[str, float]:
+    """`unseen eval`'s path (worker processes, one per core) on walker_walk: `episodes` on every shift.
+
+    The agent has the preset's networks at initialisation: the time per episode does not depend on training.
+    """
+    cfg = make_config("drq", "walker_walk", preset)
+    cfg.train.video = False
+    size, stack = cfg.env.image_size, cfg.env.frame_stack
+    agent = make_agent("drq", (3 * stack, size, size), 6, cfg.agent, torch.device("cpu"), seed=0)
+    start = time.perf_counter()
+    evaluate_parallel(agent.state_dict(), cfg, list(SHIFTS), episodes, dict.fromkeys(SHIFTS), {})
+    minutes = (time.perf_counter() - start) / 60
+    per_minute = episodes * len(SHIFTS) / minutes
+    return {"eval_episodes_per_min": per_minute, "eval_minutes_10_episodes_6_shifts": 10 * len(SHIFTS) / per_minute}
 
 
 def run(quick: bool) -> dict[str, Any]:
-    plan = BenchPlan(100, 2, 3, 2048, ("cpu", "paper")) if quick else BenchPlan(250, 5, 5, 4096, ("cpu", "paper"))
+    plan = BenchPlan(100, 2, 3, 2048, ("cpu", "paper"), 2) if quick else BenchPlan(250, 5, 5, 4096, ("cpu", "paper"), 10)
     result: dict[str, Any] = {"machine": machine(), "quick": quick}
     result |= bench_render(plan.render_steps, plan.rounds)
     for preset in plan.presets:
@@ -225,4 +244,5 @@ def run(quick: bool) -> dict[str, Any]:
     result["updates_per_s"] = bench_algos(plan.presets, plan.update_count)
     result |= cost_ratios(result["updates_per_s"])
     result["grad_extraction_cpu"] = bench_grad_extraction("cpu", plan.rounds)
+    result |= bench_eval(plan.eval_episodes)
     return result
