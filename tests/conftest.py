@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from unseen.config import RunConfig, make_config
@@ -40,3 +41,19 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip(f"the benchmark data directory {SHARED} is absent (it sits beside the project in CI)")
     return SHARED
+
+
+def rollout(env, actions, seed=None) -> tuple[np.ndarray, np.ndarray]:
+    """Observations (from the reset on) and rewards of `actions` played from `env.reset(seed=seed)`."""
+    frames = [env.reset(seed=seed)[0]]
+    rewards = []
+    for action in actions:
+        obs, reward, *_ = env.step(action)
+        frames.append(obs)
+        rewards.append(reward)
+    return np.stack(frames), np.array(rewards)
+
+
+def random_actions(env, n, seed=0) -> np.ndarray:
+    """`n` uniform random actions for `env`, from a seeded generator."""
+    return np.random.default_rng(seed).uniform(-1, 1, (n, *env.action_space.shape)).astype(np.float32)

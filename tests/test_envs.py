@@ -7,25 +7,12 @@ import pytest
 
 from unseen.envs import SHIFTS, TASKS, make_env
 
+from conftest import random_actions, rollout
+
 REQUIRED_TASKS = [
     "walker_walk", "walker_stand", "walker_run", "cartpole_swingup", "cartpole_balance",
     "ball_in_cup_catch", "finger_spin", "cheetah_run", "reacher_easy", "hopper_stand",
 ]
-
-
-def rollout(env, actions):
-    out = [env.reset()[0]]
-    rewards = []
-    for action in actions:
-        obs, reward, *_ = env.step(action)
-        out.append(obs)
-        rewards.append(reward)
-    return np.stack(out), np.array(rewards)
-
-
-def random_actions(env, n, seed=0):
-    rng = np.random.default_rng(seed)
-    return rng.uniform(-1, 1, (n, *env.action_space.shape)).astype(np.float32)
 
 
 @pytest.mark.parametrize("task", REQUIRED_TASKS)

@@ -13,22 +13,10 @@ from unseen.envs.colors import COLOR_KEYS, generated_color_table, load_color_tab
 from unseen.envs.shifts import green_screen, parse_intensity, resolve_shift
 from unseen.envs.sources import DirectoryVideos, ImageDirectory, ProceduralImages
 
+from conftest import random_actions, rollout
+
 SIZE = 32
 CHANGED = [shift for shift in SHIFTS if shift != "none"]
-
-
-def rollout(env, actions, seed=None):
-    frames = [env.reset(seed=seed)[0]]
-    rewards = []
-    for action in actions:
-        obs, reward, *_ = env.step(action)
-        frames.append(obs)
-        rewards.append(reward)
-    return np.stack(frames), np.array(rewards)
-
-
-def actions_for(env, n, seed=0):
-    return np.random.default_rng(seed).uniform(-1, 1, (n, *env.action_space.shape)).astype(np.float32)
 
 
 def shift_state(env) -> dict:
@@ -43,7 +31,7 @@ def test_every_benchmark_shift_is_listed():
 def test_shift_changes_pixels_but_not_physics(shift):
     plain = make_env("walker_walk", seed=1, image_size=SIZE)
     shifted = make_env("walker_walk", shift, seed=1, image_size=SIZE)
-    actions = actions_for(plain, 8)
+    actions = random_actions(plain, 8)
     (obs_plain, rew_plain), (obs_shifted, rew_shifted) = rollout(plain, actions), rollout(shifted, actions)
     plain.close()
     shifted.close()
@@ -55,7 +43,7 @@ def test_shift_changes_pixels_but_not_physics(shift):
 @pytest.mark.parametrize("shift", CHANGED)
 def test_same_seed_gives_identical_frames(shift):
     envs = [make_env("cartpole_swingup", shift, seed=5, image_size=SIZE) for _ in range(2)]
-    actions = actions_for(envs[0], 4)
+    actions = random_actions(envs[0], 4)
     (obs_a, _), (obs_b, _) = (rollout(env, actions) for env in envs)
     again, _ = rollout(envs[0], actions, seed=7)
     replay, _ = rollout(envs[0], actions, seed=7)
@@ -75,7 +63,7 @@ def test_other_seeds_draw_other_shift_episodes():
 @pytest.mark.parametrize("shift", CHANGED)
 def test_get_state_set_state_continues_the_episode(shift):
     env = make_env("walker_walk", shift, seed=2, image_size=SIZE)
-    actions = actions_for(env, 9, seed=3)
+    actions = random_actions(env, 9, seed=3)
     env.reset()
     for action in actions[:4]:
         env.step(action)
@@ -130,7 +118,7 @@ def test_distracting_colours_stay_within_the_intensity():
     env = make_env("cartpole_swingup", "distracting_cs", seed=0, image_size=SIZE, intensity="hard")
     original = env._physics.model.mat_rgba[:, :3].copy()  # before the first reset: the model's own colours
     env.reset()
-    for action in actions_for(env, 20):
+    for action in random_actions(env, 20):
         env.step(action)
         rgb = env._physics.model.mat_rgba[:, :3]
         assert np.all(np.abs(rgb - original) <= 0.3 + 1e-6) and np.all((rgb >= 0) & (rgb <= 1))
@@ -144,7 +132,7 @@ def test_video_frames_advance_once_per_step(mode):
     obs, _ = env.reset()
     clip = videos.clip(shift_state(env)["parts"][0]["clip"], SIZE)
     for step in range(1, 6):
-        obs, *_ = env.step(actions_for(env, 1, seed=step)[0])
+        obs, *_ = env.step(random_actions(env, 1, seed=step)[0])
         assert shift_state(env)["parts"][0]["playback"]["frame"] == step
         frame = obs[-3:].transpose(1, 2, 0)
         shows = [(frame == clip[t]).all(axis=-1).mean() for t in (step - 1, step, step + 1)]
@@ -204,7 +192,7 @@ def test_loaders_read_the_benchmark_files(shared_dir):
     assert [p.name for p in videos.paths] == [f"video{i}.mp4" for i in (0, 1, 2, 6, 8, 9)]
     env = make_env("walker_walk", "video_easy", seed=0, image_size=SIZE, video_dir=str(data / "video_easy"))
     env.reset()
-    obs, *_ = env.step(actions_for(env, 1)[0])
+    obs, *_ = env.step(random_actions(env, 1)[0])
     assert env.shift.source == str(data / "video_easy")
     clip = videos.clip(shift_state(env)["parts"][0]["clip"], SIZE)  # decoded once, by the environment
     env.close()
