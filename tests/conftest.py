@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from unseen.envs import make_env
+
 from unseen.config import RunConfig, make_config
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -57,3 +59,25 @@ def rollout(env, actions, seed=None) -> tuple[np.ndarray, np.ndarray]:
 def random_actions(env, n, seed=0) -> np.ndarray:
     """`n` uniform random actions for `env`, from a seeded generator."""
     return np.random.default_rng(seed).uniform(-1, 1, (n, *env.action_space.shape)).astype(np.float32)
+
+
+def assert_set_state_continues(task: str, shift: str = "none", split: int = 3, steps: int = 10) -> None:
+    """A state taken mid-episode, set into an environment of another seed that has moved on, continues the
+    episode exactly: the same observations and rewards for the same actions."""
+    env = make_env(task, shift, seed=2, image_size=32)
+    actions = random_actions(env, steps, seed=5)
+    env.reset()
+    for action in actions[:split]:
+        env.step(action)
+    state = env.get_state()
+    first = [env.step(action) for action in actions[split:]]
+    fresh = make_env(task, shift, seed=11, image_size=32)
+    fresh.reset()
+    fresh.step(actions[0])
+    fresh.set_state(state)
+    second = [fresh.step(action) for action in actions[split:]]
+    env.close()
+    fresh.close()
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a[0], b[0])
+        assert a[1] == b[1]

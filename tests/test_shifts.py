@@ -13,7 +13,7 @@ from unseen.envs.colors import COLOR_KEYS, generated_color_table, load_color_tab
 from unseen.envs.shifts import green_screen, parse_intensity, resolve_shift
 from unseen.envs.sources import DirectoryVideos, ImageDirectory, ProceduralImages
 
-from conftest import random_actions, rollout
+from conftest import assert_set_state_continues, random_actions, rollout
 
 SIZE = 32
 CHANGED = [shift for shift in SHIFTS if shift != "none"]
@@ -62,23 +62,7 @@ def test_other_seeds_draw_other_shift_episodes():
 
 @pytest.mark.parametrize("shift", CHANGED)
 def test_get_state_set_state_continues_the_episode(shift):
-    env = make_env("walker_walk", shift, seed=2, image_size=SIZE)
-    actions = random_actions(env, 9, seed=3)
-    env.reset()
-    for action in actions[:4]:
-        env.step(action)
-    state = env.get_state()
-    first = [env.step(action) for action in actions[4:]]
-    fresh = make_env("walker_walk", shift, seed=11, image_size=SIZE)
-    fresh.reset()
-    fresh.step(actions[0])
-    fresh.set_state(state)
-    second = [fresh.step(action) for action in actions[4:]]
-    env.close()
-    fresh.close()
-    for a, b in zip(first, second):
-        np.testing.assert_array_equal(a[0], b[0])
-        assert a[1] == b[1]
+    assert_set_state_continues("walker_walk", shift, split=4, steps=9)
 
 
 def test_colours_come_from_the_table_and_stay_in_its_range(shared_dir):
