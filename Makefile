@@ -24,11 +24,11 @@ test-slow: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -m slow
 
 demo: $(STAMP)
-	$(VENV)/bin/unseen train --algo drq --task cartpole_swingup --preset smoke --out $(DEMO_DIR)
+	$(VENV)/bin/unseen train --algo drq --task cartpole_balance --preset smoke --out $(DEMO_DIR)
 	$(VENV)/bin/unseen eval $(DEMO_DIR) --episodes 5 \
 		--shifts none color_easy color_hard video_easy video_hard distracting_cs
 	$(VENV)/bin/unseen report $(DEMO_DIR) --out $(DEMO_DIR)/report
-	$(VENV)/bin/unseen show --task cartpole_swingup --out $(DEMO_DIR)/report/shifts.png
+	$(VENV)/bin/unseen show --task cartpole_balance --out $(DEMO_DIR)/report/shifts.png
 	@echo "Run directory: $(DEMO_DIR) (config.yaml, train.csv, eval.csv, summary.json, checkpoints/, videos/, tensorboard/)"
 	@echo "Report: $(DEMO_DIR)/report (table.md, table.csv, shifts.png: what the agent saw under each shift)"
 
