@@ -14,6 +14,7 @@ def test_cpu_preset_trains_100k_frames(task, repeat):
     assert cfg.env.action_repeat == repeat
     assert cfg.train.steps * repeat == pytest.approx(100_000, abs=repeat)
     assert cfg.train.final_eval_episodes == 10
+    assert cfg.train.eval_shifts == "none,color_easy,color_hard,video_easy,video_hard,distracting_cs"
 
 
 def test_paper_preset_is_the_dmcontrol_gb_protocol():
@@ -56,6 +57,9 @@ def test_bad_overrides(overrides, message):
         (lambda c: setattr(c.agent, "discount", 1.5), r"agent.discount must lie in \[0, 1\]"),
         (lambda c: setattr(c.env, "image_size", 20), "too small for 11 conv layers"),
         (lambda c: setattr(c.train, "device", "tpu"), "train.device must be"),
+        (lambda c: setattr(c.train, "eval_shifts", "none,fog"), "train.eval_shifts='none,fog' must list distinct names"),
+        (lambda c: setattr(c.train, "eval_shifts", "none,none"), "must list distinct names"),
+        (lambda c: setattr(c.train, "eval_shifts", ""), "must list distinct names"),
     ],
 )
 def test_validation_names_the_problem(change, message):

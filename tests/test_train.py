@@ -50,6 +50,7 @@ def test_cli_trains_evaluates_and_writes_the_run_directory(tmp_path):
     cfg = tiny_config(steps=STEPS)
     cfg.train.video = True
     cfg.train.tensorboard = True
+    cfg.train.eval_shifts = "none,color_hard"
     run = tmp_path / "run"
     unseen = Path(sys.executable).parent / "unseen"
     command = [str(unseen), "train", "--algo", "drq", "--task", "cartpole_swingup", "--preset", "smoke",
@@ -60,17 +61,21 @@ def test_cli_trains_evaluates_and_writes_the_run_directory(tmp_path):
     for name in ("config.yaml", "train.csv", "eval.csv", "summary.json", "checkpoints/latest.pt"):
         assert (run / name).is_file(), name
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
-    assert (run / "videos" / f"none_step{STEPS}.mp4").stat().st_size > 1000
+    for shift in ("none", "color_hard"):
+        assert (run / "videos" / f"{shift}_step{STEPS}.mp4").stat().st_size > 1000
     summary = json.loads((run / "summary.json").read_text())
     assert {k: summary[k] for k in ("algo", "task", "preset", "seed", "steps", "frames")} == {
         "algo": "drq", "task": "cartpole_swingup", "preset": "smoke", "seed": 0, "steps": STEPS, "frames": STEPS * 8}
+    assert summary["returns"].keys() == {"none", "color_hard"}
     assert summary["returns"]["none"]["episodes"] == 1
-    assert {"torch", "mujoco", "dm_control"} <= set(summary["versions"])
+    assert {"torch", "mujoco", "dm_control", "unseen_commit"} <= set(summary["versions"])
     assert summary["wall_time_s"] > 0
     train_log = pd.read_csv(run / "train.csv")
     assert list(train_log["step"]) == [125] and train_log["frames"][0] == 1000
     assert {"critic_loss", "actor_loss", "alpha", "episode_return"} <= set(train_log.columns)
-    assert list(pd.read_csv(run / "eval.csv")["step"]) == [0, 70, STEPS]
+    evaluations = pd.read_csv(run / "eval.csv")
+    assert list(evaluations["step"]) == [0, 0, 70, 70, STEPS, STEPS]
+    assert list(evaluations["shift"]) == ["none", "color_hard"] * 3
 
     evaluated = subprocess.run([str(unseen), "eval", str(run), "--episodes", "2"], capture_output=True, text=True, timeout=600)
     assert evaluated.returncode == 0, evaluated.stderr

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from unseen.envs.shifts import SHIFTS
 from unseen.errors import UserError
 
 ALGOS = ("sac", "drq", "svea", "cg2a")
@@ -123,7 +124,9 @@ class TrainConfig:
     eval_every: int = 10_000
     """Evaluate on the training environment every this many agent steps (0 disables)."""
     eval_episodes: int = 10
-    """Episodes of each periodic evaluation."""
+    """Episodes of each periodic evaluation, on each shift of `eval_shifts`."""
+    eval_shifts: str = "none"
+    """Shifts of every periodic and the final evaluation, comma-separated names from unseen.envs.SHIFTS."""
     final_eval_episodes: int = 100
     """Episodes of the final evaluation written to summary.json."""
     checkpoint_every: int = 10_000
@@ -166,6 +169,9 @@ def make_config(algo: str, task: str, preset: str = "cpu", seed: int = 0, steps:
         raise UserError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
     cfg = RunConfig(algo=algo, preset=preset, seed=seed, env=EnvConfig(task=task))
     cfg.env.action_repeat = default_action_repeat(task)
+    if preset in ("paper", "cpu"):
+        # Learning curves on every shift, and a run that finishes evaluated on all of them.
+        cfg.train.eval_shifts = ",".join(SHIFTS)
     if preset == "cpu":
         # 64x64 frames and the 4-layer trunk of SAC-AE/DrQ: one update costs ~75 ms here instead of ~240 ms
         # for the 11-layer trunk at 84x84 (docs/presets.md has the measurements).
@@ -305,9 +311,17 @@ def validate(cfg: RunConfig) -> RunConfig:
             f"use at least {smallest} or fewer agent.encoder_layers"
         )
     validate_augmentation_agents(cfg.agent)
+    shifts = eval_shift_names(cfg.train)
+    if not shifts or len(set(shifts)) != len(shifts) or not set(shifts) <= set(SHIFTS):
+        raise UserError(f"train.eval_shifts={cfg.train.eval_shifts!r} must list distinct names from: {', '.join(SHIFTS)}")
     if cfg.train.device not in ("auto", "cpu", "cuda"):
         raise UserError(f"train.device must be auto, cpu or cuda, got {cfg.train.device!r}")
     return cfg
+
+
+def eval_shift_names(train: TrainConfig) -> list[str]:
+    """The shifts of every evaluation during training (`train.eval_shifts` split at commas)."""
+    return [name.strip() for name in train.eval_shifts.split(",") if name.strip()]
 
 
 def augmentation_names(agent: AgentConfig) -> list[str]:

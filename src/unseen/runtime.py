@@ -7,7 +7,9 @@ import ctypes.util
 import os
 import platform
 import random
+import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -51,12 +53,26 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def source_commit() -> str:
+    """The git commit the running unseen code comes from ("+dirty" with uncommitted changes), or "unknown"."""
+    source = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=source, capture_output=True, text=True, timeout=10)
+        status = subprocess.run(["git", "status", "--porcelain", "--", "."], cwd=source, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if commit.returncode != 0:
+        return "unknown"
+    return commit.stdout.strip() + ("+dirty" if status.stdout.strip() else "")
+
+
 def versions() -> dict[str, str]:
     """Versions of everything that can change a number, for summary.json."""
     from importlib.metadata import version
 
     return {
         **{name: version(name) for name in ("unseen", "torch", "mujoco", "dm_control", "numpy", "gymnasium")},
+        "unseen_commit": source_commit(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpu": platform.processor() or platform.machine(),

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from unseen import runtime
 from unseen.agents import make_agent
-from unseen.config import RunConfig, load_config, save_config, validate
+from unseen.config import RunConfig, eval_shift_names, load_config, save_config, validate
 from unseen.envs import make_env
 from unseen.errors import Interrupted, UserError
 from unseen.evaluate import evaluate
@@ -169,16 +169,19 @@ class Trainer:
     def elapsed(self) -> float:
         return self.wall_time + time.perf_counter() - self._session_start
 
-    def evaluate_now(self, episodes: int, shift: str = "none") -> dict[str, Any]:
-        video = self.run_dir / "videos" / f"{shift}_step{self.step}.mp4" if self.cfg.train.video else None
-        result = evaluate(self.agent, self.cfg, shift, episodes, video)
-        row = {"step": self.step, "frames": self.frames, **result.row}
-        self.logger.log_eval(row)
+    def evaluate_now(self, episodes: int) -> list[dict[str, Any]]:
+        """Evaluate on every shift of `train.eval_shifts`; one eval.csv row each."""
+        rows = []
+        for shift in eval_shift_names(self.cfg.train):
+            video = self.run_dir / "videos" / f"{shift}_step{self.step}.mp4" if self.cfg.train.video else None
+            result = evaluate(self.agent, self.cfg, shift, episodes, video)
+            rows.append({"step": self.step, "frames": self.frames, **result.row})
+            self.logger.log_eval(rows[-1])
         self.last_eval_step = self.step
-        return row
+        return rows
 
     def finish(self) -> dict[str, Any]:
-        row = self.evaluate_now(self.cfg.train.final_eval_episodes)
+        rows = self.evaluate_now(self.cfg.train.final_eval_episodes)
         self.save_checkpoint()
         summary = {
             "algo": self.cfg.algo,
@@ -187,7 +190,7 @@ class Trainer:
             "seed": self.cfg.seed,
             "frames": self.frames,
             "steps": self.step,
-            "returns": {"none": summary_entry(row)},
+            "returns": {row["shift"]: summary_entry(row) for row in rows},
             "wall_time_s": round(self.elapsed, 1),
             "versions": runtime.versions(),
             "runtime": self.runtime,
