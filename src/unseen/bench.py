@@ -81,7 +81,8 @@ def bench_render(steps: int, rounds: int) -> dict[str, float]:
 
 def _update_setup(algo: str, preset: str, fast: bool, batch_size: int):
     cfg = make_config(algo, "walker_walk", preset)
-    cfg.agent.bf16 = cfg.agent.channels_last = fast
+    cfg.agent.bf16 = fast
+    cfg.agent.channels_last = fast and cfg.agent.channels_last  # the fast path is the preset's own layout
     size, stack = cfg.env.image_size, cfg.env.frame_stack
     agent = make_agent(algo, (3 * stack, size, size), 6, cfg.agent, torch.device("cpu"), seed=0)
     replay = ReplayBuffer(batch_size * 4, (3, size, size), 6, stack)

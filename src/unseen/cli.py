@@ -57,12 +57,21 @@ def build_parser() -> Parser:
     evaluate.add_argument("--episodes", type=int, default=10, help="episodes per shift (default: 10)")
     evaluate.add_argument("--workers", type=int, default=0, help="processes running episodes (default: one per core)")
     add_source_arguments(evaluate)
-    report = commands.add_parser("report", help="tables from finished run directories; --grad: CG2A's gradient plots")
+    report = commands.add_parser(
+        "report", help="tables from finished run directories; --grad: CG2A's gradient plots; --traverse: latent traversals"
+    )
     report.add_argument("dirs", nargs="*", type=Path, help="run directories, or folders that hold them at any depth")
-    report.add_argument("--out", type=Path, required=True, help="folder for table.md, table.csv and runs.csv (or the plots)")
+    report.add_argument(
+        "--out", type=Path,
+        help="folder for table.md, table.csv and runs.csv, or the plots (required, except with --traverse: RUN_DIR/traversal)",
+    )
     report.add_argument(
         "--grad", type=Path, metavar="RUN_DIR",
         help="instead, draw a CG2A run's gradient magnitudes per augmentation and pairwise cosines (PNG)",
+    )
+    report.add_argument(
+        "--traverse", type=Path, metavar="RUN_DIR",
+        help="instead, draw an ALDA or SAC+AE run's latent traversals: one latent swept per row, decoded (PNG)",
     )
 
     show = commands.add_parser("show", help="draw what the agent sees under each shift (a PNG)")
@@ -133,6 +142,15 @@ def run_eval(args: argparse.Namespace) -> int:
 def run_report(args: argparse.Namespace) -> int:
     from unseen.report import write_grad_report, write_report
 
+    if args.traverse is not None:
+        from unseen.traverse import write_traversal
+
+        if args.dirs or args.grad is not None:
+            raise UserError("--traverse RUN_DIR draws one run's latents; drop the other directories and --grad")
+        print(f"written to {write_traversal(args.traverse, args.out or args.traverse / 'traversal')}")
+        return 0
+    if args.out is None:
+        raise UserError("--out DIR is required (where the tables or plots go)")
     if args.grad is not None:
         if args.dirs:
             raise UserError("--grad RUN_DIR draws one run's gradients; drop the other directories")

@@ -19,7 +19,7 @@ import yaml
 from unseen.envs.shifts import SHIFTS
 from unseen.errors import UserError
 
-ALGOS = ("sac", "drq", "svea", "cg2a")
+ALGOS = ("sac", "drq", "svea", "cg2a", "alda", "sac_ae")
 PRESETS = ("paper", "cpu", "smoke")
 
 
@@ -103,6 +103,46 @@ class AgentConfig:
     """Folder of overlay images at any depth (Places365 works); empty: the seeded procedural source."""
     overlay_pool: int = 1000
     """Overlay images drawn once from the source when the agent is built; each overlay samples from them."""
+    alda_latents: int = 12
+    """ALDA: continuous latents |z_d| per frame, one scalar codebook each (METHODS.md "ALDA")."""
+    alda_values: int = 12
+    """ALDA: values per codebook, initialised linspace(-1, 1, n)."""
+    alda_beta: float = 100.0
+    """ALDA: inverse temperature beta of the softmax retrieval."""
+    alda_retrieval: str = "softmax"
+    """ALDA: "softmax" (associative retrieval) or "argmin" (QLAE's hard nearest value, beta = inf: the ablation)."""
+    alda_mlp_dim: int = 256
+    """ALDA: width of the per-frame encoder's MLP (conv features -> 256 -> 256 -> latents) and its mirror in the decoder."""
+    alda_embedding_dim: int = 256
+    """ALDA: output of the temporal fusion (1D-CNN) and width of the actor's and critic's projections."""
+    alda_reconstruction: float = 1.0
+    """ALDA: weight of the reconstruction loss (BCE with logits of the newest frame)."""
+    alda_commitment: float = 0.01
+    """ALDA: weight of the commitment loss mean((z - sg(z_q))^2)."""
+    alda_quantization: float = 0.0
+    """ALDA: weight of the quantization loss mean((sg(z) - z_q)^2); 0 = off (the paper; the reference uses 0.01 on finger_spin)."""
+    alda_lr: float = 1e-3
+    """ALDA: AdamW learning rate of the per-frame encoder and the decoder."""
+    alda_weight_decay: float = 0.1
+    """ALDA: AdamW weight decay of the per-frame encoder and the decoder."""
+    alda_codebook_lr: float = 1e-3
+    """ALDA: Adam learning rate of the codebooks."""
+    alda_critic_to_codebook: bool = False
+    """ALDA: let the critic's gradient reach the codebooks (the paper's figure); false: the reference code's routing."""
+    sac_ae_latent_dim: int = 50
+    """SAC+AE: width of the autoencoder latent (Linear, LayerNorm, tanh) shared with the critic, and of the actor's projection."""
+    sac_ae_latent_lambda: float = 1e-6
+    """SAC+AE: weight of the L2 penalty 0.5 * ||latent||^2 in the reconstruction loss."""
+    sac_ae_encoder_lr: float = 1e-3
+    """SAC+AE: Adam learning rate of the encoder (conv trunk + latent) for the reconstruction loss."""
+    sac_ae_decoder_lr: float = 1e-3
+    """SAC+AE: Adam learning rate of the decoder."""
+    sac_ae_decoder_weight_decay: float = 1e-7
+    """SAC+AE: L2 weight decay of the decoder's Adam."""
+    sac_ae_update_every: int = 1
+    """SAC+AE: update the autoencoder every this many updates."""
+    sac_ae_bits: int = 5
+    """SAC+AE: bit depth of the reconstruction target (pixels quantised to this many bits, plus uniform noise)."""
     bf16: bool = True
     """Run the conv trunk under bfloat16 autocast (losses, targets, LayerNorm and optimizer stay float32)."""
     channels_last: bool = True
@@ -160,6 +200,11 @@ def default_action_repeat(task: str) -> int:
     return {"cartpole": 8, "finger": 2}.get(domain, 4)
 
 
+def alda_action_repeat(task: str) -> int:
+    """Action repeat of ALDA's reference code: finger 2, everything else (cartpole included) 4."""
+    return 2 if task.split("_")[0] == "finger" else 4
+
+
 CPU_FRAMES = 100_000
 
 
@@ -172,6 +217,18 @@ def make_config(algo: str, task: str, preset: str = "cpu", seed: int = 0, steps:
     if preset in ("paper", "cpu"):
         # Learning curves on every shift, and a run that finishes evaluated on all of them.
         cfg.train.eval_shifts = ",".join(SHIFTS)
+    if algo == "alda":
+        # GroupNorm's channels-last CPU kernels are several times slower than its NCHW ones (bf16): a whole
+        # ALDA update took 2.6x longer channels-last (docs/alda.md); the convs gain nothing from it here.
+        cfg.agent.channels_last = False
+    if preset == "paper" and algo == "alda":
+        # ALDA's published protocol (METHODS.md "ALDA"): 64x64 frames and its reference code's action repeat
+        # (cartpole 4). Under `cpu` and `smoke` ALDA sees exactly what every other method sees.
+        cfg.env.image_size = 64
+        cfg.env.action_repeat = alda_action_repeat(task)
+    if preset == "paper" and algo == "sac_ae":
+        # SAC-AE's published encoder (Yarats et al.): 4 conv layers of 32 filters at 84x84.
+        cfg.agent.encoder_layers = 4
     if preset == "cpu":
         # 64x64 frames and the 4-layer trunk of SAC-AE/DrQ: one update costs ~75 ms here instead of ~240 ms
         # for the 11-layer trunk at 84x84 (docs/presets.md has the measurements).
@@ -281,6 +338,13 @@ def validate(cfg: RunConfig) -> RunConfig:
         "agent.actor_update_every": cfg.agent.actor_update_every,
         "agent.target_update_every": cfg.agent.target_update_every,
         "agent.overlay_pool": cfg.agent.overlay_pool,
+        "agent.alda_latents": cfg.agent.alda_latents,
+        "agent.alda_values": cfg.agent.alda_values,
+        "agent.alda_beta": cfg.agent.alda_beta,
+        "agent.alda_mlp_dim": cfg.agent.alda_mlp_dim,
+        "agent.alda_embedding_dim": cfg.agent.alda_embedding_dim,
+        "agent.sac_ae_latent_dim": cfg.agent.sac_ae_latent_dim,
+        "agent.sac_ae_update_every": cfg.agent.sac_ae_update_every,
     }
     for key, value in positive.items():
         if value <= 0:
@@ -294,6 +358,16 @@ def validate(cfg: RunConfig) -> RunConfig:
         "agent.svea_alpha": cfg.agent.svea_alpha,
         "agent.svea_beta": cfg.agent.svea_beta,
         "agent.grad_log_every": cfg.agent.grad_log_every,
+        "agent.alda_reconstruction": cfg.agent.alda_reconstruction,
+        "agent.alda_commitment": cfg.agent.alda_commitment,
+        "agent.alda_quantization": cfg.agent.alda_quantization,
+        "agent.alda_lr": cfg.agent.alda_lr,
+        "agent.alda_weight_decay": cfg.agent.alda_weight_decay,
+        "agent.alda_codebook_lr": cfg.agent.alda_codebook_lr,
+        "agent.sac_ae_latent_lambda": cfg.agent.sac_ae_latent_lambda,
+        "agent.sac_ae_encoder_lr": cfg.agent.sac_ae_encoder_lr,
+        "agent.sac_ae_decoder_lr": cfg.agent.sac_ae_decoder_lr,
+        "agent.sac_ae_decoder_weight_decay": cfg.agent.sac_ae_decoder_weight_decay,
     }
     for key, value in non_negative.items():
         if value < 0:
@@ -304,8 +378,9 @@ def validate(cfg: RunConfig) -> RunConfig:
             raise UserError(f"agent.{key} must lie in [0, 1], got {value}")
     if cfg.agent.log_std_min >= cfg.agent.log_std_max:
         raise UserError("agent.log_std_min must be below agent.log_std_max")
-    smallest = 4 * cfg.agent.encoder_layers - 1  # stride-2 first layer, then 3x3 valid convs
-    if cfg.env.image_size < smallest:
+    validate_autoencoder_agents(cfg)
+    smallest = 4 * cfg.agent.encoder_layers - 1  # stride-2 first layer, then 3x3 valid convs; ALDA has its own encoder
+    if cfg.algo != "alda" and cfg.env.image_size < smallest:
         raise UserError(
             f"env.image_size={cfg.env.image_size} is too small for {cfg.agent.encoder_layers} conv layers; "
             f"use at least {smallest} or fewer agent.encoder_layers"
@@ -322,6 +397,20 @@ def validate(cfg: RunConfig) -> RunConfig:
 def eval_shift_names(train: TrainConfig) -> list[str]:
     """The shifts of every evaluation during training (`train.eval_shifts` split at commas)."""
     return [name.strip() for name in train.eval_shifts.split(",") if name.strip()]
+
+
+def validate_autoencoder_agents(cfg: RunConfig) -> None:
+    """ALDA's frame size and retrieval, SAC+AE's bit depth; their other numbers are checked with every other field."""
+    from unseen.latent import RETRIEVALS
+
+    if cfg.algo == "alda" and cfg.env.image_size % 16:
+        raise UserError(
+            f"env.image_size={cfg.env.image_size} does not suit ALDA's encoder (4 stride-2 convs); use a multiple of 16, e.g. 64"
+        )
+    if cfg.agent.alda_retrieval not in RETRIEVALS:
+        raise UserError(f"agent.alda_retrieval must be one of {', '.join(RETRIEVALS)}, got {cfg.agent.alda_retrieval!r}")
+    if not 1 <= cfg.agent.sac_ae_bits <= 8:
+        raise UserError(f"agent.sac_ae_bits must lie in 1..8, got {cfg.agent.sac_ae_bits}")
 
 
 def augmentation_names(agent: AgentConfig) -> list[str]:

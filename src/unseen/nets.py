@@ -1,8 +1,8 @@
 """Networks of SAC from pixels in the DMControl-GB family: conv trunk, projections, actor, critic.
 
 The conv trunk is shared by actor and critic; each has its own projection (Linear, LayerNorm, tanh).
-The fast path (bfloat16 autocast and channels-last layout) covers the conv trunk only: projections,
-LayerNorm, heads and every loss run in float32.
+The fast path (`FastPath`: bfloat16 autocast and channels-last layout) covers conv stacks only:
+projections, LayerNorm, heads and every loss run in float32.
 """
 
 from __future__ import annotations
@@ -16,15 +16,41 @@ from torch.nn import functional as F
 
 
 def orthogonal_init(module: nn.Module) -> None:
-    """DMControl-GB's initialisation: orthogonal linear layers; conv layers delta-orthogonal (zero but the centre)."""
+    """DMControl-GB's initialisation: orthogonal linear layers; conv and transposed conv layers delta-orthogonal
+    (zero but the centre tap, `k // 2`)."""
     if isinstance(module, nn.Linear):
         nn.init.orthogonal_(module.weight)
         nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.Conv2d):
+    elif isinstance(module, nn.Conv2d | nn.ConvTranspose2d):
         nn.init.zeros_(module.weight)
         nn.init.zeros_(module.bias)
         centre = module.weight.shape[2] // 2
         nn.init.orthogonal_(module.weight[:, :, centre, centre], gain=nn.init.calculate_gain("relu"))
+
+
+class FastPath:
+    """bfloat16 autocast and a channels-last layout around a conv stack; float32 NCHW tensors in and out.
+
+    With both off it is the plain float32 NCHW computation (the reference path of `unseen bench`).
+    """
+
+    def __init__(self, bf16: bool, channels_last: bool) -> None:
+        self.bf16 = bf16
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+
+    def pixels(self, obs: torch.Tensor) -> torch.Tensor:
+        """uint8 pixels -> [0, 1] in the conv's dtype: the layout changes on the 1-byte pixels, then one
+        conversion (0..255 are exact in bfloat16)."""
+        dtype = torch.bfloat16 if self.bf16 else torch.float32
+        return obs.contiguous(memory_format=self.memory_format).to(dtype) / 255.0
+
+    def run(self, convs: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """`convs(x)` on the fast path; the result leaves in float32 and NCHW order in one copy."""
+        x = x.contiguous(memory_format=self.memory_format)
+        autocast = torch.autocast(x.device.type, dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
+        with autocast:
+            h = convs(x)
+        return h.to(torch.float32, memory_format=torch.contiguous_format)
 
 
 class ConvTrunk(nn.Module):
@@ -41,21 +67,14 @@ class ConvTrunk(nn.Module):
             convs += [nn.ReLU(inplace=True), nn.Conv2d(filters, filters, 3, stride=1)]
         self.convs = nn.Sequential(*convs, nn.ReLU(inplace=True))
         side = (image_size - 3) // 2 + 1 - 2 * (layers - 1)
+        self.side = side
         self.out_dim = filters * side * side
-        self.bf16 = bf16
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.fast = FastPath(bf16, channels_last)
         self.apply(orthogonal_init)
-        self.to(memory_format=self.memory_format)
+        self.to(memory_format=self.fast.memory_format)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        # Layout change on the 1-byte pixels, then one conversion straight to the conv's dtype (0..255 are
-        # exact in bfloat16); the features leave in float32 and NCHW order in one copy.
-        dtype = torch.bfloat16 if self.bf16 else torch.float32
-        x = obs.contiguous(memory_format=self.memory_format).to(dtype) / 255.0
-        autocast = torch.autocast(x.device.type, dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
-        with autocast:
-            h = self.convs(x)
-        return h.to(torch.float32, memory_format=torch.contiguous_format).flatten(1)
+        return self.fast.run(self.convs, self.fast.pixels(obs)).flatten(1)
 
 
 class Projection(nn.Module):
@@ -70,23 +89,32 @@ class Projection(nn.Module):
         return self.net(h)
 
 
-def mlp(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:
+def mlp(in_dim: int, hidden_dim: int, out_dim: int, activation: type[nn.Module] = nn.ReLU) -> nn.Sequential:
     net = nn.Sequential(
-        nn.Linear(in_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, out_dim)
+        nn.Linear(in_dim, hidden_dim), activation(), nn.Linear(hidden_dim, hidden_dim), activation(), nn.Linear(hidden_dim, out_dim)
     )
     net.apply(orthogonal_init)
     return net
 
 
 class Actor(nn.Module):
-    """Tanh-squashed Gaussian policy on trunk features; log std squashed into [log_std_min, log_std_max]."""
+    """Tanh-squashed Gaussian policy on trunk features; log std squashed into [log_std_min, log_std_max].
+
+    `activation`: of the MLP's hidden layers (ReLU in DMControl-GB, GELU in ALDA's reference code)."""
 
     def __init__(
-        self, feature_dim: int, projection_dim: int, hidden_dim: int, action_dim: int, log_std_min: float, log_std_max: float
+        self,
+        feature_dim: int,
+        projection_dim: int,
+        hidden_dim: int,
+        action_dim: int,
+        log_std_min: float,
+        log_std_max: float,
+        activation: type[nn.Module] = nn.ReLU,
     ) -> None:
         super().__init__()
         self.projection = Projection(feature_dim, projection_dim)
-        self.net = mlp(projection_dim, hidden_dim, 2 * action_dim)
+        self.net = mlp(projection_dim, hidden_dim, 2 * action_dim, activation)
         self.log_std_min, self.log_std_max = log_std_min, log_std_max
 
     def forward(
@@ -106,13 +134,15 @@ class Actor(nn.Module):
 
 
 class Critic(nn.Module):
-    """Clipped double Q: two MLPs on (projected features, action)."""
+    """Clipped double Q: two MLPs on (projected features, action); `activation` as in `Actor`."""
 
-    def __init__(self, feature_dim: int, projection_dim: int, hidden_dim: int, action_dim: int) -> None:
+    def __init__(
+        self, feature_dim: int, projection_dim: int, hidden_dim: int, action_dim: int, activation: type[nn.Module] = nn.ReLU
+    ) -> None:
         super().__init__()
         self.projection = Projection(feature_dim, projection_dim)
-        self.q1 = mlp(projection_dim + action_dim, hidden_dim, 1)
-        self.q2 = mlp(projection_dim + action_dim, hidden_dim, 1)
+        self.q1 = mlp(projection_dim + action_dim, hidden_dim, 1, activation)
+        self.q2 = mlp(projection_dim + action_dim, hidden_dim, 1, activation)
 
     def forward(self, features: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.cat([self.projection(features), action], dim=-1)

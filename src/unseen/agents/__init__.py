@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import torch
 
+from unseen.agents.alda import ALDA
 from unseen.agents.cg2a import CG2A
 from unseen.agents.drq import DrQ
 from unseen.agents.sac import SAC
+from unseen.agents.sac_ae import SACAE
 from unseen.agents.svea import SVEA
 from unseen.config import AgentConfig
 
-AGENTS: dict[str, type[SAC]] = {"sac": SAC, "drq": DrQ, "svea": SVEA, "cg2a": CG2A}
+AGENTS: dict[str, type[SAC]] = {"sac": SAC, "drq": DrQ, "svea": SVEA, "cg2a": CG2A, "alda": ALDA, "sac_ae": SACAE}
 
 
 def make_agent(
@@ -19,4 +21,4 @@ def make_agent(
     return AGENTS[algo](obs_shape, action_dim, cfg, device, seed)
 
 
-__all__ = ["AGENTS", "CG2A", "SAC", "SVEA", "DrQ", "make_agent"]
+__all__ = ["AGENTS", "ALDA", "CG2A", "SAC", "SACAE", "SVEA", "DrQ", "make_agent"]

@@ -41,14 +41,8 @@ class SAC:
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(seed)
         torch.manual_seed(seed)  # network initialisation
-        self.trunk = ConvTrunk(
-            obs_shape[0], obs_shape[1], cfg.encoder_layers, cfg.encoder_filters, cfg.bf16, cfg.channels_last
-        ).to(device)
-        feature_dim = self.trunk.out_dim
-        self.actor = Actor(
-            feature_dim, cfg.projection_dim, cfg.hidden_dim, action_dim, cfg.log_std_min, cfg.log_std_max
-        ).to(device)
-        self.critic = Critic(feature_dim, cfg.projection_dim, cfg.hidden_dim, action_dim).to(device)
+        trunk, actor, critic = self.build_networks(obs_shape, action_dim)
+        self.trunk, self.actor, self.critic = trunk.to(device), actor.to(device), critic.to(device)
         self.trunk_target = copy.deepcopy(self.trunk).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = torch.tensor(np.log(cfg.init_temperature), device=device, requires_grad=True)
@@ -60,6 +54,19 @@ class SAC:
             [self.log_alpha], lr=cfg.alpha_lr, betas=(cfg.alpha_beta1, 0.999), fused=True
         )
         self.updates = 0
+
+    def build_networks(self, obs_shape: tuple[int, int, int], action_dim: int) -> tuple[torch.nn.Module, Actor, Critic]:
+        """The trunk (uint8 observations -> features with an `out_dim`), the actor and the critic, in this order."""
+        cfg = self.cfg
+        trunk = ConvTrunk(obs_shape[0], obs_shape[1], cfg.encoder_layers, cfg.encoder_filters, cfg.bf16, cfg.channels_last)
+        actor = Actor(trunk.out_dim, self.projection_dim, cfg.hidden_dim, action_dim, cfg.log_std_min, cfg.log_std_max)
+        critic = Critic(trunk.out_dim, self.projection_dim, cfg.hidden_dim, action_dim)
+        return trunk, actor, critic
+
+    @property
+    def projection_dim(self) -> int:
+        """Width of the actor's and the critic's own projections."""
+        return self.cfg.projection_dim
 
     def critic_parameters(self) -> list[torch.nn.Parameter]:
         """Everything the critic's optimizer steps: the shared conv trunk, the critic projection and Q heads."""
@@ -100,8 +107,15 @@ class SAC:
     @torch.no_grad()
     def td_target(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         next_obs = self.augment_next(batch["next_obs"])
-        next_action, next_log_prob = self.actor(self.trunk(next_obs), self.generator)
-        target_q1, target_q2 = self.critic_target(self.trunk_target(next_obs), next_action)
+        return self.soft_target(batch, self.trunk(next_obs), self.trunk_target(next_obs))
+
+    @torch.no_grad()
+    def soft_target(
+        self, batch: dict[str, torch.Tensor], next_features: torch.Tensor, next_target_features: torch.Tensor
+    ) -> torch.Tensor:
+        """`y` from the next observation's online and target trunk features (the actor's and the target critic's)."""
+        next_action, next_log_prob = self.actor(next_features, self.generator)
+        target_q1, target_q2 = self.critic_target(next_target_features, next_action)
         next_value = torch.min(target_q1, target_q2) - self.alpha * next_log_prob
         return batch["reward"][:, None] + batch["discount"][:, None] * self.cfg.discount * next_value
 

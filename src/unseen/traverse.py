@@ -1,0 +1,146 @@
+"""`unseen report --traverse RUN_DIR`: latent traversals of an agent with a decoder (ALDA, SAC+AE).
+
+One picture for one observation: a row per latent, that latent swept over a range of values while every other
+latent keeps the observation's own value, each cell the decoded newest frame. The first two columns are the
+observation's newest frame and its reconstruction (all latents at their own values), for reference.
+  - ALDA: every latent, swept over its codebook (sorted): exactly the values its retrieval can return.
+  - SAC+AE (no codebook): `VALUES` evenly spaced values from each latent's minimum to its maximum over a batch
+    of `BATCH` observations, for the `ROWS` latents with the largest variance over that batch (of 50).
+Observations come from the run's replay buffer (`RUN_DIR/replay/`) when it holds transitions, else from an
+episode of seeded random actions in the run's training environment. The observation and the batch are
+drawn with a fixed seed, so the picture of a checkpoint is always the same.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from unseen.agents import AGENTS, SAC, make_agent
+from unseen.config import RunConfig, load_config
+from unseen.errors import UserError
+from unseen.evaluate import make_eval_env
+from unseen.replay import ReplayBuffer
+from unseen.rundir import CONFIG_FILE, read_checkpoint
+
+BATCH = 256
+"""Observations drawn: the first one is traversed; all of them give SAC+AE's latent ranges and variances."""
+ROWS = 12
+"""SAC+AE: latents shown, those of largest variance over the batch (ALDA shows all of its latents)."""
+VALUES = 12
+"""SAC+AE: values per sweep (ALDA sweeps its codebook: 12 values by default)."""
+SEED = 0
+"""Seed of the observations' sampling (or of the random actions that render them)."""
+
+
+def traversable_algos() -> list[str]:
+    """The algorithms whose agents have a decoder (a `decode` method)."""
+    return [name for name, agent in AGENTS.items() if hasattr(agent, "decode")]
+
+
+def load_agent(run_dir: Path) -> tuple[RunConfig, SAC, dict]:
+    """The run's config, its agent at the latest checkpoint (on the CPU), and the checkpoint."""
+    checkpoint = read_checkpoint(run_dir)
+    cfg = load_config(run_dir / CONFIG_FILE)
+    if cfg.algo not in traversable_algos():
+        raise UserError(
+            f"{run_dir} is a {cfg.algo} run, which has no decoder to traverse; use a run of {', '.join(traversable_algos())}"
+        )
+    env = make_eval_env(cfg, "none", None)
+    obs_shape, action_dim = env.observation_space.shape, env.action_space.shape[0]
+    env.close()
+    agent = make_agent(cfg.algo, obs_shape, action_dim, cfg.agent, torch.device("cpu"), cfg.seed)
+    agent.load_state_dict(checkpoint["agent"])
+    return cfg, agent, checkpoint
+
+
+def replay_observations(run_dir: Path, cfg: RunConfig, replay_state: dict, count: int) -> torch.Tensor | None:
+    """`count` observation stacks sampled from the run's replay buffer, or None if it holds no transition."""
+    directory = run_dir / "replay"
+    if not (directory / "frames.npy").is_file():
+        return None
+    frames = np.load(directory / "frames.npy", mmap_mode="r")
+    actions = np.load(directory / "actions.npy", mmap_mode="r")
+    replay = ReplayBuffer(len(frames), frames.shape[1:], actions.shape[1], cfg.env.frame_stack, directory)
+    replay.load_state_dict(replay_state)
+    if replay.transitions == 0:
+        return None
+    return replay.sample(count, np.random.default_rng(SEED))["obs"]
+
+
+def rendered_observations(cfg: RunConfig, count: int) -> torch.Tensor:
+    """`count` observation stacks of the run's training environment under seeded random actions."""
+    env = make_eval_env(cfg, "none", None)
+    rng = np.random.default_rng(SEED)
+    try:
+        obs, _ = env.reset(seed=SEED)
+        stacks = []
+        for _ in range(count):
+            stacks.append(obs)
+            obs, _, terminated, truncated, _ = env.step(rng.uniform(-1, 1, env.action_space.shape).astype(np.float32))
+            if terminated or truncated:
+                obs, _ = env.reset()
+        return torch.from_numpy(np.stack(stacks))
+    finally:
+        env.close()
+
+
+def sweep_grid(latent: torch.Tensor, rows: list[int], values: torch.Tensor) -> torch.Tensor:
+    """`(R, V, D)` latents: row r is `latent (D,)` with dimension `rows[r]` set to each of `values[r] (V,)`."""
+    grid = latent.repeat(len(rows), values.shape[1], 1)
+    grid[torch.arange(len(rows)), :, torch.tensor(rows)] = values
+    return grid
+
+
+def sweeps(agent: SAC, latents: torch.Tensor) -> tuple[list[int], torch.Tensor, str]:
+    """Rows (latent indices), their values `(R, V)` and a phrase saying where the values come from."""
+    if hasattr(agent, "codebook"):
+        values = agent.codebook().sort(dim=1).values
+        return list(range(len(values))), values, "its codebook values"
+    rows = latents.var(dim=0).argsort(descending=True)[:ROWS].tolist()
+    low, high = latents.min(dim=0).values[rows], latents.max(dim=0).values[rows]
+    values = low[:, None] + (high - low)[:, None] * torch.linspace(0, 1, VALUES)
+    return rows, values, f"its range over {len(latents)} observations ({len(rows)} of largest variance shown)"
+
+
+def write_traversal(run_dir: Path, out: Path) -> Path:
+    """Draw the traversal of `run_dir`'s latest checkpoint into `out/traversal.png`; returns the file."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    cfg, agent, checkpoint = load_agent(run_dir)
+    obs = replay_observations(run_dir, cfg, checkpoint["replay"], BATCH)
+    source = "replay buffer"
+    if obs is None:
+        obs, source = rendered_observations(cfg, BATCH), f"random-action episode (seed {SEED})"
+    latents = agent.latents(obs)
+    rows, values, origin = sweeps(agent, latents)
+    images = agent.decode(sweep_grid(latents[0], rows, values).flatten(0, 1)).view(len(rows), values.shape[1], 3, *obs.shape[2:])
+    reference = [obs[0, -3:].float() / 255.0, agent.decode(latents[:1])[0]]
+
+    columns = 2 + values.shape[1]
+    figure, axes = plt.subplots(len(rows), columns, figsize=(0.75 * columns + 0.6, 0.8 * len(rows) + 0.7), squeeze=False)
+    for r, (index, axis_row) in enumerate(zip(rows, axes)):
+        cells = [*reference, *images[r]]
+        titles = ["input", "reconstr."] + [f"{v:.2f}" for v in values[r].tolist()]
+        for axis, picture, title in zip(axis_row, cells, titles):
+            axis.imshow(picture.permute(1, 2, 0).clamp(0, 1).numpy(), interpolation="nearest")
+            axis.set_xticks([])
+            axis.set_yticks([])
+            axis.set_title(title, fontsize=5, pad=1)
+        axis_row[0].set_ylabel(f"z{index}", fontsize=7)
+    figure.suptitle(
+        f"{cfg.algo} on {cfg.env.task}, step {checkpoint['step']}: each row sweeps one latent over {origin}, the others "
+        f"held at the observation's values (observations: {source})",
+        fontsize=6,
+    )
+    figure.tight_layout()
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "traversal.png"
+    figure.savefig(path, dpi=130)
+    plt.close(figure)
+    return path
