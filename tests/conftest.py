@@ -15,13 +15,16 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
 def tiny_config(algo: str = "drq", steps: int = 60, seed: int = 0) -> RunConfig:
-    """A run of a minute's fraction: 32x32 frames, 2 conv layers, small MLPs, short schedule."""
+    """A run of a minute's fraction: 32x32 frames, 2 conv layers, small MLPs and latents, short schedule."""
     cfg = make_config(algo, "cartpole_swingup", "smoke", seed=seed, steps=steps)
     cfg.env.image_size = 32
     cfg.agent.encoder_layers = 2
     cfg.agent.encoder_filters = 8
     cfg.agent.projection_dim = 16
     cfg.agent.hidden_dim = 32
+    cfg.agent.alda_mlp_dim = 32
+    cfg.agent.alda_embedding_dim = 16
+    cfg.agent.sac_ae_latent_dim = 8
     cfg.train.seed_steps = 20
     cfg.train.batch_size = 8
     cfg.train.eval_every = 70

@@ -407,6 +407,8 @@ def validate_autoencoder_agents(cfg: RunConfig) -> None:
         raise UserError(
             f"env.image_size={cfg.env.image_size} does not suit ALDA's encoder (4 stride-2 convs); use a multiple of 16, e.g. 64"
         )
+    if cfg.agent.alda_latents < 2:
+        raise UserError(f"agent.alda_latents must be at least 2 (the fusion convolves over them), got {cfg.agent.alda_latents}")
     if cfg.agent.alda_retrieval not in RETRIEVALS:
         raise UserError(f"agent.alda_retrieval must be one of {', '.join(RETRIEVALS)}, got {cfg.agent.alda_retrieval!r}")
     if not 1 <= cfg.agent.sac_ae_bits <= 8:

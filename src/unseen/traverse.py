@@ -20,6 +20,7 @@ import torch
 
 from unseen.agents import AGENTS, SAC, make_agent
 from unseen.config import RunConfig, load_config
+from unseen.envs import PixelEnv
 from unseen.errors import UserError
 from unseen.evaluate import make_eval_env
 from unseen.replay import ReplayBuffer
@@ -40,20 +41,12 @@ def traversable_algos() -> list[str]:
     return [name for name, agent in AGENTS.items() if hasattr(agent, "decode")]
 
 
-def load_agent(run_dir: Path) -> tuple[RunConfig, SAC, dict]:
-    """The run's config, its agent at the latest checkpoint (on the CPU), and the checkpoint."""
-    checkpoint = read_checkpoint(run_dir)
-    cfg = load_config(run_dir / CONFIG_FILE)
-    if cfg.algo not in traversable_algos():
-        raise UserError(
-            f"{run_dir} is a {cfg.algo} run, which has no decoder to traverse; use a run of {', '.join(traversable_algos())}"
-        )
-    env = make_eval_env(cfg, "none", None)
+def load_agent(cfg: RunConfig, checkpoint: dict, env: PixelEnv) -> SAC:
+    """The run's agent at `checkpoint`, on the CPU, shaped by the run's training environment `env`."""
     obs_shape, action_dim = env.observation_space.shape, env.action_space.shape[0]
-    env.close()
     agent = make_agent(cfg.algo, obs_shape, action_dim, cfg.agent, torch.device("cpu"), cfg.seed)
     agent.load_state_dict(checkpoint["agent"])
-    return cfg, agent, checkpoint
+    return agent
 
 
 def replay_observations(run_dir: Path, cfg: RunConfig, replay_state: dict, count: int) -> torch.Tensor | None:
@@ -70,21 +63,17 @@ def replay_observations(run_dir: Path, cfg: RunConfig, replay_state: dict, count
     return replay.sample(count, np.random.default_rng(SEED))["obs"]
 
 
-def rendered_observations(cfg: RunConfig, count: int) -> torch.Tensor:
-    """`count` observation stacks of the run's training environment under seeded random actions."""
-    env = make_eval_env(cfg, "none", None)
+def rendered_observations(env: PixelEnv, count: int) -> torch.Tensor:
+    """`count` observation stacks of `env` (the run's training environment) under seeded random actions."""
     rng = np.random.default_rng(SEED)
-    try:
-        obs, _ = env.reset(seed=SEED)
-        stacks = []
-        for _ in range(count):
-            stacks.append(obs)
-            obs, _, terminated, truncated, _ = env.step(rng.uniform(-1, 1, env.action_space.shape).astype(np.float32))
-            if terminated or truncated:
-                obs, _ = env.reset()
-        return torch.from_numpy(np.stack(stacks))
-    finally:
-        env.close()
+    obs, _ = env.reset(seed=SEED)
+    stacks = []
+    for _ in range(count):
+        stacks.append(obs)
+        obs, _, terminated, truncated, _ = env.step(rng.uniform(-1, 1, env.action_space.shape).astype(np.float32))
+        if terminated or truncated:
+            obs, _ = env.reset()
+    return torch.from_numpy(np.stack(stacks))
 
 
 def sweep_grid(latent: torch.Tensor, rows: list[int], values: torch.Tensor) -> torch.Tensor:
@@ -105,6 +94,17 @@ def sweeps(agent: SAC, latents: torch.Tensor) -> tuple[list[int], torch.Tensor, 
     return rows, values, f"its range over {len(latents)} observations ({len(rows)} of largest variance shown)"
 
 
+def mosaic(cells: torch.Tensor, gap: int = 2) -> np.ndarray:
+    """`(R, C, 3, H, W)` pictures in [0, 1] -> one `(R (H + gap) - gap, C (W + gap) - gap, 3)` image on white."""
+    rows, columns, _, height, width = cells.shape
+    image = np.ones((rows * (height + gap) - gap, columns * (width + gap) - gap, 3), np.float32)
+    for r in range(rows):
+        for c in range(columns):
+            top, left = r * (height + gap), c * (width + gap)
+            image[top : top + height, left : left + width] = cells[r, c].permute(1, 2, 0).clamp(0, 1).numpy()
+    return image
+
+
 def write_traversal(run_dir: Path, out: Path) -> Path:
     """Draw the traversal of `run_dir`'s latest checkpoint into `out/traversal.png`; returns the file."""
     import matplotlib
@@ -112,35 +112,44 @@ def write_traversal(run_dir: Path, out: Path) -> Path:
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    cfg, agent, checkpoint = load_agent(run_dir)
-    obs = replay_observations(run_dir, cfg, checkpoint["replay"], BATCH)
-    source = "replay buffer"
-    if obs is None:
-        obs, source = rendered_observations(cfg, BATCH), f"random-action episode (seed {SEED})"
+    checkpoint = read_checkpoint(run_dir)
+    cfg = load_config(run_dir / CONFIG_FILE)
+    if cfg.algo not in traversable_algos():
+        raise UserError(
+            f"{run_dir} is a {cfg.algo} run, which has no decoder to traverse; use a run of {', '.join(traversable_algos())}"
+        )
+    env = make_eval_env(cfg, "none", None)
+    try:
+        agent = load_agent(cfg, checkpoint, env)
+        obs, source = replay_observations(run_dir, cfg, checkpoint["replay"], BATCH), "replay buffer"
+        if obs is None:
+            obs, source = rendered_observations(env, BATCH), f"random-action episode (seed {SEED})"
+    finally:
+        env.close()
     latents = agent.latents(obs)
     rows, values, origin = sweeps(agent, latents)
-    images = agent.decode(sweep_grid(latents[0], rows, values).flatten(0, 1)).view(len(rows), values.shape[1], 3, *obs.shape[2:])
-    reference = [obs[0, -3:].float() / 255.0, agent.decode(latents[:1])[0]]
+    swept = agent.decode(sweep_grid(latents[0], rows, values).flatten(0, 1)).view(len(rows), values.shape[1], 3, *obs.shape[2:])
+    reference = torch.stack([obs[0, -3:].float() / 255.0, agent.decode(latents[:1])[0]])
+    cells = torch.cat([reference.expand(len(rows), -1, -1, -1, -1), swept], dim=1)
 
-    columns = 2 + values.shape[1]
-    figure, axes = plt.subplots(len(rows), columns, figsize=(0.75 * columns + 0.6, 0.8 * len(rows) + 0.7), squeeze=False)
-    for r, (index, axis_row) in enumerate(zip(rows, axes)):
-        cells = [*reference, *images[r]]
-        titles = ["input", "reconstr."] + [f"{v:.2f}" for v in values[r].tolist()]
-        for axis, picture, title in zip(axis_row, cells, titles):
-            axis.imshow(picture.permute(1, 2, 0).clamp(0, 1).numpy(), interpolation="nearest")
-            axis.set_xticks([])
-            axis.set_yticks([])
-            axis.set_title(title, fontsize=5, pad=1)
-        axis_row[0].set_ylabel(f"z{index}", fontsize=7)
-    figure.suptitle(
-        f"{cfg.algo} on {cfg.env.task}, step {checkpoint['step']}: each row sweeps one latent over {origin}, the others "
-        f"held at the observation's values (observations: {source})",
+    height, width, gap = *obs.shape[2:], 2
+    figure, axis = plt.subplots(figsize=(0.55 * cells.shape[1] + 0.8, 0.55 * len(rows) + 0.8))
+    axis.imshow(mosaic(cells, gap), interpolation="nearest")
+    axis.set_xticks([(c + 0.5) * (width + gap) for c in range(2)], ["input", "reconstruction"], fontsize=6)
+    axis.set_yticks([(r + 0.5) * (height + gap) for r in range(len(rows))], [f"z{index}" for index in rows], fontsize=6)
+    axis.tick_params(length=0)
+    for r, row_values in enumerate(values.tolist()):
+        for c, value in enumerate(row_values, start=2):
+            axis.text(c * (width + gap) + 1, r * (height + gap) + 1, f"{value:.2f}", fontsize=3.5, color="white",
+                      va="top", bbox={"facecolor": "black", "alpha": 0.45, "pad": 0.4, "linewidth": 0})
+    axis.set_title(
+        f"{cfg.algo} on {cfg.env.task}, step {checkpoint['step']}: each row sweeps one latent over {origin},\n"
+        f"the others held at the observation's own values (observations: {source})",
         fontsize=6,
     )
     figure.tight_layout()
     out.mkdir(parents=True, exist_ok=True)
     path = out / "traversal.png"
-    figure.savefig(path, dpi=130)
+    figure.savefig(path, dpi=200)
     plt.close(figure)
     return path
