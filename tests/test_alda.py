@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from unseen.agents.alda import ALDAEncoder, FrameDecoder, TemporalFusion
+from unseen.agents.alda import ALDAEncoder, FrameDecoder, FrameEncoder, TemporalFusion
 from unseen.config import make_config, validate
 from unseen.errors import UserError
 
@@ -206,3 +206,19 @@ def test_alda_frames_must_halve_four_times():
     cfg.env.image_size = 72
     with pytest.raises(UserError, match="env.image_size=72 does not suit ALDA's encoder"):
         validate(cfg)
+
+
+def test_fast_path_agrees_with_the_reference_path():
+    obs = batch(16)["obs"][:, -3:]
+    reference = FrameEncoder(32, 12, 32, bf16=False, channels_last=False)
+    for bf16, channels_last, tolerance in ((False, True, 1e-5), (True, False, 0.05), (True, True, 0.05)):
+        fast = FrameEncoder(32, 12, 32, bf16=bf16, channels_last=channels_last)
+        fast.load_state_dict(reference.state_dict())
+        torch.testing.assert_close(fast(obs), reference(obs), rtol=tolerance, atol=tolerance)
+    decoder = FrameDecoder(32, 12, 32, bf16=False, channels_last=False)
+    fast_decoder = FrameDecoder(32, 12, 32, bf16=True, channels_last=False)
+    fast_decoder.load_state_dict(decoder.state_dict())
+    z = reference(obs)
+    logits = decoder(z)
+    # Logits reach tens at initialisation; bfloat16 keeps about 3 significant digits of each.
+    assert ((fast_decoder(z) - logits).norm() / logits.norm()).item() < 0.02

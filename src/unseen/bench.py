@@ -130,25 +130,35 @@ def bench_peak(dtype: torch.dtype, size: int, rounds: int) -> float:
     return 2 * size**3 / seconds / 1e9
 
 
-def bench_algos(presets: tuple[str, ...], updates: int, algos: tuple[str, ...] = tuple(AGENTS)) -> dict[str, dict[str, float]]:
-    """Updates per second of every registered algorithm (or of `algos`) at each preset (fast path)."""
-    result: dict[str, dict[str, float]] = {}
-    for algo in algos:
-        result[algo] = {}
-        for preset in presets:
-            batch_size = make_config(algo, "walker_walk", preset).train.batch_size
-            agent, batch = _update_setup(algo, preset, True, batch_size)
-            seconds = interleaved({"update": lambda: [agent.update(batch) for _ in range(updates)]}, 1)["update"]
+def bench_algos(
+    presets: tuple[str, ...], updates: int, algos: tuple[str, ...] = tuple(AGENTS), rounds: int = 1
+) -> dict[str, dict[str, float]]:
+    """Updates per second of every registered algorithm (or of `algos`) at each preset (fast path): `updates`
+    updates per call, the algorithms of a preset interleaved round by round."""
+    result: dict[str, dict[str, float]] = {algo: {} for algo in algos}
+    for preset in presets:
+        setups = {
+            algo: _update_setup(algo, preset, True, make_config(algo, "walker_walk", preset).train.batch_size)
+            for algo in algos
+        }
+        candidates = {
+            algo: (lambda agent=agent, batch=batch: [agent.update(batch) for _ in range(updates)])
+            for algo, (agent, batch) in setups.items()
+        }
+        for algo, seconds in interleaved(candidates, rounds).items():
             result[algo][preset] = updates / seconds
     return result
 
 
+COST_RATIOS = (("cg2a", "svea"), ("cg2a", "drq"), ("alda", "drq"), ("sac_ae", "drq"))
+"""Pairs (a, b) whose update-time ratio `a_over_b` `unseen bench` reports."""
+
+
 def cost_ratios(updates_per_s: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
-    """CG2A's update time over SVEA's and over DrQ's at each preset, from their updates per second."""
-    cg2a = updates_per_s["cg2a"]
+    """Update time of a over b for every pair of `COST_RATIOS` at each preset, from their updates per second."""
     return {
-        f"cg2a_over_{other}": {preset: updates_per_s[other][preset] / cg2a[preset] for preset in cg2a}
-        for other in ("svea", "drq")
+        f"{a}_over_{b}": {preset: updates_per_s[b][preset] / updates_per_s[a][preset] for preset in updates_per_s[a]}
+        for a, b in COST_RATIOS
     }
 
 
@@ -242,7 +252,7 @@ def run(quick: bool) -> dict[str, Any]:
     result["peak_gflops_fp32"] = bench_peak(torch.float32, plan.peak_size, plan.rounds)
     result["update_gflops_share_of_bf16_peak"] = result["update_gflops"] / result["peak_gflops_bf16"]
     result |= bench_replay()
-    result["updates_per_s"] = bench_algos(plan.presets, plan.update_count)
+    result["updates_per_s"] = bench_algos(plan.presets, plan.update_count, rounds=plan.rounds)
     result |= cost_ratios(result["updates_per_s"])
     result["grad_extraction_cpu"] = bench_grad_extraction("cpu", plan.rounds)
     result |= bench_eval(plan.eval_episodes)
