@@ -104,7 +104,7 @@ class AgentConfig:
     overlay_pool: int = 1000
     """Overlay images drawn once from the source when the agent is built; each overlay samples from them."""
     bf16: bool = True
-    """Run the conv trunk under bfloat16 autocast (losses, targets, LayerNorm and optimizer stay float32)."""
+    """Run the conv trunk and the projections' Linear layers under bfloat16 autocast (LayerNorm, MLPs, losses, targets, optimizers stay float32)."""
     channels_last: bool = True
     """Keep conv activations in channels-last memory layout (faster oneDNN kernels on CPU)."""
 

@@ -1,13 +1,12 @@
 """Networks of SAC from pixels in the DMControl-GB family: conv trunk, projections, actor, critic.
 
 The conv trunk is shared by actor and critic; each has its own projection (Linear, LayerNorm, tanh).
-The fast path (bfloat16 autocast and channels-last layout) covers the conv trunk only: projections,
-LayerNorm, heads and every loss run in float32.
+The fast path (bfloat16 autocast and channels-last layout) covers the conv trunk and the projections'
+Linear layers; LayerNorm, the actor's and critics' MLPs, every loss and every optimizer state run in float32.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import torch
@@ -49,17 +48,21 @@ class ConvTrunk(nn.Module):
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         # Layout change on the 1-byte pixels, then one conversion straight to the conv's dtype (0..255 are
-        # exact in bfloat16); the features leave in float32 and NCHW order in one copy.
+        # exact in bfloat16). The features leave in NCHW order and in the conv's dtype: bfloat16 features
+        # tell the projections to run their Linear layer in bfloat16 too (`Projection`).
         dtype = torch.bfloat16 if self.bf16 else torch.float32
         x = obs.contiguous(memory_format=self.memory_format).to(dtype) / 255.0
-        autocast = torch.autocast(x.device.type, dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
-        with autocast:
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             h = self.convs(x)
-        return h.to(torch.float32, memory_format=torch.contiguous_format).flatten(1)
+        return h.contiguous(memory_format=torch.contiguous_format).flatten(1)
 
 
 class Projection(nn.Module):
-    """Linear, LayerNorm, tanh: each of actor and critic maps the trunk's features through its own."""
+    """Linear, LayerNorm, tanh: each of actor and critic maps the trunk's features through its own.
+
+    On bfloat16 features (the fast path) the Linear layer, the widest of the agent (trunk features x
+    projection_dim), runs in bfloat16 with float32 master weights; LayerNorm and tanh always run in float32.
+    """
 
     def __init__(self, in_dim: int, out_dim: int) -> None:
         super().__init__()
@@ -67,7 +70,10 @@ class Projection(nn.Module):
         self.apply(orthogonal_init)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return self.net(h)
+        linear, norm, tanh = self.net
+        with torch.autocast(h.device.type, dtype=torch.bfloat16, enabled=h.dtype == torch.bfloat16):
+            x = linear(h)
+        return tanh(norm(x.float()))
 
 
 def mlp(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:
