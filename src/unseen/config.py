@@ -16,7 +16,6 @@ from typing import Any
 
 import yaml
 
-from unseen.envs.shifts import SHIFTS
 from unseen.errors import UserError
 
 ALGOS = ("sac", "drq", "svea", "cg2a")
@@ -170,6 +169,8 @@ def make_config(algo: str, task: str, preset: str = "cpu", seed: int = 0, steps:
     cfg = RunConfig(algo=algo, preset=preset, seed=seed, env=EnvConfig(task=task))
     cfg.env.action_repeat = default_action_repeat(task)
     if preset in ("paper", "cpu"):
+        from unseen.envs import SHIFTS  # imported on use: importing the environments checks the GL backend
+
         # Learning curves on every shift, and a run that finishes evaluated on all of them.
         cfg.train.eval_shifts = ",".join(SHIFTS)
     if preset == "cpu":
@@ -258,7 +259,7 @@ def _parse(raw: str, kind: type, key: str) -> Any:
 
 def validate(cfg: RunConfig) -> RunConfig:
     """Check every field a user can get wrong; raise `UserError` with one line that names the fix."""
-    from unseen.envs import TASKS
+    from unseen.envs import SHIFTS, TASKS
 
     if cfg.algo not in ALGOS:
         raise UserError(f"unknown algorithm {cfg.algo!r}; choose one of: {', '.join(ALGOS)}")
