@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from unseen.config import ALGOS, PRESETS, apply_overrides, make_config
+from unseen.config import ALGOS, PRESETS, ReportConfig, apply_overrides, make_config
 from unseen.errors import Interrupted, UserError
 
 
@@ -57,9 +57,13 @@ def build_parser() -> Parser:
     evaluate.add_argument("--episodes", type=int, default=10, help="episodes per shift (default: 10)")
     evaluate.add_argument("--workers", type=int, default=0, help="processes running episodes (default: one per core)")
     add_source_arguments(evaluate)
-    report = commands.add_parser("report", help="tables from finished run directories; --grad: CG2A's gradient plots")
+    report = commands.add_parser(
+        "report", help="paper-format tables, learning curves and rliable statistics from finished runs; --grad: CG2A's gradient plots"
+    )
     report.add_argument("dirs", nargs="*", type=Path, help="run directories, or folders that hold them at any depth")
-    report.add_argument("--out", type=Path, required=True, help="folder for table.md, table.csv and runs.csv (or the plots)")
+    report.add_argument("--out", type=Path, required=True, help="folder for report.md, the tables and the figures (or the plots)")
+    report.add_argument("--reps", type=int, default=ReportConfig.reps, help=f"bootstrap resamples (default: {ReportConfig.reps})")
+    report.add_argument("--bootstrap-seed", type=int, default=ReportConfig.seed, help="seed of the bootstrap (default: 0)")
     report.add_argument(
         "--grad", type=Path, metavar="RUN_DIR",
         help="instead, draw a CG2A run's gradient magnitudes per augmentation and pairwise cosines (PNG)",
@@ -141,9 +145,11 @@ def run_report(args: argparse.Namespace) -> int:
         return 0
     if not args.dirs:
         raise UserError("pass run directories (or --grad RUN_DIR)")
-    path = write_report(args.dirs, args.out)
+    if args.reps <= 0:
+        raise UserError(f"--reps must be positive, got {args.reps}")
+    path = write_report(args.dirs, args.out, ReportConfig(args.reps, args.bootstrap_seed))
     print(path.read_text(), end="")
-    print(f"written to {args.out}")
+    print(f"written to {args.out} (report.md lists every table and figure)")
     return 0
 
 
