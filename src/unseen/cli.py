@@ -1,4 +1,4 @@
-"""The `unseen` command line: train, eval, report, show, bench."""
+"""The `unseen` command line: train, eval, report, sweep, show, bench."""
 
 from __future__ import annotations
 
@@ -69,6 +69,11 @@ def build_parser() -> Parser:
         help="instead, draw a CG2A run's gradient magnitudes per augmentation and pairwise cosines (PNG)",
     )
 
+    sweep = commands.add_parser("sweep", help="run a grid of methods x tasks x seeds from a YAML file, then report")
+    sweep.add_argument("file", type=Path, help="the sweep file (docs/sweep.md)")
+    sweep.add_argument("--workers", type=int, default=1, help="runs at a time, each with cores // N threads (default: 1)")
+    sweep.add_argument("--dry-run", action="store_true", help="print what each run still needs and the commands; run nothing")
+
     show = commands.add_parser("show", help="draw what the agent sees under each shift (a PNG)")
     show.add_argument("--task", required=True, help="DMControl task, e.g. walker_walk")
     show.add_argument("--shifts", nargs="+", help="shifts, one row each (default: all)")
@@ -87,7 +92,9 @@ def build_parser() -> Parser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"train": run_train, "eval": run_eval, "report": run_report, "show": run_show, "bench": run_bench}[args.command](args)
+        commands = {"train": run_train, "eval": run_eval, "report": run_report, "sweep": run_sweep, "show": run_show,
+                    "bench": run_bench}
+        return commands[args.command](args)
     except UserError as error:
         print(f"unseen {args.command}: error: {error}", file=sys.stderr)
         return 2
@@ -151,6 +158,12 @@ def run_report(args: argparse.Namespace) -> int:
     print(path.read_text(), end="")
     print(f"written to {args.out} (report.md lists every table and figure)")
     return 0
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    from unseen.sweep import run_sweep
+
+    return run_sweep(args.file, args.workers, args.dry_run)
 
 
 def run_show(args: argparse.Namespace) -> int:
