@@ -19,6 +19,7 @@ Runs of different presets are never reported together. Text outputs are byte-ide
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,19 +61,19 @@ def collect(dirs: list[Path]) -> pd.DataFrame:
         runs += [load_run(path.parent) for path in sorted(root.rglob(SUMMARY_FILE))]
     if not runs:
         raise UserError(f"no finished runs ({SUMMARY_FILE}) under {', '.join(map(str, dirs))}")
-    presets = sorted({run["preset"] for run in runs})
+    presets = sorted({run.summary["preset"] for run in runs})
     if len(presets) > 1:
         raise UserError(f"runs of different presets ({', '.join(presets)}) cannot share a table; report them apart")
     labels = method_labels(runs)
     rows = []
     for run in runs:
-        summary = run["summary"]
+        summary = run.summary
         for shift, result in summary["returns"].items():
             rows.append(
                 {
-                    "run": run["path"],
-                    "algo": run["algo"],
-                    "method": labels[run["path"]],
+                    "run": run.path,
+                    "algo": run.algo,
+                    "method": labels[run.path],
                     "task": summary["task"],
                     "preset": summary["preset"],
                     "seed": summary["seed"],
@@ -83,20 +84,32 @@ def collect(dirs: list[Path]) -> pd.DataFrame:
                     "source": result.get("source", "none" if shift == "none" else "unrecorded"),
                     "intensity": result.get("intensity", np.nan),
                     "wall_time_min": summary["wall_time_s"] / 60 if "wall_time_s" in summary else np.nan,
-                    **switches(run["config"]),
+                    **switches(run.config),
                 }
             )
     return pd.DataFrame(rows)
 
 
-def load_run(run_dir: Path) -> dict[str, Any]:
-    """A run's summary and its config flattened to `section.field` keys (read as saved: older runs lack new fields)."""
+@dataclass(frozen=True)
+class Run:
+    """A finished run: where it is, its summary.json, and its config.yaml flattened to `section.field` keys (read
+    as saved: a run made by an older unseen lacks the fields added since)."""
+
+    path: str
+    summary: dict[str, Any]
+    config: dict[str, Any]
+
+    @property
+    def algo(self) -> str:
+        return self.summary["algo"]
+
+
+def load_run(run_dir: Path) -> Run:
     path = run_dir / CONFIG_FILE
     if not path.is_file():
         raise UserError(f"{run_dir} has {SUMMARY_FILE} but no {CONFIG_FILE}; reports need the config to tell methods apart")
     summary = json.loads((run_dir / SUMMARY_FILE).read_text())
-    config = flatten(yaml.safe_load(path.read_text()))
-    return {"path": str(run_dir), "algo": summary["algo"], "preset": summary["preset"], "summary": summary, "config": config}
+    return Run(str(run_dir), summary, flatten(yaml.safe_load(path.read_text())))
 
 
 def flatten(config: dict[str, Any]) -> dict[str, Any]:
@@ -135,23 +148,23 @@ def ablation_parts(switch: dict[str, Any]) -> list[str]:
     return parts + ([f"gamma={switch['gamma']}"] if switch["sgs"] and switch["gamma"] != DEFAULT_GAMMA else [])
 
 
-def method_labels(runs: list[dict[str, Any]]) -> dict[str, str]:
+def method_labels(runs: list[Run]) -> dict[str, str]:
     """Each run's METHOD: `algo`, then in brackets its CG2A ablation and every compared config field in which it
     differs from another run of the same algorithm, ablation and task (fields a config lacks are not compared)."""
-    def base(run: dict[str, Any]) -> tuple[str, ...]:
-        return (run["algo"], *ablation_parts(switches(run["config"])))
+    def base(run: Run) -> tuple[str, ...]:
+        return (run.algo, *ablation_parts(switches(run.config)))
 
-    groups: dict[tuple, list[dict[str, Any]]] = {}
+    groups: dict[tuple, list[Run]] = {}
     for run in runs:
-        groups.setdefault((run["config"]["env.task"], base(run)), []).append(run)
+        groups.setdefault((run.summary["task"], base(run)), []).append(run)
     labels = {}
     for group in groups.values():
-        shared = set.intersection(*(set(run["config"]) for run in group)) - UNCOMPARED_FIELDS
-        differing = sorted(key for key in shared if len({repr(run["config"][key]) for run in group}) > 1)
+        shared = set.intersection(*(set(run.config) for run in group)) - UNCOMPARED_FIELDS
+        differing = sorted(key for key in shared if len({repr(run.config[key]) for run in group}) > 1)
         for run in group:
             algo, *parts = base(run)
-            parts += [f"{key}={show_value(run['config'][key])}" for key in differing]
-            labels[run["path"]] = f"{algo}[{', '.join(parts)}]" if parts else algo
+            parts += [f"{key}={show_value(run.config[key])}" for key in differing]
+            labels[run.path] = f"{algo}[{', '.join(parts)}]" if parts else algo
     return labels
 
 
@@ -219,8 +232,17 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows]) + "\n"
 
 
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$",
+                  "—": "--", "`": "", "✓": r"$\checkmark$", "γ": r"$\gamma$"}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(char, char) for char in str(text))
+
+
 MARKDOWN = ("**{}**", "—", str)
-LATEX = (r"\textbf{{{}}}", "--", lambda text: latex_escape(text))
+LATEX = (r"\textbf{{{}}}", "--", latex_escape)
 
 
 def formatted_cells(means: pd.DataFrame, stds: pd.DataFrame, best: pd.DataFrame, style: tuple) -> list[list[str]]:
@@ -281,14 +303,6 @@ def sources(runs: pd.DataFrame) -> str:
 
 
 # ----- LaTeX (booktabs) ----------------------------------------------------------------------------------------
-
-_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$",
-                  "—": "--", "`": "", "✓": r"$\checkmark$", "γ": r"$\gamma$"}
-
-
-def latex_escape(text: str) -> str:
-    return "".join(_LATEX_SPECIAL.get(char, char) for char in str(text))
 
 
 def latex_table(header: list[str], groups: list[list[list[str]]], columns: str, text: str, label: str) -> str:

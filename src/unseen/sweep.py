@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
+import json
 import os
 import re
 import shutil
@@ -30,6 +31,7 @@ import yaml
 from unseen.config import PRESETS, RunConfig, apply_overrides, make_config, to_dict, validate
 from unseen.envs.shifts import SHIFTS
 from unseen.errors import UserError
+from unseen.report import UNCOMPARED_FIELDS, flatten
 from unseen.rundir import CHECKPOINT_FILE, CONFIG_FILE, SUMMARY_FILE
 
 EXPORTED_FILES = (CONFIG_FILE, "train.csv", "eval.csv", SUMMARY_FILE)
@@ -277,10 +279,6 @@ def state(job: Job, spec: SweepSpec, records: dict[str, dict[str, Any]]) -> Stat
 
     `records`: per shift what a current evaluation records about its data (source, intensity).
     """
-    import json
-
-    from unseen.report import UNCOMPARED_FIELDS, flatten
-
     run_dir = job.run_dir
     wanted = flatten(to_dict(job_config(job, spec)))
     if not (run_dir / CONFIG_FILE).is_file():
