@@ -1,4 +1,4 @@
-"""The `unseen` command line: train, eval, report, show, bench."""
+"""The `unseen` command line: train, eval, report, sweep, show, bench."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from unseen.config import ALGOS, PRESETS, apply_overrides, make_config
+from unseen.config import ALGOS, PRESETS, ReportConfig, apply_overrides, make_config
 from unseen.errors import Interrupted, UserError
 
 
@@ -57,13 +57,22 @@ def build_parser() -> Parser:
     evaluate.add_argument("--episodes", type=int, default=10, help="episodes per shift (default: 10)")
     evaluate.add_argument("--workers", type=int, default=0, help="processes running episodes (default: one per core)")
     add_source_arguments(evaluate)
-    report = commands.add_parser("report", help="tables from finished run directories; --grad: CG2A's gradient plots")
+    report = commands.add_parser(
+        "report", help="paper-format tables, learning curves and rliable statistics from finished runs; --grad: CG2A's gradient plots"
+    )
     report.add_argument("dirs", nargs="*", type=Path, help="run directories, or folders that hold them at any depth")
-    report.add_argument("--out", type=Path, required=True, help="folder for table.md, table.csv and runs.csv (or the plots)")
+    report.add_argument("--out", type=Path, required=True, help="folder for report.md, the tables and the figures (or the plots)")
+    report.add_argument("--reps", type=int, default=ReportConfig.reps, help=f"bootstrap resamples (default: {ReportConfig.reps})")
+    report.add_argument("--bootstrap-seed", type=int, default=ReportConfig.seed, help="seed of the bootstrap (default: 0)")
     report.add_argument(
         "--grad", type=Path, metavar="RUN_DIR",
         help="instead, draw a CG2A run's gradient magnitudes per augmentation and pairwise cosines (PNG)",
     )
+
+    sweep = commands.add_parser("sweep", help="run a grid of methods x tasks x seeds from a YAML file, then report")
+    sweep.add_argument("file", type=Path, help="the sweep file (docs/sweep.md)")
+    sweep.add_argument("--workers", type=int, default=1, help="runs at a time, each with cores // N threads (default: 1)")
+    sweep.add_argument("--dry-run", action="store_true", help="print what each run still needs and the commands; run nothing")
 
     show = commands.add_parser("show", help="draw what the agent sees under each shift (a PNG)")
     show.add_argument("--task", required=True, help="DMControl task, e.g. walker_walk")
@@ -83,7 +92,9 @@ def build_parser() -> Parser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"train": run_train, "eval": run_eval, "report": run_report, "show": run_show, "bench": run_bench}[args.command](args)
+        commands = {"train": run_train, "eval": run_eval, "report": run_report, "sweep": run_sweep, "show": run_show,
+                    "bench": run_bench}
+        return commands[args.command](args)
     except UserError as error:
         print(f"unseen {args.command}: error: {error}", file=sys.stderr)
         return 2
@@ -141,10 +152,18 @@ def run_report(args: argparse.Namespace) -> int:
         return 0
     if not args.dirs:
         raise UserError("pass run directories (or --grad RUN_DIR)")
-    path = write_report(args.dirs, args.out)
+    if args.reps <= 0:
+        raise UserError(f"--reps must be positive, got {args.reps}")
+    path = write_report(args.dirs, args.out, ReportConfig(args.reps, args.bootstrap_seed))
     print(path.read_text(), end="")
-    print(f"written to {args.out}")
+    print(f"written to {args.out} (report.md lists every table and figure)")
     return 0
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    from unseen.sweep import run_sweep
+
+    return run_sweep(args.file, args.workers, args.dry_run)
 
 
 def run_show(args: argparse.Namespace) -> int:

@@ -153,6 +153,16 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
+@dataclass(frozen=True)
+class ReportConfig:
+    """How `unseen report` estimates its intervals (docs/reports.md)."""
+
+    reps: int = 10_000
+    """Bootstrap resamples of every confidence interval and curve band."""
+    seed: int = 0
+    """Seed of the bootstrap generators: the same runs give the same intervals."""
+
+
 def default_action_repeat(task: str) -> int:
     """Action repeat of the DMControl-GB protocol: cartpole 8, finger 2, everything else 4."""
     domain = task.split("_")[0]
