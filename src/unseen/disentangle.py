@@ -11,14 +11,23 @@ docs/disentanglement.md explains the choices; in short:
   equal-frequency, because then (1) the estimate depends on ranks only, so it is exactly invariant to any
   strictly increasing transformation of a variable (a latent's scale or squashing does not count), and
   (2) an outlier cannot empty most bins of its variable.
-- Mutual information (`normalized_mutual_information`). The plug-in estimate on the joint histogram with
-  the Miller-Madow correction (each entropy + (m - 1) / 2N for its m occupied cells), clipped at 0;
-  divided by the factor's Miller-Madow entropy: NMI in [0, 1], 1 when the latent determines the factor.
-  The plug-in estimate is biased upwards by about (m_z - 1)(m_v - 1) / 2N for independent variables
-  (0.09 nats with 20 x 20 bins and N = 2000), which would make every latent look a little informative
-  about every factor and ruin InfoM and InfoC (ratios of one entry to a row or column sum). So an entry
-  is kept only if the G-test rejects independence (2 N I ~ chi2((m_z - 1)(m_v - 1)) under independence)
-  at the family-wise level `alpha` over all D F entries (Bonferroni); other entries are 0.
+- Mutual information (`normalized_mutual_information`). The plug-in estimate on the joint histogram,
+  adjusted for chance against a permutation null, divided by the factor's entropy:
+      NMI[j, k] = (I(z_j; v_k) - E0[I]) / (H(v_k) - E0[I])   (0 below the chance level, 1 when z_j determines v_k)
+  where E0 is the mean over `permutations` shufflings that pair the latents of each group of samples (an
+  episode) with the factors of another group of the same size, in random order within it. Why a null,
+  and why by group: the plug-in estimate of independent variables is biased upwards (about
+  (m_z - 1)(m_v - 1) / 2N nats for i.i.d. samples, 0.09 nats with 20 x 20 bins and N = 2000), and
+  observations come in episodes: a shift draws its colours, video and camera start once per episode, so
+  with 100 episodes any latent that tells episodes apart (say, it encodes one colour) "determines" every
+  other per-episode factor on the samples. Measured: 100 episodes of 20 samples and 6 independent
+  per-episode factors, each encoded exactly by its own latent, give a chance-level plug-in NMI of 0.49
+  between every latent and every other factor; neither the Miller-Madow correction nor a G-test (both
+  assume independent samples) removes it. Shuffling whole groups keeps that structure in the null, and
+  the adjusted estimate is then about 0. An entry is kept only if it exceeds its null mean by
+  z * (the null's standard deviation), z the normal quantile of the family-wise level `alpha` over all
+  D F entries (Bonferroni); other entries are 0. Without groups every sample is its own group (the usual
+  permutation test).
 - MIG (Chen et al. 2018, "Isolating Sources of Disentanglement in VAEs", Eq. 6): for each factor, the NMI
   of its most informative latent minus that of the second, averaged over factors.
 - InfoM and InfoC (Hsu et al. 2023, "Disentanglement via Latent Quantization", NeurIPS, InfoMEC; as in
@@ -30,6 +39,8 @@ docs/disentanglement.md explains the choices; in short:
   range; and ours, at least one kept NMI entry (a latent that carries no detectable information about any
   factor, e.g. pure noise, has no defined max/sum ratio and would add a random term to InfoM).
 
+Deterministic: the permutations come from a generator seeded with `seed`.
+
 Factors with zero entropy (constant over the samples) are not scored: their NMI column is 0 and MIG,
 InfoM and InfoC leave them out. Conventions where a formula divides by zero: InfoM is 1 with one scored
 factor, InfoC is 1 with one active latent (nothing to spread over); InfoC averages over the factors that
@@ -39,15 +50,17 @@ some active latent informs; all three are 0 when no latent informs any factor.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 import torch
-from scipy import stats
 
 BINS = 20
 """Bins per continuous variable: the common default (disentanglement_lib's MIG)."""
 ALPHA = 0.01
-"""Family-wise significance level of the G-tests that keep NMI entries."""
+"""Family-wise significance level of the tests that keep NMI entries."""
+PERMUTATIONS = 50
+"""Shufflings of the permutation null of every mutual-information estimate."""
 MIN_RANGE_FRACTION = 1 / 20
 """A latent whose range is below this fraction of the largest latent range is inactive (Hsu et al.)."""
 
@@ -79,53 +92,80 @@ def discretize(values: np.ndarray | torch.Tensor, bins: int = BINS) -> np.ndarra
     return codes
 
 
-def _entropy(counts: np.ndarray, n: int, axis: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Plug-in entropy (nats) of histograms `counts` over `axis`, and their numbers of occupied cells."""
-    p = counts / n
+def _plug_in_entropy(counts: np.ndarray, axis: int | tuple[int, ...]) -> np.ndarray:
+    """Entropy (nats) of the histograms `counts` over `axis`."""
+    p = counts / counts.sum(axis=axis, keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(counts > 0, -p * np.log(p), 0.0)
-    return terms.sum(axis=axis), (counts > 0).sum(axis=axis)
+        return np.where(counts > 0, -p * np.log(p), 0.0).sum(axis=axis)
 
 
-def factor_entropy(factors: np.ndarray | torch.Tensor, bins: int = BINS) -> np.ndarray:
-    """Miller-Madow entropy (nats) `[F]` of each discretised factor; 0 exactly for a constant one."""
-    codes = discretize(factors, bins)
-    n = len(codes)
-    counts = np.stack([np.bincount(column, minlength=bins) for column in codes.T])
-    entropy, occupied = _entropy(counts, n, (1,))
-    return entropy + (occupied - 1) / (2 * n)
+def entropy(codes: np.ndarray, bins: int = BINS) -> np.ndarray:
+    """Plug-in entropy (nats) `[V]` of each column of codes from `discretize`; 0 exactly for a constant one."""
+    return _plug_in_entropy(np.stack([np.bincount(column, minlength=bins) for column in codes.T]), 1)
+
+
+def mutual_information(z: np.ndarray, v: np.ndarray, bins: int = BINS) -> np.ndarray:
+    """Plug-in mutual information (nats) `[D, F]` of codes `z` `[N, D]` and `v` `[N, F]` from `discretize`."""
+    d = z.shape[1]
+    offsets = np.arange(d) * bins * bins  # one block of bins x bins cells per latent
+    mi = np.empty((d, v.shape[1]))
+    for k in range(v.shape[1]):
+        joint = np.bincount((offsets + z * bins + v[:, k : k + 1]).ravel(), minlength=d * bins * bins)
+        joint = joint.reshape(d, bins, bins)
+        mi[:, k] = _plug_in_entropy(joint.sum(axis=2), 1) + _plug_in_entropy(joint[0].sum(axis=0), 0)
+        mi[:, k] -= _plug_in_entropy(joint, (1, 2))
+    return mi
+
+
+def group_permutation(groups: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Indices that send the samples of each group to those of another group of the same size (a random
+    matching of the groups of each size), in random order within it."""
+    if len(np.unique(groups)) == len(groups):  # every sample its own group: a plain permutation
+        return rng.permutation(len(groups))
+    order = np.argsort(groups, kind="stable")
+    labels, starts, sizes = np.unique(groups[order], return_index=True, return_counts=True)
+    blocks = [order[start : start + size] for start, size in zip(starts, sizes)]
+    target = np.arange(len(labels))
+    for size in np.unique(sizes):
+        same = np.flatnonzero(sizes == size)
+        target[same] = rng.permutation(same)
+    permutation = np.empty(len(groups), dtype=np.int64)
+    for block, other in zip(blocks, target):
+        permutation[block] = rng.permutation(blocks[other])
+    return permutation
 
 
 def normalized_mutual_information(
-    latents: np.ndarray | torch.Tensor, factors: np.ndarray | torch.Tensor, bins: int = BINS, alpha: float = ALPHA
+    latents: np.ndarray | torch.Tensor,
+    factors: np.ndarray | torch.Tensor,
+    groups: np.ndarray | None = None,
+    bins: int = BINS,
+    alpha: float = ALPHA,
+    permutations: int = PERMUTATIONS,
+    seed: int = 0,
 ) -> np.ndarray:
-    """NMI `[D, F]`: I(z_j; v_k) / H(v_k), both Miller-Madow estimates on the discretised samples; entries
-    whose plug-in MI fails the G-test of independence at family-wise level `alpha` (Bonferroni over the
-    D F entries; `alpha=1` keeps every positive entry) are 0, and so are the columns of constant factors."""
+    """NMI `[D, F]` adjusted for chance: (I - E0[I]) / (H(v) - E0[I]) per entry, E0 the mean of the plug-in
+    estimate over `permutations` group permutations (`group_permutation`; `groups` `[N]`, e.g. the episode
+    of each sample; None: every sample its own). Entries that do not exceed the null mean by the normal
+    quantile of `alpha / (D F)` times the null's standard deviation are 0 (`alpha=1` keeps every entry
+    above the null mean); so are the columns of constant factors."""
     if not 0 < alpha <= 1:
         raise ValueError(f"alpha must lie in (0, 1], got {alpha}")
+    if permutations < 2:
+        raise ValueError(f"permutations must be at least 2, got {permutations}")
     z, v = discretize(latents, bins), discretize(factors, bins)
     if len(z) != len(v) or 0 in z.shape or 0 in v.shape:
         raise ValueError(f"expected latents [N, D] and factors [N, F] with N, D, F > 0, got {z.shape} and {v.shape}")
-    n, d = z.shape
-    f = v.shape[1]
-    offsets = np.arange(d) * bins * bins  # one block of bins x bins cells per latent
-    nmi = np.zeros((d, f))
-    for k in range(f):
-        joint = np.bincount((offsets + z * bins + v[:, k : k + 1]).ravel(), minlength=d * bins * bins)
-        joint = joint.reshape(d, bins, bins)
-        h_joint, m_joint = _entropy(joint, n, (1, 2))
-        h_z, m_z = _entropy(joint.sum(axis=2), n, (1,))
-        h_v, m_v = _entropy(joint[0].sum(axis=0), n, (0,))
-        if m_v == 1:
-            continue  # a constant factor: no information to share
-        plug_in = h_z + h_v - h_joint
-        corrected = np.maximum(plug_in - (m_joint - m_z - m_v + 1) / (2 * n), 0.0)
-        dof = (m_z - 1) * (m_v - 1)
-        critical = 0.0 if alpha == 1 else stats.chi2.isf(alpha / (d * f), np.maximum(dof, 1))
-        significant = (dof > 0) & (2 * n * plug_in > critical)
-        nmi[:, k] = np.where(significant, corrected / (h_v + (m_v - 1) / (2 * n)), 0.0)
-    return nmi
+    groups = np.arange(len(z)) if groups is None else np.asarray(groups)
+    rng = np.random.default_rng(seed)
+    observed = mutual_information(z, v, bins)
+    null = np.stack([mutual_information(z, v[group_permutation(groups, rng)], bins) for _ in range(permutations)])
+    chance, spread = null.mean(axis=0), null.std(axis=0, ddof=1)
+    critical = 0.0 if alpha == 1 else NormalDist().inv_cdf(1 - alpha / observed.size)
+    excess, factor_entropy = observed - chance, entropy(v, bins)
+    kept = (excess > critical * spread) & (excess > 0) & (factor_entropy > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(kept, np.minimum(excess / (factor_entropy - chance), 1.0), 0.0)
 
 
 def active_latents(
@@ -170,12 +210,14 @@ def infoc(nmi: np.ndarray) -> float:
     return _concentration(nmi.T, nmi.shape[0])
 
 
-def duplicate_factors(factors: np.ndarray | torch.Tensor, bins: int = BINS, threshold: float = 0.95) -> np.ndarray:
+def duplicate_factors(
+    factors: np.ndarray | torch.Tensor, groups: np.ndarray | None = None, bins: int = BINS, threshold: float = 0.95
+) -> np.ndarray:
     """Index `[F]` of the earlier factor that each factor duplicates (each determines the other: NMI of
     the two, both ways, at least `threshold`), or -1. The metrics assume distinct factors: one latent
     that encodes two copies of a factor would look half as modular."""
     values = as_numpy(factors)
-    nmi = normalized_mutual_information(values, values, bins)
+    nmi = normalized_mutual_information(values, values, groups, bins)
     duplicate = np.full(values.shape[1], -1)
     for k in range(values.shape[1]):
         for earlier in range(k):
@@ -207,14 +249,18 @@ class Scores:
 def score(
     latents: np.ndarray | torch.Tensor,
     factors: np.ndarray | torch.Tensor,
+    groups: np.ndarray | None = None,
     bins: int = BINS,
     alpha: float = ALPHA,
+    permutations: int = PERMUTATIONS,
     min_range_fraction: float = MIN_RANGE_FRACTION,
+    seed: int = 0,
 ) -> Scores:
-    """MIG, InfoM and InfoC of `latents` `[N, D]` against `factors` `[N, F]`, with the NMI matrix."""
-    nmi = normalized_mutual_information(latents, factors, bins, alpha)
-    constant = factor_entropy(factors, bins) == 0
-    duplicate_of = duplicate_factors(factors, bins)
+    """MIG, InfoM and InfoC of `latents` `[N, D]` against `factors` `[N, F]` (samples in `groups`, e.g.
+    episodes), with the NMI matrix."""
+    nmi = normalized_mutual_information(latents, factors, groups, bins, alpha, permutations, seed)
+    constant = entropy(discretize(factors, bins), bins) == 0
+    duplicate_of = duplicate_factors(factors, groups, bins)
     scored = ~constant & (duplicate_of < 0)
     active = active_latents(latents, nmi[:, scored], min_range_fraction)
     pruned = nmi[np.ix_(active, scored)]

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from unseen.agents import SAC, make_agent
 from unseen.config import RunConfig, load_config
-from unseen.disentangle import ALPHA, BINS, MIN_RANGE_FRACTION, Scores, score
+from unseen.disentangle import ALPHA, BINS, MIN_RANGE_FRACTION, PERMUTATIONS, Scores, score
 from unseen.envs import SHIFTS, PixelEnv, resolve_sources
 from unseen.errors import UserError
 from unseen.evaluate import make_eval_env
@@ -57,7 +57,9 @@ class DisentangleConfig:
     bins: int = BINS
     """Equal-frequency bins per continuous variable of the mutual-information estimate."""
     alpha: float = ALPHA
-    """Family-wise significance level of the G-tests that keep normalised mutual-information entries."""
+    """Family-wise significance level of the tests that keep normalised mutual-information entries."""
+    permutations: int = PERMUTATIONS
+    """Shufflings of episodes in the permutation null of the mutual-information estimates."""
     min_range_fraction: float = MIN_RANGE_FRACTION
     """Latents whose range is below this fraction of the largest are inactive (Hsu et al.; 0: off)."""
 
@@ -73,8 +75,8 @@ class DisentangleConfig:
             raise UserError(f"--per-episode must be positive, got {self.samples_per_episode}")
         if self.bins < 2:
             raise UserError(f"--bins must be at least 2, got {self.bins}")
-        if not 0 < self.alpha <= 1:
-            raise UserError(f"alpha must lie in (0, 1], got {self.alpha}")
+        if not 0 < self.alpha <= 1 or self.permutations < 2:
+            raise UserError(f"alpha must lie in (0, 1] and permutations be at least 2, got {self.alpha} and {self.permutations}")
         if not 0 <= self.random_action_prob <= 1 or not 0 <= self.min_range_fraction < 1:
             raise UserError("random_action_prob must lie in [0, 1] and min_range_fraction in [0, 1)")
         return self
@@ -90,7 +92,8 @@ class Samples:
     factors: np.ndarray
     """`[N, F]`; angles of hinges without limits wrapped into [-pi, pi) (the picture repeats every 2 pi)."""
     factor_names: list[str]
-    episodes: int
+    episode: np.ndarray
+    """`[N]` the episode of each observation."""
     record: dict[str, str | float]
     """The shift's data source (`ShiftConfig.record`)."""
 
@@ -111,9 +114,9 @@ def collect(agent: SAC, env: PixelEnv, seed: int, options: DisentangleConfig) ->
     rng = np.random.default_rng(behaviour_seed)
     agent.generator.manual_seed(behaviour_seed)
     angles = [env.factor_names.index(name) for name in env.angle_factors]
-    observations, factors = [], []
+    observations, factors, episode_of = [], [], []
     remaining = options.samples
-    for episode_seed in tqdm(episode_seeds, desc=f"collecting {env.shift.name}", unit="episode", mininterval=1.0):
+    for episode, episode_seed in enumerate(tqdm(episode_seeds, desc=f"collecting {env.shift.name}", unit="episode", mininterval=1.0)):
         wanted = set(rng.choice(length, min(options.samples_per_episode, remaining), replace=False).tolist())
         remaining -= len(wanted)
         obs, info = env.reset(seed=episode_seed)
@@ -121,13 +124,14 @@ def collect(agent: SAC, env: PixelEnv, seed: int, options: DisentangleConfig) ->
             if step in wanted:
                 observations.append(obs)
                 factors.append(list(info["factors"].values()))
+                episode_of.append(episode)
             if step < max(wanted):
                 explore = rng.random() < options.random_action_prob
                 action = rng.uniform(-1, 1, env.action_space.shape) if explore else agent.act(obs, deterministic=False)
                 obs, _, _, _, info = env.step(action)
     values = np.asarray(factors, dtype=np.float64)
     values[:, angles] = (values[:, angles] + np.pi) % (2 * np.pi) - np.pi
-    return Samples(env.shift.name, np.stack(observations), values, list(env.factor_names), len(episode_seeds), env.shift.record)
+    return Samples(env.shift.name, np.stack(observations), values, list(env.factor_names), np.array(episode_of), env.shift.record)
 
 
 def encode(agent: SAC, obs: np.ndarray) -> np.ndarray:
@@ -164,12 +168,15 @@ def measure(
         # true_factors travels with the data options: make_eval_env hands all of them to make_env.
         env = make_eval_env(cfg, shift, {**(sources or {}), "true_factors": True})
         try:
-            agent = agent or load_agent(cfg, checkpoint["agent"], env)
+            if agent is None:
+                agent = load_agent(cfg, checkpoint["agent"], env)
             samples = collect(agent, env, cfg.seed, options)
         finally:
             env.close()
         latents = encode(agent, samples.obs)
-        results.append((samples, score(latents, samples.factors, options.bins, options.alpha, options.min_range_fraction)))
+        scores = score(latents, samples.factors, samples.episode, options.bins, options.alpha, options.permutations,
+                       options.min_range_fraction, seed=cfg.seed)
+        results.append((samples, scores))
     run = {"run": str(run_dir), "algo": cfg.algo, "task": cfg.env.task, "seed": cfg.seed, "step": checkpoint["step"],
            "latent": f"{type(agent).__name__}.latents"}
     return run, results
@@ -185,7 +192,7 @@ def shift_entry(samples: Samples, scores: Scores) -> dict:
         "infom": scores.infom,
         "infoc": scores.infoc,
         "samples": len(samples.obs),
-        "episodes": samples.episodes,
+        "episodes": len(np.unique(samples.episode)),
         "latents": scores.nmi.shape[0],
         "active_latents": int(scores.active.sum()),
         "factors": len(names),
@@ -227,8 +234,9 @@ def markdown(run: dict, entries: dict[str, dict], options: DisentangleConfig) ->
         f"Latents: `{run['latent']}` of the run's latest checkpoint. Observations: per shift {options.samples} from "
         f"{options.episodes} episodes ({options.samples_per_episode} each, at random steps) of the policy's sampled "
         f"actions, {options.random_action_prob:.0%} of steps uniformly random, the same seeds under every shift. "
-        f"Normalised mutual information: {options.bins} equal-frequency bins per continuous variable, Miller-Madow "
-        f"estimates, entries failing a G-test of independence at family-wise level {options.alpha} set to 0. "
+        f"Normalised mutual information: {options.bins} equal-frequency bins per continuous variable, plug-in estimates "
+        f"adjusted for chance by {options.permutations} permutations of whole episodes, entries not above chance at "
+        f"family-wise level {options.alpha} set to 0. "
         f"MIG: Chen et al. 2018; InfoM, InfoC: Hsu et al. 2023, over latents with a range above "
         f"{options.min_range_fraction:g} of the largest and some information. All in [0, 1], higher is more "
         "disentangled; docs/disentanglement.md has the definitions and caveats.",
