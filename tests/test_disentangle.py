@@ -15,6 +15,7 @@ from unseen import train
 from unseen.agents import make_agent
 from unseen.cli import main
 from unseen.disentangle import (
+    Estimation,
     discretize,
     group_permutation,
     infoc,
@@ -91,6 +92,7 @@ def test_chance_level_and_significance():
     assert normalized_mutual_information(small, small + rng.normal(0, 0.5, (8, 1)))[0, 0] == 0.0  # 8 samples: not significant
     weak = factor + rng.normal(0, 1.0, (N, 1))
     assert 0 < normalized_mutual_information(weak, factor)[0, 0] < 0.2
+    assert 0 <= normalized_mutual_information(noise, factor, estimation=Estimation(alpha=1.0))[0, 0] < 0.01  # only chance
 
 
 def test_per_episode_factors_are_measured_against_episodes_not_samples():

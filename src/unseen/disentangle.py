@@ -39,7 +39,7 @@ docs/disentanglement.md explains the choices; in short:
   range; and ours, at least one kept NMI entry (a latent that carries no detectable information about any
   factor, e.g. pure noise, has no defined max/sum ratio and would add a random term to InfoM).
 
-Deterministic: the permutations come from a generator seeded with `seed`.
+Deterministic: the permutations come from a generator seeded with `Estimation.seed`.
 
 Factors with zero entropy (constant over the samples) are not scored: their NMI column is 0 and MIG,
 InfoM and InfoC leave them out. Conventions where a formula divides by zero: InfoM is 1 with one scored
@@ -63,6 +63,20 @@ PERMUTATIONS = 50
 """Shufflings of the permutation null of every mutual-information estimate."""
 MIN_RANGE_FRACTION = 1 / 20
 """A latent whose range is below this fraction of the largest latent range is inactive (Hsu et al.)."""
+
+
+@dataclass(frozen=True)
+class Estimation:
+    """How mutual information is estimated and tested."""
+
+    bins: int = BINS
+    """Equal-frequency bins per continuous variable."""
+    alpha: float = ALPHA
+    """Family-wise significance level of the tests that keep NMI entries (1 keeps all above chance)."""
+    permutations: int = PERMUTATIONS
+    """Shufflings of the permutation null."""
+    seed: int = 0
+    """Seed of the generator of the shufflings."""
 
 
 def as_numpy(values: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -139,16 +153,14 @@ def normalized_mutual_information(
     latents: np.ndarray | torch.Tensor,
     factors: np.ndarray | torch.Tensor,
     groups: np.ndarray | None = None,
-    bins: int = BINS,
-    alpha: float = ALPHA,
-    permutations: int = PERMUTATIONS,
-    seed: int = 0,
+    estimation: Estimation = Estimation(),
 ) -> np.ndarray:
     """NMI `[D, F]` adjusted for chance: (I - E0[I]) / (H(v) - E0[I]) per entry, E0 the mean of the plug-in
-    estimate over `permutations` group permutations (`group_permutation`; `groups` `[N]`, e.g. the episode
-    of each sample; None: every sample its own). Entries that do not exceed the null mean by the normal
-    quantile of `alpha / (D F)` times the null's standard deviation are 0 (`alpha=1` keeps every entry
-    above the null mean); so are the columns of constant factors."""
+    estimate over `estimation.permutations` group permutations (`group_permutation`; `groups` `[N]`, e.g.
+    the episode of each sample; None: every sample its own). Entries that do not exceed the null mean by
+    the normal quantile of `alpha / (D F)` times the null's standard deviation are 0 (`alpha=1` keeps every
+    entry above the null mean); so are the columns of constant factors."""
+    bins, alpha, permutations = estimation.bins, estimation.alpha, estimation.permutations
     if not 0 < alpha <= 1:
         raise ValueError(f"alpha must lie in (0, 1], got {alpha}")
     if permutations < 2:
@@ -157,7 +169,7 @@ def normalized_mutual_information(
     if len(z) != len(v) or 0 in z.shape or 0 in v.shape:
         raise ValueError(f"expected latents [N, D] and factors [N, F] with N, D, F > 0, got {z.shape} and {v.shape}")
     groups = np.arange(len(z)) if groups is None else np.asarray(groups)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(estimation.seed)
     observed = mutual_information(z, v, bins)
     null = np.stack([mutual_information(z, v[group_permutation(groups, rng)], bins) for _ in range(permutations)])
     chance, spread = null.mean(axis=0), null.std(axis=0, ddof=1)
@@ -211,13 +223,16 @@ def infoc(nmi: np.ndarray) -> float:
 
 
 def duplicate_factors(
-    factors: np.ndarray | torch.Tensor, groups: np.ndarray | None = None, bins: int = BINS, threshold: float = 0.95
+    factors: np.ndarray | torch.Tensor,
+    groups: np.ndarray | None = None,
+    estimation: Estimation = Estimation(),
+    threshold: float = 0.95,
 ) -> np.ndarray:
     """Index `[F]` of the earlier factor that each factor duplicates (each determines the other: NMI of
     the two, both ways, at least `threshold`), or -1. The metrics assume distinct factors: one latent
     that encodes two copies of a factor would look half as modular."""
     values = as_numpy(factors)
-    nmi = normalized_mutual_information(values, values, groups, bins)
+    nmi = normalized_mutual_information(values, values, groups, estimation)
     duplicate = np.full(values.shape[1], -1)
     for k in range(values.shape[1]):
         for earlier in range(k):
@@ -250,17 +265,14 @@ def score(
     latents: np.ndarray | torch.Tensor,
     factors: np.ndarray | torch.Tensor,
     groups: np.ndarray | None = None,
-    bins: int = BINS,
-    alpha: float = ALPHA,
-    permutations: int = PERMUTATIONS,
+    estimation: Estimation = Estimation(),
     min_range_fraction: float = MIN_RANGE_FRACTION,
-    seed: int = 0,
 ) -> Scores:
     """MIG, InfoM and InfoC of `latents` `[N, D]` against `factors` `[N, F]` (samples in `groups`, e.g.
     episodes), with the NMI matrix."""
-    nmi = normalized_mutual_information(latents, factors, groups, bins, alpha, permutations, seed)
-    constant = entropy(discretize(factors, bins), bins) == 0
-    duplicate_of = duplicate_factors(factors, groups, bins)
+    nmi = normalized_mutual_information(latents, factors, groups, estimation)
+    constant = entropy(discretize(factors, estimation.bins), estimation.bins) == 0
+    duplicate_of = duplicate_factors(factors, groups, estimation)
     scored = ~constant & (duplicate_of < 0)
     active = active_latents(latents, nmi[:, scored], min_range_fraction)
     pruned = nmi[np.ix_(active, scored)]

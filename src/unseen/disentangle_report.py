@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from unseen.agents import SAC, make_agent
 from unseen.config import RunConfig, load_config
-from unseen.disentangle import ALPHA, BINS, MIN_RANGE_FRACTION, PERMUTATIONS, Scores, score
+from unseen.disentangle import ALPHA, BINS, MIN_RANGE_FRACTION, PERMUTATIONS, Estimation, Scores, score
 from unseen.envs import SHIFTS, PixelEnv, resolve_sources
 from unseen.errors import UserError
 from unseen.evaluate import make_eval_env
@@ -174,9 +174,8 @@ def measure(
         finally:
             env.close()
         latents = encode(agent, samples.obs)
-        scores = score(latents, samples.factors, samples.episode, options.bins, options.alpha, options.permutations,
-                       options.min_range_fraction, seed=cfg.seed)
-        results.append((samples, scores))
+        estimation = Estimation(options.bins, options.alpha, options.permutations, seed=cfg.seed)
+        results.append((samples, score(latents, samples.factors, samples.episode, estimation, options.min_range_fraction)))
     run = {"run": str(run_dir), "algo": cfg.algo, "task": cfg.env.task, "seed": cfg.seed, "step": checkpoint["step"],
            "latent": f"{type(agent).__name__}.latents"}
     return run, results
