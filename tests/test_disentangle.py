@@ -240,3 +240,10 @@ def test_report_bad_input_is_one_line(capsys, tiny_run, tmp_path, extra, message
 def test_report_of_a_directory_that_is_not_a_run(capsys, tmp_path):
     code, err = run_cli(capsys, "report", "--disentangle", str(tmp_path))
     assert code == 2 and len(err.splitlines()) == 1 and "is not a run directory" in err
+
+
+def test_tables_still_need_out_and_disentangle_takes_one_run(capsys, tmp_path):
+    code, err = run_cli(capsys, "report", str(tmp_path))
+    assert code == 2 and err.endswith("--out is required: the folder for the tables (or the plots)")
+    code, err = run_cli(capsys, "report", "--disentangle", str(tmp_path), str(tmp_path))
+    assert code == 2 and "measures one run" in err

@@ -41,11 +41,11 @@ def add_disentangle_arguments(report: argparse.ArgumentParser) -> None:
         help="instead, measure how disentangled a run's latents are against the simulator's true factors "
         "(writes disentangle.md/.csv/.json and heat maps to --out, default RUN_DIR/disentangle)",
     )
-    report.add_argument("--shift", "--shifts", dest="shifts", nargs="+",
+    report.add_argument("--shift", "--shifts", dest="shifts", nargs="+", metavar="SHIFT",
                         help="--disentangle: shifts to measure under (default: none color_hard distracting_cs)")
-    report.add_argument("--samples", type=int, help="--disentangle: observations per shift (default: 2000)")
-    report.add_argument("--per-episode", type=int, help="--disentangle: observations per episode (default: 20)")
-    report.add_argument("--bins", type=int, help="--disentangle: equal-frequency bins per continuous variable (default: 20)")
+    report.add_argument("--samples", type=int, metavar="N", help="--disentangle: observations per shift (default: 2000)")
+    report.add_argument("--per-episode", type=int, metavar="N", help="--disentangle: observations per episode (default: 20)")
+    report.add_argument("--bins", type=int, metavar="N", help="--disentangle: equal-frequency bins per continuous variable (default: 20)")
     add_source_arguments(report)
 
 
