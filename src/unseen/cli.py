@@ -34,6 +34,21 @@ def source_options(args: argparse.Namespace) -> dict[str, str]:
     return {name: getattr(args, name) for name in SOURCE_OPTIONS if getattr(args, name) is not None}
 
 
+def add_disentangle_arguments(report: argparse.ArgumentParser) -> None:
+    """`unseen report --disentangle RUN_DIR`: MIG, InfoM, InfoC of a run's latents (docs/disentanglement.md)."""
+    report.add_argument(
+        "--disentangle", type=Path, metavar="RUN_DIR",
+        help="instead, measure how disentangled a run's latents are against the simulator's true factors "
+        "(writes disentangle.md/.csv/.json and heat maps to --out, default RUN_DIR/disentangle)",
+    )
+    report.add_argument("--shift", "--shifts", dest="shifts", nargs="+", metavar="SHIFT",
+                        help="--disentangle: shifts to measure under (default: none color_hard distracting_cs)")
+    report.add_argument("--samples", type=int, metavar="N", help="--disentangle: observations per shift (default: 2000)")
+    report.add_argument("--per-episode", type=int, metavar="N", help="--disentangle: observations per episode (default: 20)")
+    report.add_argument("--bins", type=int, metavar="N", help="--disentangle: equal-frequency bins per continuous variable (default: 20)")
+    add_source_arguments(report)
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="unseen", description="Zero-shot generalization in visual RL on DeepMind Control.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -58,16 +73,19 @@ def build_parser() -> Parser:
     evaluate.add_argument("--workers", type=int, default=0, help="processes running episodes (default: one per core)")
     add_source_arguments(evaluate)
     report = commands.add_parser(
-        "report", help="paper-format tables, learning curves and rliable statistics from finished runs; --grad: CG2A's gradient plots"
+        "report",
+        help="paper-format tables, learning curves and rliable statistics from finished runs; "
+        "--grad: CG2A's gradient plots; --disentangle: latents against the true factors",
     )
     report.add_argument("dirs", nargs="*", type=Path, help="run directories, or folders that hold them at any depth")
-    report.add_argument("--out", type=Path, required=True, help="folder for report.md, the tables and the figures (or the plots)")
+    report.add_argument("--out", type=Path, help="folder for report.md, the tables and the figures (or the plots); required but with --disentangle")
     report.add_argument("--reps", type=int, default=ReportConfig.reps, help=f"bootstrap resamples (default: {ReportConfig.reps})")
     report.add_argument("--bootstrap-seed", type=int, default=ReportConfig.seed, help="seed of the bootstrap (default: 0)")
     report.add_argument(
         "--grad", type=Path, metavar="RUN_DIR",
         help="instead, draw a CG2A run's gradient magnitudes per augmentation and pairwise cosines (PNG)",
     )
+    add_disentangle_arguments(report)
 
     sweep = commands.add_parser("sweep", help="run a grid of methods x tasks x seeds from a YAML file, then report")
     sweep.add_argument("file", type=Path, help="the sweep file (docs/sweep.md)")
@@ -141,9 +159,27 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_disentangle(args: argparse.Namespace) -> int:
+    from unseen.disentangle_report import DEFAULT_SHIFTS, DisentangleConfig, write_disentangle_report
+
+    if args.dirs or args.grad is not None:
+        raise UserError("--disentangle RUN_DIR measures one run; drop the other directories and --grad")
+    given = {"samples": args.samples, "samples_per_episode": args.per_episode, "bins": args.bins}
+    options = DisentangleConfig(**{key: value for key, value in given.items() if value is not None})
+    out = args.out or args.disentangle / "disentangle"
+    written = write_disentangle_report(args.disentangle, out, args.shifts or list(DEFAULT_SHIFTS), options, source_options(args))
+    print(written[0].read_text(), end="")
+    print(f"written to {', '.join(str(path) for path in written)}")
+    return 0
+
+
 def run_report(args: argparse.Namespace) -> int:
     from unseen.report import write_grad_report, write_report
 
+    if args.disentangle is not None:
+        return run_disentangle(args)
+    if args.out is None:
+        raise UserError("--out is required: the folder for the tables (or the plots)")
     if args.grad is not None:
         if args.dirs:
             raise UserError("--grad RUN_DIR draws one run's gradients; drop the other directories")
