@@ -30,7 +30,7 @@ demo: $(STAMP)
 	$(VENV)/bin/unseen report $(DEMO_DIR) --out $(DEMO_DIR)/report
 	$(VENV)/bin/unseen show --task cartpole_balance --out $(DEMO_DIR)/report/shifts.png
 	@echo "Run directory: $(DEMO_DIR) (config.yaml, train.csv, eval.csv, summary.json, checkpoints/, videos/, tensorboard/)"
-	@echo "Report: $(DEMO_DIR)/report (table.md, table.csv, shifts.png: what the agent saw under each shift)"
+	@echo "Report: $(DEMO_DIR)/report (report.md: tables, curves and statistics; shifts.png: what the agent saw under each shift)"
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

@@ -1,27 +1,53 @@
-"""The report's table: mean and std across seeds of each seed's mean return; presets never mixed."""
+"""unseen report: the paper's tables from synthetic runs, METHOD labels, presets never mixed, rliable statistics,
+curves, and byte-identical text outputs for the same inputs."""
 
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 
+import numpy as np
+import pandas as pd
 import pytest
+from rliable import metrics
 
+from unseen import stats
+from unseen.cli import main
+from unseen.config import ReportConfig, apply_overrides, make_config, save_config, to_dict
 from unseen.errors import UserError
-from unseen.report import collect, markdown, table, write_report
+from unseen.report import collect, latex, markdown, table, write_report
+
+FAST = ReportConfig(reps=300)
 
 
-def fake_run(root, algo, seed, returns, preset="cpu"):
-    run = root / f"{algo}-seed{seed}"
+def fake_run(root, algo, seed, returns, preset="cpu", task="cartpole_swingup", overrides=(), name=None, curve=()):
+    """A finished run directory: config.yaml (a real resolved config), summary.json, and eval.csv with the periodic
+    training-environment returns `curve` (at 50k frames each) and a final row per shift."""
+    cfg = apply_overrides(make_config(algo, task, preset, seed), list(overrides))
+    run = root / (name or f"{algo}-{task}-seed{seed}")
     run.mkdir(parents=True)
+    save_config(cfg, run / "config.yaml")
     summary = {
-        "algo": algo, "task": "cartpole_swingup", "preset": preset, "seed": seed, "frames": 100_000,
-        "steps": 12_500, "wall_time_s": 60.0,
+        "algo": algo, "task": task, "preset": preset, "seed": seed, "frames": 100_000, "steps": 12_500,
+        "wall_time_s": 60.0,
         "returns": {
             shift: {"mean": value, "std": 1.0, "episodes": 10, "source": "procedural" if shift != "none" else "none"}
             for shift, value in returns.items()
         },
     }
     (run / "summary.json").write_text(json.dumps(summary))
+    rows = [{"frames": 50_000 * i, "shift": "none", "return_mean": value} for i, value in enumerate(curve)]
+    rows += [{"frames": 100_000, "shift": shift, "return_mean": value} for shift, value in returns.items()]
+    pd.DataFrame(rows).assign(step=lambda r: r["frames"] // 8).to_csv(run / "eval.csv", index=False)
+    return run
+
+
+def methods(runs):
+    return sorted(runs["method"].unique())
+
+
+# ----- the generalization table ----------------------------------------------------------------------------
 
 
 def test_table_by_hand(tmp_path):
@@ -29,24 +55,65 @@ def test_table_by_hand(tmp_path):
     fake_run(tmp_path / "a", "drq", 2, {"none": 800.0, "color_hard": 300.0})
     fake_run(tmp_path / "b" / "deeper", "sac", 1, {"none": 250.0})
     runs = collect([tmp_path])
-    stats = table(runs).set_index(["shift", "algo"])
-    assert stats.loc[("none", "drq"), "mean"] == 700.0
-    assert stats.loc[("none", "drq"), "std"] == 100.0  # population std of 600 and 800
-    assert stats.loc[("color_hard", "drq"), "seeds"] == 2
+    cells = table(runs).set_index(["shift", "method"])
+    assert cells.loc[("none", "drq"), "mean"] == 700.0
+    assert cells.loc[("none", "drq"), "std"] == 100.0  # population std of 600 and 800
+    assert cells.loc[("color_hard", "drq"), "seeds"] == 2
     text = markdown(runs)
-    assert "| cartpole_swingup | none | 700 ± 100 | 250 ± 0 |" in text
-    assert "drq: 2, sac: 1" in text and "over 10 evaluation episodes" in text
+    assert "| shift | task | sac | drq |" in text  # methods in registry order
+    assert "| none | cartpole_swingup | 250 ± 0 | **700 ± 100** |" in text
+    assert "| color_hard | cartpole_swingup | — | **200 ± 100** |" in text  # sac has no color_hard: a dash
+    assert "(sac: 1, drq: 2)" in text and "over 10 evaluation episodes" in text
     assert text.index("| none |") < text.index("| color_hard |")  # benchmark order, not alphabetical
     assert "Data: color_hard: procedural." in text
-    write_report([tmp_path], tmp_path / "out")
-    assert {p.name for p in (tmp_path / "out").iterdir()} == {"table.md", "table.csv", "runs.csv"}
 
 
-def test_presets_are_never_mixed(tmp_path):
+def test_ties_are_all_bold_and_bold_follows_printed_values(tmp_path):
+    fake_run(tmp_path, "sac", 1, {"none": 500.2})
+    fake_run(tmp_path, "drq", 1, {"none": 499.9})  # both print as 500
+    fake_run(tmp_path, "svea", 1, {"none": 120.0})
+    assert "| none | cartpole_swingup | **500 ± 0** | **500 ± 0** | 120 ± 0 |" in markdown(collect([tmp_path]))
+
+
+def test_latex_is_booktabs_with_one_cell_per_column(tmp_path):
+    for seed, (a, b) in enumerate([(600.0, 100.0), (800.0, 300.0)], start=1):
+        fake_run(tmp_path, "drq", seed, {"none": a, "video_hard": b})
+        fake_run(tmp_path, "svea", seed, {"none": a - 50, "video_hard": b + 50})
+    text = latex(collect([tmp_path]))
+    lines = text.splitlines()
+    assert lines[1] == r"\begin{table}[t]" and lines[-1] == r"\end{table}"
+    assert [line for line in lines if line in (r"\toprule", r"\bottomrule")] == [r"\toprule", r"\bottomrule"]
+    assert lines.count(r"\midrule") == 2  # one per shift group
+    assert r"\begin{tabular}{llrr}" in lines
+    rows = [line for line in lines if line.endswith(r"\\")]
+    assert all(line.count("&") == 3 for line in rows)  # 4 columns in every row
+    assert r"none & cartpole\_swingup & \textbf{700 $\pm$ 100} & 650 $\pm$ 100 \\" in lines
+    assert r"video\_hard & cartpole\_swingup & 200 $\pm$ 100 & \textbf{250 $\pm$ 100} \\" in lines
+    assert text.count("{") == text.count("}")
+
+
+def test_latex_compiles(tmp_path):
+    compiler = shutil.which("pdflatex")
+    if compiler is None:
+        pytest.skip("no pdflatex on this machine (apt-get install texlive-latex-recommended); the structure is tested above")
+    fake_run(tmp_path / "runs", "cg2a", 1, {"none": 700.0, "distracting_cs": 100.0})
+    fake_run(tmp_path / "runs", "cg2a", 2, {"none": 600.0}, overrides=["agent.cg2a_sgs=false"])
+    write_report([tmp_path / "runs"], tmp_path / "out", FAST)
+    body = "\n".join((tmp_path / "out" / name).read_text() for name in ("table.tex", "ablation.tex"))
+    document = "\\documentclass{article}\\usepackage{booktabs}\\usepackage{amssymb}\\begin{document}\n" + body + "\\end{document}\n"
+    (tmp_path / "doc.tex").write_text(document)
+    done = subprocess.run([compiler, "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-2000:]
+
+
+def test_presets_are_never_mixed(tmp_path, capsys):
     fake_run(tmp_path, "drq", 1, {"none": 1.0}, preset="cpu")
     fake_run(tmp_path, "sac", 1, {"none": 1.0}, preset="smoke")
     with pytest.raises(UserError, match="different presets"):
         collect([tmp_path])
+    assert main(["report", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
 
 
 def test_nothing_to_report(tmp_path):
@@ -54,3 +121,161 @@ def test_nothing_to_report(tmp_path):
         collect([tmp_path])
     with pytest.raises(UserError, match="does not exist"):
         collect([tmp_path / "missing"])
+    (fake_run(tmp_path, "drq", 1, {"none": 1.0}) / "config.yaml").unlink()
+    with pytest.raises(UserError, match="no config.yaml"):
+        collect([tmp_path])
+
+
+# ----- METHOD labels ------------------------------------------------------------------------------------------
+
+
+def test_ablation_labels_and_table(tmp_path):
+    variants = {
+        "ac": ["agent.cg2a_gas=false", "agent.cg2a_sgs=false"],
+        "gas": ["agent.cg2a_sgs=false"],
+        "sgs": ["agent.cg2a_gas=false"],
+        "full": [],
+        "fixed": ["agent.sgs_gamma_low=0.2", "agent.sgs_gamma_high=0.2"],
+        "sgs0": ["agent.cg2a_gas=false", "agent.sgs_gamma_low=0", "agent.sgs_gamma_high=0"],
+    }
+    for i, (name, overrides) in enumerate(variants.items()):
+        fake_run(tmp_path / "runs", "cg2a", 1, {"none": 500.0 + i, "video_hard": 100.0 + 10 * i}, overrides=overrides,
+                 name=name)
+    fake_run(tmp_path / "runs", "drq", 1, {"none": 900.0, "video_hard": 50.0})
+    runs = collect([tmp_path / "runs"])
+    assert methods(runs) == sorted(["cg2a[AC]", "cg2a[AC+GAS]", "cg2a[AC+SGS]", "cg2a", "cg2a[gamma=0.2]",
+                                    "cg2a[AC+SGS, gamma=0]", "drq"])
+    write_report([tmp_path / "runs"], tmp_path / "out", FAST)
+    text = (tmp_path / "out" / "ablation.md").read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| video_hard")]
+    assert [row.split(" | ")[1] for row in rows] == [  # Table 4's order, then gamma variants by name
+        "cg2a[AC]", "cg2a[AC+GAS]", "cg2a[AC+SGS]", "cg2a[AC+SGS, gamma=0]", "cg2a", "cg2a[gamma=0.2]"]
+    assert rows[0].startswith("| video_hard | cg2a[AC] | ✓ |  |  | — | 100 ± 0 |")
+    assert rows[2].startswith("| video_hard | cg2a[AC+SGS] | ✓ |  | ✓ | U(0.22,0.28) |")
+    assert rows[4] == "| video_hard | cg2a | ✓ | ✓ | ✓ | U(0.22,0.28) | 130 ± 0 |"
+    assert rows[3] == "| video_hard | cg2a[AC+SGS, gamma=0] | ✓ |  | ✓ | 0 | **150 ± 0** |"  # best of the column
+    assert rows[5] == "| video_hard | cg2a[gamma=0.2] | ✓ | ✓ | ✓ | 0.2 | 140 ± 0 |"
+    assert "drq" not in text.split("\n\n")[0]  # the ablation table holds CG2A's runs only
+    csv = pd.read_csv(tmp_path / "out" / "ablation.csv")
+    assert list(csv.columns[:6]) == ["shift", "method", "ac", "gas", "sgs", "gamma"]
+    assert {p.name for p in (tmp_path / "out").glob("ablation.*")} == {"ablation.md", "ablation.csv", "ablation.tex"}
+
+
+def test_no_ablation_table_without_ablation_runs(tmp_path):
+    fake_run(tmp_path / "runs", "cg2a", 1, {"none": 500.0})
+    write_report([tmp_path / "runs"], tmp_path / "out", FAST)
+    assert not list((tmp_path / "out").glob("ablation.*"))
+    assert "CG2A ablations" not in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_other_config_differences_are_labelled_apart_never_averaged(tmp_path):
+    fake_run(tmp_path, "drq", 1, {"none": 100.0})
+    fake_run(tmp_path, "drq", 2, {"none": 300.0}, overrides=["train.video=false", "train.final_eval_episodes=3"])
+    fake_run(tmp_path, "drq", 3, {"none": 900.0}, overrides=["train.batch_size=64"])
+    fake_run(tmp_path, "sac", 1, {"none": 500.0}, task="walker_walk", overrides=["train.batch_size=64"])
+    runs = collect([tmp_path])
+    labels = runs.set_index(runs["run"].map(lambda path: path.split("/")[-1]))["method"]
+    # outputs and episode counts do not make another method; the batch size does, and only where it differs
+    assert labels["drq-cartpole_swingup-seed1"] == labels["drq-cartpole_swingup-seed2"] == "drq[train.batch_size=128]"
+    assert labels["drq-cartpole_swingup-seed3"] == "drq[train.batch_size=64]"
+    assert labels["sac-walker_walk-seed1"] == "sac"
+    cells = table(runs).set_index("method")
+    assert cells.loc["drq[train.batch_size=128]", "mean"] == 200.0
+
+
+def test_fields_an_older_config_lacks_are_not_compared(tmp_path):
+    old = fake_run(tmp_path, "drq", 1, {"none": 100.0})
+    fake_run(tmp_path, "drq", 2, {"none": 300.0}, overrides=["agent.svea_alpha=0.9"])
+    saved = to_dict(make_config("drq", "cartpole_swingup", "cpu", 1))
+    del saved["agent"]["svea_alpha"]
+    (old / "config.yaml").write_text(json.dumps(saved))  # JSON is YAML
+    assert set(collect([tmp_path])["method"]) == {"drq"}
+
+
+# ----- statistics ---------------------------------------------------------------------------------------------
+
+
+def test_batched_metrics_equal_rliable_on_every_resample():
+    rng = np.random.default_rng(3)
+    samples = rng.uniform(0, 1.2, size=(50, 7)).round(1)  # rounding makes ties
+    others = rng.uniform(0, 1.2, size=(50, 4)).round(1)
+    np.testing.assert_allclose(stats.batched_iqm(samples), [metrics.aggregate_iqm(s) for s in samples])
+    np.testing.assert_allclose(stats.batched_optimality_gap(samples),
+                               [metrics.aggregate_optimality_gap(s, gamma=1) for s in samples])
+    np.testing.assert_allclose(stats.batched_improvement(samples, others),
+                               [metrics.probability_of_improvement(a[:, None], b[:, None]) for a, b in zip(samples, others)])
+
+
+def test_probability_of_improvement_by_hand():
+    # pairs (1,0) (1,3) (2,0) (2,3): X wins 2 of 4; a tie counts one half
+    assert stats.probability_of_improvement([np.array([1.0, 2.0])], [np.array([0.0, 3.0])]) == 0.5
+    assert stats.probability_of_improvement([np.array([1.0])], [np.array([1.0])]) == 0.5
+    assert stats.probability_of_improvement([np.array([2.0]), np.array([0.0])], [np.array([1.0]), np.array([1.0])]) == 0.5
+
+
+def test_stratified_bootstrap_resamples_within_tasks():
+    rng = np.random.default_rng(0)
+    # task 1 always 0, task 2 always 1: every stratified resample has half its runs at 0 and half at 1
+    low, high = stats.stratified_interval([np.zeros(4), np.ones(4)], lambda s: s.mean(axis=-1), 200, rng)
+    assert low == high == 0.5
+    low, high = stats.stratified_interval([np.array([0.2, 0.4, 0.9])], stats.batched_iqm, 2000, rng)
+    assert 0.2 <= low < stats.iqm([np.array([0.2, 0.4, 0.9])]) < high <= 0.9
+
+
+def test_bootstrap_band_contains_the_mean_and_is_seeded():
+    samples = np.array([[0.0, 100.0, 300.0], [10.0, 200.0, 500.0], [30.0, 150.0, 900.0]])
+    mean, low, high = stats.mean_band(samples, 1000, stats.generator(0, "task", "none", "drq"))
+    np.testing.assert_array_equal(mean, samples.mean(axis=0))
+    assert np.all(low <= mean) and np.all(mean <= high) and np.all(low < high)
+    assert np.all(low >= samples.min(axis=0)) and np.all(high <= samples.max(axis=0))
+    again = stats.mean_band(samples, 1000, stats.generator(0, "task", "none", "drq"))
+    np.testing.assert_array_equal(np.stack([mean, low, high]), np.stack(again))
+
+
+def test_aggregate_and_improvement_files(tmp_path):
+    for seed in (1, 2, 3):
+        fake_run(tmp_path / "runs", "drq", seed, {"none": 500.0 + 100 * seed, "color_hard": 100.0 * seed})
+        fake_run(tmp_path / "runs", "sac", seed, {"none": 100.0 * seed})
+    write_report([tmp_path / "runs"], tmp_path / "out", FAST)
+    aggregates = pd.read_csv(tmp_path / "out" / "aggregate.csv").set_index(["shift", "method", "metric"])
+    assert aggregates.loc[("none", "drq", "IQM"), "value"] == pytest.approx(0.7)
+    assert aggregates.loc[("none", "sac", "optimality gap"), "value"] == pytest.approx(0.8)
+    assert ("color_hard", "sac", "IQM") not in aggregates.index  # no runs of sac there
+    improvements = pd.read_csv(tmp_path / "out" / "improvement.csv").set_index(["shift", "x", "y"])
+    assert improvements.loc[("none", "drq", "sac"), "probability"] == 1.0  # 600-800 against 100-300
+    assert improvements.loc[("none", "sac", "drq"), "probability"] == 0.0
+    assert list(improvements.index.get_level_values("shift").unique()) == ["none"]
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "| none | 0.20 [0.10, 0.30] | 0.70 [0.60, 0.80] |" in report  # IQM of 3 runs = their middle one's mean
+    for name in ("iqm.png", "optimality_gap.png", "improvement.png", "curves_cartpole_swingup.png"):
+        assert (tmp_path / "out" / name).stat().st_size > 1000
+
+
+def test_curves_say_which_methods_have_only_a_final_point(tmp_path):
+    for seed in (1, 2):
+        fake_run(tmp_path / "runs", "drq", seed, {"none": 600.0, "video_easy": 200.0}, curve=[0.0, 300.0])
+    report_md = write_report([tmp_path / "runs"], tmp_path / "out", FAST).with_name("report.md").read_text()
+    assert "no curve: video_easy: drq." in report_md
+    assert "none:" not in report_md.split("no curve:")[1]  # the training environment has a curve
+
+
+def test_same_inputs_give_byte_identical_outputs(tmp_path):
+    for seed in (1, 2):
+        fake_run(tmp_path / "runs", "drq", seed, {"none": 500.0 + seed, "video_hard": 90.0 * seed}, curve=[0.0, 200.0 * seed])
+        fake_run(tmp_path / "runs", "cg2a", seed, {"none": 400.0 * seed, "video_hard": 100.0 + seed}, curve=[1.0, 300.0])
+        fake_run(tmp_path / "runs", "cg2a", seed, {"none": 450.0, "video_hard": 10.0 * seed}, name=f"ac{seed}",
+                 overrides=["agent.cg2a_gas=false", "agent.cg2a_sgs=false"])
+    write_report([tmp_path / "runs"], tmp_path / "first", FAST)
+    write_report([tmp_path / "runs"], tmp_path / "second", FAST)
+    first = sorted(p.name for p in (tmp_path / "first").iterdir())
+    assert first == sorted(p.name for p in (tmp_path / "second").iterdir())
+    assert {"table.md", "table.csv", "table.tex", "ablation.md", "aggregate.csv", "improvement.csv", "report.md"} <= set(first)
+    for name in first:
+        assert (tmp_path / "first" / name).read_bytes() == (tmp_path / "second" / name).read_bytes(), name
+
+
+def test_cli_report(tmp_path, capsys):
+    fake_run(tmp_path / "runs", "drq", 1, {"none": 700.0})
+    assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "out"), "--reps", "50"]) == 0
+    assert "| none | cartpole_swingup | **700 ± 0** |" in capsys.readouterr().out
+    assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "out"), "--reps", "0"]) == 2

@@ -148,9 +148,22 @@ def test_state_dict_round_trip_continues_identically(algo):
 def test_fast_path_agrees_with_the_reference_path():
     fast = new_agent(bf16=True, channels_last=True)
     reference = new_agent(bf16=False, channels_last=False)
-    reference.trunk.load_state_dict(fast.trunk.state_dict())
-    obs = batch(16)["obs"]
-    torch.testing.assert_close(fast.trunk(obs), reference.trunk(obs), rtol=0.05, atol=0.02)
+    reference.load_state_dict(copy.deepcopy(fast.state_dict()))
+    data = batch(16)
+    features = fast.trunk(data["obs"])
+    assert features.dtype == torch.bfloat16 and reference.trunk(data["obs"]).dtype == torch.float32
+    torch.testing.assert_close(features.float(), reference.trunk(data["obs"]), rtol=0.05, atol=0.02)
+    # Downstream of the projection everything is float32 again, and the Q values agree closely.
+    q_fast = torch.cat(fast.critic(features, data["action"]))
+    q_reference = torch.cat(reference.critic(reference.trunk(data["obs"]), data["action"]))
+    assert q_fast.dtype == torch.float32
+    torch.testing.assert_close(q_fast, q_reference, rtol=0.05, atol=0.02)
+    # Whole updates (critic, actor, temperature) from the same state give close losses.
+    fast.updates = reference.updates = fast.cfg.actor_update_every - 1
+    metrics_fast, metrics_reference = fast.update(data), reference.update(data)
+    assert metrics_fast.keys() == metrics_reference.keys()
+    for key, value in metrics_reference.items():
+        assert metrics_fast[key] == pytest.approx(value, rel=0.05, abs=0.02), key
 
 
 def test_act_returns_bounded_actions_for_one_or_many_observations():

@@ -123,7 +123,7 @@ def test_traversal_of_a_run_without_decoder_is_one_line(tmp_path, capsys):
     assert len(err.splitlines()) == 1
     assert "is a drq run, which has no decoder to traverse; use a run of alda, sac_ae" in err
     assert main(["report", "--traverse", str(run), str(run)]) == 2
-    assert main(["report", str(run)]) == 2 and "--out DIR is required" in capsys.readouterr().err
+    assert main(["report", str(run)]) == 2 and "--out is required" in capsys.readouterr().err
     assert [name for name, agent in AGENTS.items() if hasattr(agent, "decode")] == list(AUTOENCODERS)
 
 

@@ -1,4 +1,4 @@
-"""The `unseen` command line: train, eval, report, show, bench."""
+"""The `unseen` command line: train, eval, report, sweep, show, bench."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from unseen.config import ALGOS, PRESETS, apply_overrides, make_config
+from unseen.config import ALGOS, PRESETS, ReportConfig, apply_overrides, make_config
 from unseen.errors import Interrupted, UserError
 
 
@@ -34,6 +34,21 @@ def source_options(args: argparse.Namespace) -> dict[str, str]:
     return {name: getattr(args, name) for name in SOURCE_OPTIONS if getattr(args, name) is not None}
 
 
+def add_disentangle_arguments(report: argparse.ArgumentParser) -> None:
+    """`unseen report --disentangle RUN_DIR`: MIG, InfoM, InfoC of a run's latents (docs/disentanglement.md)."""
+    report.add_argument(
+        "--disentangle", type=Path, metavar="RUN_DIR",
+        help="instead, measure how disentangled a run's latents are against the simulator's true factors "
+        "(writes disentangle.md/.csv/.json and heat maps to --out, default RUN_DIR/disentangle)",
+    )
+    report.add_argument("--shift", "--shifts", dest="shifts", nargs="+", metavar="SHIFT",
+                        help="--disentangle: shifts to measure under (default: none color_hard distracting_cs)")
+    report.add_argument("--samples", type=int, metavar="N", help="--disentangle: observations per shift (default: 2000)")
+    report.add_argument("--per-episode", type=int, metavar="N", help="--disentangle: observations per episode (default: 20)")
+    report.add_argument("--bins", type=int, metavar="N", help="--disentangle: equal-frequency bins per continuous variable (default: 20)")
+    add_source_arguments(report)
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="unseen", description="Zero-shot generalization in visual RL on DeepMind Control.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -58,21 +73,32 @@ def build_parser() -> Parser:
     evaluate.add_argument("--workers", type=int, default=0, help="processes running episodes (default: one per core)")
     add_source_arguments(evaluate)
     report = commands.add_parser(
-        "report", help="tables from finished run directories; --grad: CG2A's gradient plots; --traverse: latent traversals"
+        "report",
+        help="paper-format tables, learning curves and rliable statistics from finished runs; "
+        "--grad: CG2A's gradient plots; --disentangle: latents against the true factors; --traverse: latent traversals",
     )
     report.add_argument("dirs", nargs="*", type=Path, help="run directories, or folders that hold them at any depth")
     report.add_argument(
         "--out", type=Path,
-        help="folder for table.md, table.csv and runs.csv, or the plots (required, except with --traverse: RUN_DIR/traversal)",
+        help="folder for report.md, the tables and the figures (or the plots); required but with --disentangle and --traverse",
     )
+    report.add_argument("--reps", type=int, default=ReportConfig.reps, help=f"bootstrap resamples (default: {ReportConfig.reps})")
+    report.add_argument("--bootstrap-seed", type=int, default=ReportConfig.seed, help="seed of the bootstrap (default: 0)")
     report.add_argument(
         "--grad", type=Path, metavar="RUN_DIR",
         help="instead, draw a CG2A run's gradient magnitudes per augmentation and pairwise cosines (PNG)",
     )
     report.add_argument(
         "--traverse", type=Path, metavar="RUN_DIR",
-        help="instead, draw an ALDA or SAC+AE run's latent traversals: one latent swept per row, decoded (PNG)",
+        help="instead, draw an ALDA or SAC+AE run's latent traversals, one latent swept per row and decoded "
+        "(writes traversal.png to --out, default RUN_DIR/traversal)",
     )
+    add_disentangle_arguments(report)
+
+    sweep = commands.add_parser("sweep", help="run a grid of methods x tasks x seeds from a YAML file, then report")
+    sweep.add_argument("file", type=Path, help="the sweep file (docs/sweep.md)")
+    sweep.add_argument("--workers", type=int, default=1, help="runs at a time, each with cores // N threads (default: 1)")
+    sweep.add_argument("--dry-run", action="store_true", help="print what each run still needs and the commands; run nothing")
 
     show = commands.add_parser("show", help="draw what the agent sees under each shift (a PNG)")
     show.add_argument("--task", required=True, help="DMControl task, e.g. walker_walk")
@@ -92,7 +118,9 @@ def build_parser() -> Parser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"train": run_train, "eval": run_eval, "report": run_report, "show": run_show, "bench": run_bench}[args.command](args)
+        commands = {"train": run_train, "eval": run_eval, "report": run_report, "sweep": run_sweep, "show": run_show,
+                    "bench": run_bench}
+        return commands[args.command](args)
     except UserError as error:
         print(f"unseen {args.command}: error: {error}", file=sys.stderr)
         return 2
@@ -139,18 +167,38 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_disentangle(args: argparse.Namespace) -> int:
+    from unseen.disentangle_report import DEFAULT_SHIFTS, DisentangleConfig, write_disentangle_report
+
+    if args.dirs or args.grad is not None:
+        raise UserError("--disentangle RUN_DIR measures one run; drop the other directories and --grad")
+    given = {"samples": args.samples, "samples_per_episode": args.per_episode, "bins": args.bins}
+    options = DisentangleConfig(**{key: value for key, value in given.items() if value is not None})
+    out = args.out or args.disentangle / "disentangle"
+    written = write_disentangle_report(args.disentangle, out, args.shifts or list(DEFAULT_SHIFTS), options, source_options(args))
+    print(written[0].read_text(), end="")
+    print(f"written to {', '.join(str(path) for path in written)}")
+    return 0
+
+
+def run_traverse(args: argparse.Namespace) -> int:
+    from unseen.traverse import write_traversal
+
+    if args.dirs or args.grad is not None or args.disentangle is not None:
+        raise UserError("--traverse RUN_DIR draws one run's latents; drop the other directories, --grad and --disentangle")
+    print(f"written to {write_traversal(args.traverse, args.out or args.traverse / 'traversal')}")
+    return 0
+
+
 def run_report(args: argparse.Namespace) -> int:
     from unseen.report import write_grad_report, write_report
 
+    if args.disentangle is not None:
+        return run_disentangle(args)
     if args.traverse is not None:
-        from unseen.traverse import write_traversal
-
-        if args.dirs or args.grad is not None:
-            raise UserError("--traverse RUN_DIR draws one run's latents; drop the other directories and --grad")
-        print(f"written to {write_traversal(args.traverse, args.out or args.traverse / 'traversal')}")
-        return 0
+        return run_traverse(args)
     if args.out is None:
-        raise UserError("--out DIR is required (where the tables or plots go)")
+        raise UserError("--out is required: the folder for the tables (or the plots)")
     if args.grad is not None:
         if args.dirs:
             raise UserError("--grad RUN_DIR draws one run's gradients; drop the other directories")
@@ -159,10 +207,18 @@ def run_report(args: argparse.Namespace) -> int:
         return 0
     if not args.dirs:
         raise UserError("pass run directories (or --grad RUN_DIR)")
-    path = write_report(args.dirs, args.out)
+    if args.reps <= 0:
+        raise UserError(f"--reps must be positive, got {args.reps}")
+    path = write_report(args.dirs, args.out, ReportConfig(args.reps, args.bootstrap_seed))
     print(path.read_text(), end="")
-    print(f"written to {args.out}")
+    print(f"written to {args.out} (report.md lists every table and figure)")
     return 0
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    from unseen.sweep import run_sweep
+
+    return run_sweep(args.file, args.workers, args.dry_run)
 
 
 def run_show(args: argparse.Namespace) -> int:

@@ -16,7 +16,6 @@ from typing import Any
 
 import yaml
 
-from unseen.envs.shifts import SHIFTS
 from unseen.errors import UserError
 
 ALGOS = ("sac", "drq", "svea", "cg2a", "alda", "sac_ae")
@@ -144,7 +143,7 @@ class AgentConfig:
     sac_ae_bits: int = 5
     """SAC+AE: bit depth of the reconstruction target (pixels quantised to this many bits, plus uniform noise)."""
     bf16: bool = True
-    """Run the conv trunk under bfloat16 autocast (losses, targets, LayerNorm and optimizer stay float32)."""
+    """Run every conv stack (trunk, ALDA's encoder, decoders) and the projections' Linear layers under bfloat16 autocast (LayerNorm, MLPs, losses, targets, optimizers stay float32)."""
     channels_last: bool = True
     """Keep conv activations in channels-last memory layout (faster oneDNN kernels on CPU)."""
 
@@ -194,6 +193,16 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
+@dataclass(frozen=True)
+class ReportConfig:
+    """How `unseen report` estimates its intervals (docs/reports.md)."""
+
+    reps: int = 10_000
+    """Bootstrap resamples of every confidence interval and curve band."""
+    seed: int = 0
+    """Seed of the bootstrap generators: the same runs give the same intervals."""
+
+
 def default_action_repeat(task: str) -> int:
     """Action repeat of the DMControl-GB protocol: cartpole 8, finger 2, everything else 4."""
     domain = task.split("_")[0]
@@ -215,6 +224,8 @@ def make_config(algo: str, task: str, preset: str = "cpu", seed: int = 0, steps:
     cfg = RunConfig(algo=algo, preset=preset, seed=seed, env=EnvConfig(task=task))
     cfg.env.action_repeat = default_action_repeat(task)
     if preset in ("paper", "cpu"):
+        from unseen.envs import SHIFTS  # imported on use: importing the environments checks the GL backend
+
         # Learning curves on every shift, and a run that finishes evaluated on all of them.
         cfg.train.eval_shifts = ",".join(SHIFTS)
     if algo == "alda":
@@ -315,7 +326,7 @@ def _parse(raw: str, kind: type, key: str) -> Any:
 
 def validate(cfg: RunConfig) -> RunConfig:
     """Check every field a user can get wrong; raise `UserError` with one line that names the fix."""
-    from unseen.envs import TASKS
+    from unseen.envs import SHIFTS, TASKS
 
     if cfg.algo not in ALGOS:
         raise UserError(f"unknown algorithm {cfg.algo!r}; choose one of: {', '.join(ALGOS)}")

@@ -1,13 +1,13 @@
 """Networks of SAC from pixels in the DMControl-GB family: conv trunk, projections, actor, critic.
 
 The conv trunk is shared by actor and critic; each has its own projection (Linear, LayerNorm, tanh).
-The fast path (`FastPath`: bfloat16 autocast and channels-last layout) covers conv stacks only:
-projections, LayerNorm, heads and every loss run in float32.
+The fast path (`FastPath`: bfloat16 autocast and channels-last layout) covers conv stacks and the
+projections' Linear layers; LayerNorm, the actor's and critics' MLPs, every loss and every optimizer state
+run in float32.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import torch
@@ -29,7 +29,7 @@ def orthogonal_init(module: nn.Module) -> None:
 
 
 class FastPath:
-    """bfloat16 autocast and a channels-last layout around a conv stack; float32 NCHW tensors in and out.
+    """bfloat16 autocast and a channels-last layout around a conv stack; NCHW tensors in and out.
 
     With both off it is the plain float32 NCHW computation (the reference path of `unseen bench`).
     """
@@ -44,13 +44,12 @@ class FastPath:
         dtype = torch.bfloat16 if self.bf16 else torch.float32
         return obs.contiguous(memory_format=self.memory_format).to(dtype) / 255.0
 
-    def run(self, convs: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        """`convs(x)` on the fast path; the result leaves in float32 and NCHW order in one copy."""
+    def run(self, convs: nn.Module, x: torch.Tensor, dtype: torch.dtype | None = torch.float32) -> torch.Tensor:
+        """`convs(x)` on the fast path; the result leaves in NCHW order and in `dtype` (None: the conv's) in one copy."""
         x = x.contiguous(memory_format=self.memory_format)
-        autocast = torch.autocast(x.device.type, dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
-        with autocast:
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             h = convs(x)
-        return h.to(torch.float32, memory_format=torch.contiguous_format)
+        return h.to(dtype or h.dtype, memory_format=torch.contiguous_format)
 
 
 class ConvTrunk(nn.Module):
@@ -74,11 +73,17 @@ class ConvTrunk(nn.Module):
         self.to(memory_format=self.fast.memory_format)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.fast.run(self.convs, self.fast.pixels(obs)).flatten(1)
+        # The features leave in the conv's dtype: bfloat16 features tell the projections to run their Linear
+        # layer in bfloat16 too (`Projection`).
+        return self.fast.run(self.convs, self.fast.pixels(obs), dtype=None).flatten(1)
 
 
 class Projection(nn.Module):
-    """Linear, LayerNorm, tanh: each of actor and critic maps the trunk's features through its own."""
+    """Linear, LayerNorm, tanh: each of actor and critic maps the trunk's features through its own.
+
+    On bfloat16 features (the fast path) the Linear layer, the widest of the agent (trunk features x
+    projection_dim), runs in bfloat16 with float32 master weights; LayerNorm and tanh always run in float32.
+    """
 
     def __init__(self, in_dim: int, out_dim: int) -> None:
         super().__init__()
@@ -86,7 +91,10 @@ class Projection(nn.Module):
         self.apply(orthogonal_init)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return self.net(h)
+        linear, norm, tanh = self.net
+        with torch.autocast(h.device.type, dtype=torch.bfloat16, enabled=h.dtype == torch.bfloat16):
+            x = linear(h)
+        return tanh(norm(x.float()))
 
 
 def mlp(in_dim: int, hidden_dim: int, out_dim: int, activation: type[nn.Module] = nn.ReLU) -> nn.Sequential:

@@ -1,94 +1,528 @@
-"""Tables from run directories: mean +- std over seeds of each seed's mean return, per task, shift and method."""
+"""Reports from run directories: the CG2A paper's tables, learning curves and rliable's aggregate statistics.
+
+`unseen report DIR... --out DIR` finds every finished run (`summary.json`) at any depth and writes (docs/reports.md
+says what each number means):
+  table.md / .csv / .tex      Tables 1-2 of the CG2A paper: rows shift and task, columns methods, each cell the
+                              mean over seeds of each seed's mean return, +- the standard deviation across seeds
+  ablation.md / .csv / .tex   Table 4 (AC, AC+GAS, AC+SGS, full, and fixed or other gamma), when such runs exist
+  curves_<task>.png           return against environment frames, one panel per shift, mean and 95% bootstrap band
+  aggregate.csv, improvement.csv, iqm.png, optimality_gap.png, improvement.png
+                              IQM, optimality gap and probability of improvement with stratified bootstrap CIs
+  report.md                   all of the above with their captions; runs.csv: one row per run and shift
+
+A run's METHOD is its algorithm, plus CG2A's ablation switches when they are not the full method, plus any other
+config field in which it differs from runs of the same algorithm on the same task (fields that cannot change what
+a run learns, `UNCOMPARED_FIELDS`, aside): runs are averaged together only when their configs agree.
+Runs of different presets are never reported together. Text outputs are byte-identical for the same inputs.
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
+import yaml
 
+from unseen import stats
+from unseen.config import ALGOS, AgentConfig, ReportConfig
 from unseen.envs.shifts import SHIFTS
 from unseen.errors import UserError
-from unseen.rundir import SUMMARY_FILE
+from unseen.rundir import CONFIG_FILE, SUMMARY_FILE
+
+SHIFT_ORDER = {shift: i for i, shift in enumerate(SHIFTS)}
+
+UNCOMPARED_FIELDS = frozenset(
+    {
+        "seed",  # what seeds are for
+        "train.tensorboard", "train.video", "train.device",  # outputs and hardware
+        "train.checkpoint_every",  # a resumed run equals an uninterrupted one (tests/test_train.py)
+        "train.eval_episodes", "train.final_eval_episodes", "train.eval_shifts",  # what is measured, not learned
+        "agent.grad_log_every",  # diagnostics read gradients, never change them
+    }
+)
+"""Config fields that cannot change what a run learns: runs that differ only in these are one method."""
+
+_DEFAULT = AgentConfig()
+
+
+# ----- collecting runs and naming their methods -------------------------------------------------------------
 
 
 def collect(dirs: list[Path]) -> pd.DataFrame:
-    """One row per (run, shift) from every summary.json at any depth under `dirs`."""
-    rows = []
+    """One row per (run, shift) from every summary.json at any depth under `dirs`, with the run's METHOD."""
+    runs = []
     for root in dirs:
         if not root.exists():
             raise UserError(f"{root} does not exist; pass run directories or folders that hold them")
-        for path in sorted(root.rglob(SUMMARY_FILE)):
-            summary = json.loads(path.read_text())
-            for shift, result in summary["returns"].items():
-                rows.append(
-                    {
-                        "run": str(path.parent),
-                        "algo": summary["algo"],
-                        "task": summary["task"],
-                        "preset": summary["preset"],
-                        "seed": summary["seed"],
-                        "frames": summary["frames"],
-                        "shift": shift,
-                        "return": result["mean"],
-                        "episodes": result["episodes"],
-                        "source": result.get("source", "none" if shift == "none" else "unrecorded"),
-                        "wall_time_min": summary["wall_time_s"] / 60,
-                    }
-                )
-    if not rows:
+        runs += [load_run(path.parent) for path in sorted(root.rglob(SUMMARY_FILE))]
+    if not runs:
         raise UserError(f"no finished runs ({SUMMARY_FILE}) under {', '.join(map(str, dirs))}")
-    frame = pd.DataFrame(rows)
-    presets = sorted(frame["preset"].unique())
+    presets = sorted({run.summary["preset"] for run in runs})
     if len(presets) > 1:
         raise UserError(f"runs of different presets ({', '.join(presets)}) cannot share a table; report them apart")
-    return frame
+    labels = method_labels(runs)
+    rows = []
+    for run in runs:
+        summary = run.summary
+        for shift, result in summary["returns"].items():
+            rows.append(
+                {
+                    "run": run.path,
+                    "algo": run.algo,
+                    "method": labels[run.path],
+                    "task": summary["task"],
+                    "preset": summary["preset"],
+                    "seed": summary["seed"],
+                    "frames": summary["frames"],
+                    "shift": shift,
+                    "return": result["mean"],
+                    "episodes": result["episodes"],
+                    "source": result.get("source", "none" if shift == "none" else "unrecorded"),
+                    "intensity": result.get("intensity", np.nan),
+                    "wall_time_min": summary["wall_time_s"] / 60 if "wall_time_s" in summary else np.nan,
+                    **switches(run.config),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class Run:
+    """A finished run: where it is, its summary.json, and its config.yaml flattened to `section.field` keys (read
+    as saved: a run made by an older unseen lacks the fields added since)."""
+
+    path: str
+    summary: dict[str, Any]
+    config: dict[str, Any]
+
+    @property
+    def algo(self) -> str:
+        return self.summary["algo"]
+
+
+def load_run(run_dir: Path) -> Run:
+    path = run_dir / CONFIG_FILE
+    if not path.is_file():
+        raise UserError(f"{run_dir} has {SUMMARY_FILE} but no {CONFIG_FILE}; reports need the config to tell methods apart")
+    summary = json.loads((run_dir / SUMMARY_FILE).read_text())
+    return Run(str(run_dir), summary, flatten(yaml.safe_load(path.read_text())))
+
+
+def flatten(config: dict[str, Any]) -> dict[str, Any]:
+    """`{"agent": {"hidden_dim": 8}, "seed": 1}` -> `{"agent.hidden_dim": 8, "seed": 1}`."""
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat |= {f"{key}.{name}": inner for name, inner in value.items()}
+        else:
+            flat[key] = value
+    return flat
+
+
+def switches(config: dict[str, Any]) -> dict[str, Any]:
+    """CG2A's ablation switches (Table 4: GAS, SGS; Figure 4: gamma) of a run; empty for other algorithms.
+
+    A config written before a switch existed ran the full method, so a missing field reads as its default.
+    """
+    if config["algo"] != "cg2a":
+        return {"gas": None, "sgs": None, "gamma": None}
+    low = config.get("agent.sgs_gamma_low", _DEFAULT.sgs_gamma_low)
+    high = config.get("agent.sgs_gamma_high", _DEFAULT.sgs_gamma_high)
+    sgs = bool(config.get("agent.cg2a_sgs", _DEFAULT.cg2a_sgs))
+    gamma = (f"{low:g}" if low == high else f"U({low:g},{high:g})") if sgs else None
+    return {"gas": bool(config.get("agent.cg2a_gas", _DEFAULT.cg2a_gas)), "sgs": sgs, "gamma": gamma}
+
+
+DEFAULT_GAMMA = f"U({_DEFAULT.sgs_gamma_low:g},{_DEFAULT.sgs_gamma_high:g})"
+
+
+def ablation_parts(switch: dict[str, Any]) -> list[str]:
+    """The label parts of a CG2A ablation: `AC[+GAS][+SGS]` unless both are on, `gamma=...` unless the default."""
+    if switch["gas"] is None:
+        return []
+    parts = [] if switch["gas"] and switch["sgs"] else ["AC" + "+GAS" * switch["gas"] + "+SGS" * switch["sgs"]]
+    return parts + ([f"gamma={switch['gamma']}"] if switch["sgs"] and switch["gamma"] != DEFAULT_GAMMA else [])
+
+
+def method_labels(runs: list[Run]) -> dict[str, str]:
+    """Each run's METHOD: `algo`, then in brackets its CG2A ablation and every compared config field in which it
+    differs from another run of the same algorithm, ablation and task (fields a config lacks are not compared)."""
+    def base(run: Run) -> tuple[str, ...]:
+        return (run.algo, *ablation_parts(switches(run.config)))
+
+    groups: dict[tuple, list[Run]] = {}
+    for run in runs:
+        groups.setdefault((run.summary["task"], base(run)), []).append(run)
+    labels = {}
+    for group in groups.values():
+        shared = set.intersection(*(set(run.config) for run in group)) - UNCOMPARED_FIELDS
+        differing = sorted(key for key in shared if len({repr(run.config[key]) for run in group}) > 1)
+        for run in group:
+            algo, *parts = base(run)
+            parts += [f"{key}={show_value(run.config[key])}" for key in differing]
+            labels[run.path] = f"{algo}[{', '.join(parts)}]" if parts else algo
+    return labels
+
+
+def show_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def method_order(runs: pd.DataFrame) -> list[str]:
+    """Methods in a fixed order: by algorithm as registered, CG2A's ablations as in Table 4, then by name."""
+    methods = runs.drop_duplicates("method")
+
+    def key(row: Any) -> tuple:
+        algo_rank = ALGOS.index(row.algo) if row.algo in ALGOS else len(ALGOS)
+        table4 = 0 if row.gas is None else 2 * bool(row.sgs) + bool(row.gas)  # AC, AC+GAS, AC+SGS, full
+        other_gamma = isinstance(row.gamma, str) and row.gamma != DEFAULT_GAMMA
+        return algo_rank, row.algo, table4, other_gamma, row.method
+
+    return [row.method for row in sorted(methods.itertuples(), key=key)]
+
+
+# ----- the generalization table (Tables 1 and 2) -------------------------------------------------------------
 
 
 def table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Rows (task, shift) with shifts in benchmark order, per method: mean and std across seeds, seed count."""
-    grouped = runs.groupby(["task", "shift", "algo"])["return"]
-    stats = pd.DataFrame({"mean": grouped.mean(), "std": grouped.std(ddof=0), "seeds": grouped.size()}).reset_index()
-    order = {shift: i for i, shift in enumerate(SHIFTS)}
-    return stats.sort_values(["task", "shift", "algo"], key=lambda c: c.map(order) if c.name == "shift" else c)
+    """One row per (shift, task, method), shifts in benchmark order: mean and std (ddof=0) across seeds of each
+    seed's mean return, the number of seeds and of evaluation episodes per seed."""
+    grouped = runs.groupby(["shift", "task", "method"])
+    cells = pd.DataFrame(
+        {
+            "mean": grouped["return"].mean(),
+            "std": grouped["return"].std(ddof=0),
+            "seeds": grouped.size(),
+            "episodes": grouped["episodes"].min(),
+        }
+    ).reset_index()
+    order = {method: i for i, method in enumerate(method_order(runs))}
+    keys = {"shift": SHIFT_ORDER, "method": order}
+    return cells.sort_values(["shift", "task", "method"], key=lambda c: c.map(keys[c.name]) if c.name in keys else c)
+
+
+def cell(mean: float, std: float) -> str:
+    return f"{mean:.0f} ± {std:.0f}"
+
+
+def best_flags(values: pd.DataFrame, axis: int) -> pd.DataFrame:
+    """True where a mean is the best of its row (axis=1) or column (axis=0) as printed (rounded), ties all best."""
+    rounded = values.round(0)
+    return rounded.eq(rounded.max(axis=axis), axis=1 - axis) & values.notna()
+
+
+def generalization(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Means, stds and best flags, rows (shift, task), columns methods in `method_order`."""
+    cells = table(runs)
+    rows = pd.MultiIndex.from_frame(cells[["shift", "task"]].drop_duplicates())
+    columns = method_order(runs)
+    means, stds = (cells.pivot(index=["shift", "task"], columns="method", values=v).reindex(index=rows, columns=columns)
+                   for v in ("mean", "std"))
+    return means, stds, best_flags(means, axis=1)
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows]) + "\n"
+
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$",
+                  "—": "--", "`": "", "✓": r"$\checkmark$", "γ": r"$\gamma$"}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(char, char) for char in str(text))
+
+
+MARKDOWN = ("**{}**", "—", str)
+LATEX = (r"\textbf{{{}}}", "--", latex_escape)
+
+
+def formatted_cells(means: pd.DataFrame, stds: pd.DataFrame, best: pd.DataFrame, style: tuple) -> list[list[str]]:
+    """Each cell as text in a `style` (MARKDOWN or LATEX): `mean ± std`, bold where best, a dash where missing."""
+    bold, missing, escape = style
+    return [
+        [missing if np.isnan(m) else (bold if b else "{}").format(escape(cell(m, s))) for m, s, b in zip(mrow, srow, brow)]
+        for mrow, srow, brow in zip(means.values, stds.values, best.values)
+    ]
 
 
 def markdown(runs: pd.DataFrame) -> str:
-    """The table as Markdown, `mean +- std` per cell, with a caption saying what the numbers are."""
-    stats = table(runs)
-    stats["cell"] = stats.apply(lambda r: f"{r['mean']:.0f} ± {r['std']:.0f}", axis=1)
-    wide = stats.pivot(index=["task", "shift"], columns="algo", values="cell").reindex(
-        pd.MultiIndex.from_frame(stats[["task", "shift"]].drop_duplicates())
-    ).reset_index()
-    header = "| " + " | ".join(wide.columns) + " |"
-    lines = [header, "|" + "---|" * len(wide.columns)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in wide.itertuples(index=False)]
-    seeds = ", ".join(f"{algo}: {n}" for algo, n in runs.groupby("algo")["seed"].nunique().items())
-    low, high = runs["episodes"].min(), runs["episodes"].max()
-    episodes = f"{low}" if low == high else f"{low} to {high}"
-    caption = (
-        f"Preset `{runs['preset'].iloc[0]}`, {runs['frames'].max():,} environment frames; each cell is the mean over "
-        f"seeds ({seeds}) of each seed's mean return over {episodes} evaluation episodes, ± the standard deviation "
-        f"across seeds (numpy's, ddof=0). Data: "
-        + "; ".join(
-            f"{shift}: {', '.join(sorted(group['source'].unique()))}"
-            for shift, group in runs.groupby("shift", sort=False)
-            if shift != "none"
-        )
-        + "."
+    """The generalization table as Markdown, best mean per row in bold, with its caption."""
+    means, stds, best = generalization(runs)
+    body = formatted_cells(means, stds, best, MARKDOWN)
+    rows = [[shift, task, *cells] for (shift, task), cells in zip(means.index, body)]
+    return markdown_table(["shift", "task", *means.columns], rows) + "\n" + caption(runs) + "\n"
+
+
+def wide_csv(means: pd.DataFrame, stds: pd.DataFrame, seeds: pd.DataFrame, best: pd.DataFrame) -> str:
+    """The table as CSV: per method its mean, std and seed count, and the best method(s) of the row."""
+    frame = pd.concat({"mean": means, "std": stds, "seeds": seeds}, axis=1).swaplevel(axis=1)
+    frame = frame[[(method, stat) for method in means.columns for stat in ("mean", "std", "seeds")]]
+    frame.columns = [f"{method} {stat}" for method, stat in frame.columns]
+    frame["best"] = [";".join(means.columns[flags]) for flags in best.values]
+    return frame.reset_index().to_csv(index=False, float_format="%.6g")
+
+
+def caption(runs: pd.DataFrame, best: str = "of each row") -> str:
+    """What the numbers are: preset, frames, episodes, seeds per method, and where each shift's data came from."""
+    seeds = ", ".join(f"{m}: {span(runs[runs['method'] == m].groupby('task')['seed'].nunique())}" for m in method_order(runs))
+    frames = span(runs["frames"], thousands=True)
+    episodes = span(runs["episodes"])
+    return (
+        f"Preset `{runs['preset'].iloc[0]}`, {frames} environment frames; each cell is the mean over seeds ({seeds}) "
+        f"of each seed's mean return over {episodes} evaluation episodes, ± the standard deviation across seeds "
+        f"(numpy's, ddof=0); the best mean {best} (as printed) in bold. Data: {sources(runs)}."
     )
-    return "\n".join(lines) + "\n\n" + caption + "\n"
 
 
-def write_report(dirs: list[Path], out: Path) -> Path:
-    """Write `table.md`, `table.csv` and `runs.csv` into `out`; returns the Markdown file."""
+def span(values: pd.Series, thousands: bool = False) -> str:
+    """`n` when every value is n, else `low to high`."""
+    text = "{:,}" if thousands else "{}"
+    low, high = values.min(), values.max()
+    return text.format(low) if low == high else f"{text.format(low)} to {text.format(high)}"
+
+
+def sources(runs: pd.DataFrame) -> str:
+    """Per shift (benchmark order) the data sources its evaluations used, with distracting_cs's intensity."""
+    parts = []
+    for shift in sorted(set(runs["shift"]) - {"none"}, key=SHIFT_ORDER.get):
+        rows = runs[runs["shift"] == shift]
+        used = sorted(rows["source"].unique())
+        intensities = sorted(rows["intensity"].dropna().unique())
+        levels = f" (intensity {', '.join(f'{i:g}' for i in intensities)})" if intensities else ""
+        parts.append(f"{shift}: {', '.join(used)}{levels}")
+    return "; ".join(parts) or "train environment only"
+
+
+# ----- LaTeX (booktabs) ----------------------------------------------------------------------------------------
+
+
+def latex_table(header: list[str], groups: list[list[list[str]]], columns: str, text: str, label: str) -> str:
+    """A booktabs table: `groups` of rows (cells already LaTeX) separated by \\midrule; needs booktabs and amssymb."""
+    lines = [
+        r"% unseen report; needs \usepackage{booktabs} and \usepackage{amssymb}",
+        r"\begin{table}[t]",
+        r"\centering",
+        r"\caption{" + latex_escape(text) + "}",
+        r"\label{tab:" + label + "}",
+        r"\begin{tabular}{" + columns + "}",
+        r"\toprule",
+        " & ".join(latex_escape(h) for h in header) + r" \\",
+    ]
+    for group in groups:
+        lines.append(r"\midrule")
+        lines += [" & ".join(row) + r" \\" for row in group]
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def grouped_by_shift(index: pd.Index, body: list[list[str]]) -> list[list[list[str]]]:
+    """Rows grouped by their shift (the first index level); the shift's name on the first row of its group only."""
+    groups: dict[str, list[list[str]]] = {}
+    for (shift, *rest), cells in zip(index, body):
+        group = groups.setdefault(shift, [])
+        group.append([latex_escape(shift) if not group else "", *map(latex_escape, rest), *cells])
+    return list(groups.values())
+
+
+def latex(runs: pd.DataFrame) -> str:
+    """The generalization table in LaTeX (booktabs), shifts as row groups, best mean per row in bold."""
+    means, stds, best = generalization(runs)
+    body = formatted_cells(means, stds, best, LATEX)
+    groups = grouped_by_shift(means.index, body)
+    return latex_table(["Shift", "Task", *means.columns], groups, "ll" + "r" * len(means.columns), caption(runs),
+                       "generalization")
+
+
+# ----- the ablation table (Table 4) -------------------------------------------------------------------------
+
+
+def ablation_runs(runs: pd.DataFrame) -> pd.DataFrame | None:
+    """The CG2A runs when at least one of them is an ablation (AC, AC+GAS, AC+SGS or another gamma), else None."""
+    cg2a = runs[runs["gas"].notna()]
+    switch = cg2a[["gas", "sgs", "gamma"]].to_dict("records")
+    return cg2a if any(ablation_parts(s) for s in switch) else None
+
+
+def ablation(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, list[list[str]]]:
+    """Table 4: rows (shift, method), columns tasks; best mean per (shift, task) column; and each row's switches."""
+    cells = table(runs)
+    order = method_order(runs)
+    switch = runs.drop_duplicates("method").set_index("method")
+    marks = {method: ["✓", "✓" if switch.at[method, "gas"] else "", "✓" if switch.at[method, "sgs"] else "",
+                      switch.at[method, "gamma"] if isinstance(switch.at[method, "gamma"], str) else "—"]
+             for method in order}
+    tasks = sorted(cells["task"].unique())
+    means, stds = (cells.pivot(index=["shift", "method"], columns="task", values=v) for v in ("mean", "std"))
+    rows = sorted(means.index, key=lambda key: (SHIFT_ORDER[key[0]], order.index(key[1])))
+    means, stds = means.reindex(index=rows, columns=tasks), stds.reindex(index=rows, columns=tasks)
+    best = pd.concat([best_flags(group, axis=0) for _, group in means.groupby(level="shift", sort=False)])
+    return means, stds, best.reindex(index=rows), [marks[method] for _, method in rows]
+
+
+ABLATION_HEADER = ["AC", "GAS", "SGS", "γ"]
+
+
+def ablation_caption(runs: pd.DataFrame) -> str:
+    return (
+        "CG2A's ablations (the paper's Table 4 and Figure 4): AC = the augmentation combination alone (the mean of the "
+        "per-view critic gradients), GAS = Gradient Agreement Solver weights (Eq. 8), SGS = Soft Gradient Surgery "
+        "(Algorithm 1) with gamma drawn from U(low, high) or fixed; the paper's first row (no AC) is the SAC/DrQ "
+        "baselines of the generalization table. " + caption(runs, best="of each shift and task")
+    )
+
+
+def ablation_markdown(runs: pd.DataFrame) -> str:
+    means, stds, best, marks = ablation(runs)
+    body = formatted_cells(means, stds, best, MARKDOWN)
+    rows = [[shift, method, *mark, *cells] for (shift, method), mark, cells in zip(means.index, marks, body)]
+    header = ["shift", "method", *ABLATION_HEADER, *means.columns]
+    return markdown_table(header, rows) + "\n" + ablation_caption(runs) + "\n"
+
+
+def ablation_latex(runs: pd.DataFrame) -> str:
+    means, stds, best, marks = ablation(runs)
+    body = formatted_cells(means, stds, best, LATEX)
+    rows = [[*map(latex_escape, mark), *cells] for mark, cells in zip(marks, body)]
+    groups = grouped_by_shift(means.index, rows)
+    header = ["Shift", "Method", *ABLATION_HEADER, *means.columns]
+    return latex_table(header, groups, "llcccc" + "r" * len(means.columns), ablation_caption(runs), "ablation")
+
+
+def ablation_csv(runs: pd.DataFrame) -> str:
+    means, stds, best, marks = ablation(runs)
+    frame = pd.DataFrame([[m == "✓" for m in mark[:3]] + [mark[3]] for mark in marks], index=means.index,
+                         columns=["ac", "gas", "sgs", "gamma"])
+    for task in means.columns:
+        frame[f"{task} mean"], frame[f"{task} std"] = means[task], stds[task]
+        frame[f"{task} best"] = best[task]
+    return frame.reset_index().to_csv(index=False, float_format="%.6g")
+
+
+# ----- aggregate statistics (rliable) ------------------------------------------------------------------------
+
+
+def score_sets(runs: pd.DataFrame) -> dict[str, tuple[list[str], dict[str, list[np.ndarray]]]]:
+    """Per shift: the tasks every method evaluated on it, and per method one array of normalised per-seed scores
+    per task (return / 1000). A method without runs on a shift is left out of that shift."""
+    sets = {}
+    for shift in sorted(runs["shift"].unique(), key=SHIFT_ORDER.get):
+        rows = runs[runs["shift"] == shift]
+        methods = [m for m in method_order(runs) if m in set(rows["method"])]
+        tasks = sorted(set.intersection(*(set(rows.loc[rows["method"] == m, "task"]) for m in methods)))
+        scores = {
+            m: [rows.loc[(rows["method"] == m) & (rows["task"] == t)].sort_values("seed")["return"].to_numpy()
+                / stats.NORMALISER for t in tasks]
+            for m in methods
+        }
+        sets[shift] = (tasks, scores)
+    return sets
+
+
+def aggregate(runs: pd.DataFrame, options: ReportConfig) -> pd.DataFrame:
+    """IQM and optimality gap per shift and method with 95% stratified bootstrap CIs."""
+    rows = []
+    for shift, (tasks, scores) in score_sets(runs).items():
+        for method, score in scores.items():
+            for metric, point, batched in (("IQM", stats.iqm, stats.batched_iqm),
+                                           ("optimality gap", stats.optimality_gap, stats.batched_optimality_gap)):
+                rng = stats.generator(options.seed, shift, method, metric)
+                low, high = stats.stratified_interval(score, batched, options.reps, rng)
+                rows.append({"shift": shift, "method": method, "metric": metric, "value": point(score),
+                             "ci_low": low, "ci_high": high, "tasks": len(tasks), "runs": sum(map(len, score))})
+    return pd.DataFrame(rows)
+
+
+def improvement(runs: pd.DataFrame, options: ReportConfig) -> pd.DataFrame:
+    """P(X > Y) per shift for every ordered pair of methods, with 95% stratified independent bootstrap CIs."""
+    rows = []
+    for shift, (tasks, scores) in score_sets(runs).items():
+        for x in scores:
+            for y in scores:
+                if x != y:
+                    rng = stats.generator(options.seed, shift, x, y)
+                    low, high = stats.improvement_interval(scores[x], scores[y], options.reps, rng)
+                    rows.append({"shift": shift, "x": x, "y": y, "probability": stats.probability_of_improvement(
+                        scores[x], scores[y]), "ci_low": low, "ci_high": high, "tasks": len(tasks)})
+    return pd.DataFrame(rows, columns=["shift", "x", "y", "probability", "ci_low", "ci_high", "tasks"])
+
+
+def interval(value: float, low: float, high: float) -> str:
+    return f"{value:.2f} [{low:.2f}, {high:.2f}]"
+
+
+def stats_markdown(runs: pd.DataFrame, aggregates: pd.DataFrame, improvements: pd.DataFrame, options: ReportConfig) -> str:
+    """IQM and optimality gap tables (rows shift, columns method) and a P(X > Y) matrix per shift."""
+    order = method_order(runs)
+    parts = []
+    for metric in ("IQM", "optimality gap"):
+        rows = aggregates[aggregates["metric"] == metric]
+        text = {(r.shift, r.method): interval(r.value, r.ci_low, r.ci_high) for r in rows.itertuples()}
+        shifts = list(dict.fromkeys(rows["shift"]))
+        body = [[shift, *(text.get((shift, m), "—") for m in order)] for shift in shifts]
+        parts.append(f"**{metric}** of normalised scores (return / 1000), 95% CI\n\n" + markdown_table(["shift", *order], body))
+    for shift, rows in improvements.groupby("shift", sort=False):
+        text = {(r.x, r.y): interval(r.probability, r.ci_low, r.ci_high) for r in rows.itertuples()}
+        present = [m for m in order if m in set(rows["x"])]
+        body = [[x, *(text.get((x, y), "—") for y in present)] for x in present]
+        parts.append(f"**P(row > column)** on {shift}, 95% CI\n\n" + markdown_table(["X / Y", *present], body))
+    return "\n".join(parts) + "\n" + stats_caption(aggregates, options) + "\n"
+
+
+def stats_caption(aggregates: pd.DataFrame, options: ReportConfig) -> str:
+    narrow = aggregates.groupby("shift", sort=False)["tasks"].min()
+    return (
+        "Scores are returns / 1000 (DMControl's maximum). IQM: the mean of the middle 50% of all runs' scores; "
+        "optimality gap: the mean shortfall of scores below 1 (lower is better); P(X > Y): the probability that a "
+        "run of X scores above a run of Y on the same task, averaged over tasks (rliable 1.2.0's metrics). 95% "
+        f"percentile intervals from a stratified bootstrap over seeds within each task ({options.reps:,} resamples, "
+        f"seed {options.seed}). Tasks per shift: {', '.join(f'{s}: {n}' for s, n in narrow.items())} (those every "
+        "method was evaluated on). With few seeds the intervals are wide and coarse: they say how much the "
+        "numbers could move with other seeds, not that differences inside them are real."
+    )
+
+
+# ----- writing everything ------------------------------------------------------------------------------------
+
+
+def write_text(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def write_report(dirs: list[Path], out: Path, options: ReportConfig = ReportConfig()) -> Path:
+    """Write every output listed in the module docstring into `out`; returns table.md."""
+    from unseen import figures
+
     runs = collect(dirs)
     out.mkdir(parents=True, exist_ok=True)
-    runs.to_csv(out / "runs.csv", index=False)
-    table(runs).to_csv(out / "table.csv", index=False)
-    path = out / "table.md"
-    path.write_text(markdown(runs))
-    return path
+    runs.drop(columns=["gas", "sgs", "gamma"]).to_csv(out / "runs.csv", index=False)
+    means, stds, best = generalization(runs)
+    seeds = table(runs).pivot(index=["shift", "task"], columns="method", values="seeds").reindex_like(means)
+    write_text(out / "table.csv", wide_csv(means, stds, seeds, best))
+    write_text(out / "table.tex", latex(runs))
+    sections = [f"# Report ({runs['preset'].iloc[0]} preset)\n", "## Generalization\n", markdown(runs)]
+    table_path = write_text(out / "table.md", markdown(runs))
+    cg2a = ablation_runs(runs)
+    if cg2a is not None:
+        sections += ["## CG2A ablations\n", write_text(out / "ablation.md", ablation_markdown(cg2a)).read_text()]
+        write_text(out / "ablation.tex", ablation_latex(cg2a))
+        write_text(out / "ablation.csv", ablation_csv(cg2a))
+    aggregates, improvements = aggregate(runs, options), improvement(runs, options)
+    aggregates.to_csv(out / "aggregate.csv", index=False, float_format="%.6g")
+    improvements.to_csv(out / "improvement.csv", index=False, float_format="%.6g")
+    sections += ["## Aggregate statistics\n", stats_markdown(runs, aggregates, improvements, options)]
+    sections += ["## Figures\n", figures.write_figures(runs, aggregates, improvements, method_order(runs), out, options)]
+    write_text(out / "report.md", "\n".join(sections))
+    return table_path
 
 
 def grad_diagnostics(run_dir: Path) -> tuple[pd.Series, pd.DataFrame]:

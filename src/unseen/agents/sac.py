@@ -93,6 +93,14 @@ class SAC:
         action = action.cpu().numpy()
         return action[0] if single else action
 
+    @torch.no_grad()
+    def latents(self, obs: torch.Tensor) -> torch.Tensor:
+        """The representation whose disentanglement `unseen report --disentangle` measures: uint8 `obs`
+        `(B, 3k, H, W)` on the agent's device to float32 `(B, D)`. Here the critic's projection (Linear,
+        LayerNorm, tanh) of the conv trunk's features, `D = projection_dim`: what the Q heads see, and the
+        only projection the trunk is trained through. Agents with a latent of their own override this."""
+        return self.critic.projection(self.trunk(obs))
+
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """One SAC update on a batch of uint8 observations; returns scalar metrics."""
         batch = {key: value.to(self.device, non_blocking=True) for key, value in batch.items()}

@@ -17,7 +17,7 @@ from unseen.errors import InputError  # noqa: E402
 _SUITE = {f"{domain}_{task}": (domain, task) for domain, task in suite.BENCHMARKING}
 TASKS: tuple[str, ...] = tuple(sorted(_SUITE))
 
-_OPTIONS = ("image_size", "frame_stack", "action_repeat", "render_shadows")
+_OPTIONS = ("image_size", "frame_stack", "action_repeat", "render_shadows", "true_factors")
 SOURCE_OPTIONS = ("video_dir", "image_dir", "color_file", "intensity", "video_mode")
 """Options about a shift's data; every shift accepts them and uses those that concern it."""
 
@@ -32,7 +32,8 @@ def make_env(task: str, shift: str = "none", seed: int = 0, **options: Any) -> P
     """A DMControl `task` seen through pixels under distribution `shift` (see `SHIFTS`, docs/shifts.md).
 
     Options: `image_size` (84), `frame_stack` (3), `action_repeat` (the task's default: cartpole 8,
-    finger 2, others 4), `render_shadows` (False); and the data of the shifts: `video_dir` (a directory in
+    finger 2, others 4), `render_shadows` (False), `true_factors` (False: True puts the factors of the newest
+    frame in the info of `reset` and `step`, see `PixelEnv.factors`); and the data of the shifts: `video_dir` (a directory in
     DMControl-GB's video format; default: procedural videos), `color_file` (a colour table in the format
     of DMControl-GB's `color_*.json`; default: our generated tables), `intensity` (distracting_cs: one of
     `INTENSITIES` or easy/medium/hard; default 0.1), `video_mode` ("fast" or "fidelity", video shifts),

@@ -18,6 +18,17 @@ import numpy as np
 from unseen.errors import InputError, UserError
 
 
+def joint_coordinate_names(model: mujoco.MjModel, prefix: str, sizes: dict[int, int]) -> list[str]:
+    """`prefix/<joint>` for each coordinate of each joint in the model's order (`prefix/<joint>/<k>` for
+    joints of several), `sizes` giving the coordinates per joint type; unnamed joints are `joint<id>`."""
+    names = []
+    for joint in range(model.njnt):
+        name = model.joint(joint).name or f"joint{joint}"
+        size = sizes[int(model.jnt_type[joint])]
+        names += [f"{prefix}/{name}"] if size == 1 else [f"{prefix}/{name}/{k}" for k in range(size)]
+    return names
+
+
 def no_gl_backend(error: Exception) -> UserError:
     """The one-line error for a missing or broken OpenGL backend, naming the fixes."""
     return UserError(
@@ -44,6 +55,10 @@ from unseen.envs.sources import ImageSource, ProceduralImages  # noqa: E402
 # The camera the DMControl-GB and DrQ pixel protocols use (quadruped looks through camera 2).
 _CAMERA = {"quadruped": 2}
 
+# Coordinates of each MuJoCo joint type (free, ball, slide, hinge) in qpos and in qvel.
+_JOINT_QPOS = {0: 7, 1: 4, 2: 1, 3: 1}
+_JOINT_QVEL = {0: 6, 1: 3, 2: 1, 3: 1}
+
 # Model arrays that a task's episode initialisation may edit in place (reacher moves its target geom,
 # for instance). A checkpoint stores them so that a restored episode is the same episode.
 _MUTABLE_MODEL_FIELDS = ("geom_pos", "geom_quat", "geom_size", "geom_rgba", "site_pos", "body_pos", "mat_rgba")
@@ -56,6 +71,9 @@ class PixelEnv(gym.Env):
     suite's episodes last 1000 simulator steps; their end is reported as `truncated` (the time limit),
     never as `terminated`, so that TD targets keep bootstrapping. A distribution `shift` changes the
     picture (colours, camera, background) after each physics reset and step, never the physics.
+
+    With `true_factors`, `reset` and `step` put `info["factors"]`: the values that made the newest frame
+    (`factors`, named by `factor_names`).
     """
 
     metadata = {"render_modes": ["rgb_array"]}
@@ -71,6 +89,7 @@ class PixelEnv(gym.Env):
         render_shadows: bool = False,
         shift: ShiftConfig = ShiftConfig(),
         image_source: ImageSource | None = None,
+        true_factors: bool = False,
     ) -> None:
         self._env = suite.load(domain, task, task_kwargs={"random": seed})
         self._physics = self._env.physics
@@ -99,6 +118,18 @@ class PixelEnv(gym.Env):
         self.observation_space = gym.spaces.Box(0, 255, (3 * frame_stack, image_size, image_size), np.uint8)
         self._frames: deque[np.ndarray] = deque(maxlen=frame_stack)
         self.episode_steps = 0
+        self.true_factors = true_factors
+        """Put the factors of the newest frame in the info of `reset` and `step` (`info["factors"]`)."""
+        model = self._physics.model.ptr
+        self.factor_names: tuple[str, ...] = (
+            *joint_coordinate_names(model, "qpos", _JOINT_QPOS),
+            *joint_coordinate_names(model, "qvel", _JOINT_QVEL),
+            *self._distractions.factor_names,
+        )
+        """Names of `factors`, the same for every environment of one task and shift."""
+        unlimited_hinges = (model.jnt_type == mujoco.mjtJoint.mjJNT_HINGE) & (model.jnt_limited == 0)
+        self.angle_factors: tuple[str, ...] = tuple(f"qpos/{model.joint(j).name}" for j in np.flatnonzero(unlimited_hinges))
+        """Factors that are angles of hinges without limits: the picture repeats every 2 pi of them."""
 
     @property
     def max_episode_steps(self) -> int:
@@ -109,6 +140,17 @@ class PixelEnv(gym.Env):
         """The current camera image, `(3, H, W)` uint8."""
         self._renderer.update_scene(self._physics.data.ptr, camera=self._camera)
         return self._distractions.composite(self._renderer.render()).transpose(2, 0, 1).copy()
+
+    def factors(self) -> dict[str, float]:
+        """The true factors of the newest frame, as `factor_names`: every joint coordinate's position
+        (`qpos/<joint>`) and velocity (`qvel/<joint>`; `/<k>` for joints of several coordinates), then
+        the shift's distractions (docs/disentanglement.md lists them per shift)."""
+        data = self._physics.data.ptr
+        values = np.concatenate([data.qpos, data.qvel, self._distractions.factor_values()])
+        return dict(zip(self.factor_names, values.tolist(), strict=True))
+
+    def _info(self) -> dict[str, Any]:
+        return {"factors": self.factors()} if self.true_factors else {}
 
     def observation(self) -> np.ndarray:
         """The current stacked observation `(3 * frame_stack, H, W)`."""
@@ -123,7 +165,7 @@ class PixelEnv(gym.Env):
         self.episode_steps = 0
         frame = self.render_frame()
         self._frames.extend([frame] * self._frame_stack)
-        return self.observation(), {}
+        return self.observation(), self._info()
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
         action = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
@@ -139,7 +181,7 @@ class PixelEnv(gym.Env):
         self._frames.append(self.render_frame())
         terminated = bool(time_step.last() and time_step.discount == 0.0)
         truncated = bool(time_step.last() and not terminated)
-        return self.observation(), reward, terminated, truncated, {}
+        return self.observation(), reward, terminated, truncated, self._info()
 
     def get_state(self) -> dict[str, Any]:
         """Everything needed to continue this episode exactly: physics, task RNG, shift, frame stack, counters."""

@@ -73,6 +73,20 @@ class Scene:
         """Id of material `name`."""
         return mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_MATERIAL, name)
 
+    def visible_materials(self) -> np.ndarray:
+        """Ids of the materials of the geoms, sites and tendons the renderer draws (groups 0-2, its default)."""
+        model, shown = self.model, mujoco.MjvOption()
+        used = [
+            ids[np.isin(groups, np.flatnonzero(visible))]
+            for ids, groups, visible in (
+                (model.geom_matid, model.geom_group, shown.geomgroup),
+                (model.site_matid, model.site_group, shown.sitegroup),
+                (model.tendon_matid, model.tendon_group, shown.tendongroup),
+            )
+        ]
+        materials = np.unique(np.concatenate(used))
+        return materials[materials >= 0]
+
     def paint_texture(self, name: str, colors: np.ndarray) -> None:
         """Rebuild texture `name` with colours `(rgb1, rgb2, markrgb)` `(3, 3)` and upload it to the renderer."""
         mixes, texel_mix = texture_palette(name)

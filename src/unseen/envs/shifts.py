@@ -10,7 +10,8 @@ A shift is a list of distractions run in order by a `Shift`, which owns the one 
   and a `VideoBackground` with `PingPong` playback, all scaled by the intensity.
 
 Every distraction reports its state (and `Shift` the generator's) so that a checkpoint taken mid-episode
-continues the same episode.
+continues the same episode, and the values that made the current frame (`factor_names`, `factor_values`:
+the true factors of docs/disentanglement.md).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 import mujoco
 import numpy as np
 
-from unseen.envs.colors import COLOR_STD, COLOR_TABLE_SEED, generated_color_table, load_color_table
+from unseen.envs.colors import COLOR_KEYS, COLOR_STD, COLOR_TABLE_SEED, generated_color_table, load_color_table
 from unseen.envs.scene import Scene, texture_colors
 from unseen.envs.sources import DirectoryVideos, ProceduralVideos, VideoSource
 from unseen.errors import InputError
@@ -122,7 +123,13 @@ def shift_random(seed: int) -> np.random.Generator:
 
 class Distraction:
     """One change to the picture. `reset` after the physics reset, `advance` after the simulator steps of
-    one agent step, `composite` on each rendered `(H, W, 3)` frame; the defaults change nothing."""
+    one agent step, `composite` on each rendered `(H, W, 3)` frame; the defaults change nothing.
+    `factor_values` (after a reset): the values, named by `factor_names`, that made the current frame."""
+
+    factor_names: tuple[str, ...] = ()
+
+    def factor_values(self) -> np.ndarray:
+        return np.empty(0)
 
     def reset(self, random: np.random.Generator) -> None:
         pass
@@ -151,6 +158,8 @@ class TableColors(Distraction):
         self.body = scene.material("self")
         self.grid, self.sky = texture_colors("grid"), texture_colors("skybox")
         self.entry: int | None = None
+        # The colours an entry sets, not its index: an index is a label, the colours are what the picture shows.
+        self.factor_names = tuple(f"color/{key}/{channel}" for key in COLOR_KEYS for channel in "rgb")
 
     def reset(self, random: np.random.Generator) -> None:
         self.apply(int(random.integers(len(self.table))))
@@ -161,6 +170,9 @@ class TableColors(Distraction):
         self.scene.model.mat_rgba[self.body, :3] = self_rgb
         self.scene.paint_texture("grid", np.stack([grid_rgb1, grid_rgb2, self.grid[2]]))
         self.scene.paint_texture("skybox", np.stack([skybox_rgb, self.sky[1], self.sky[2]]))
+
+    def factor_values(self) -> np.ndarray:
+        return self.table[self.entry].reshape(-1)
 
     def get_state(self) -> dict[str, Any]:
         return {"entry": self.entry}
@@ -248,6 +260,7 @@ class VideoBackground(Distraction):
         self.scene, self.videos, self.floor_opacity, self.mode, self.playback = scene, videos, floor_opacity, mode, playback
         self.clip_index = 0
         self.clip: np.ndarray | None = None
+        self.factor_names = ("video/clip", "video/frame")
         if mode == "fidelity":
             green = np.stack([GREEN] * 3)
             scene.paint_texture("skybox", green)
@@ -274,6 +287,9 @@ class VideoBackground(Distraction):
             seen_through = (self.floor_opacity * frame + (1.0 - self.floor_opacity) * video).astype(np.uint8)
             frame = np.where(floor[..., None], seen_through, frame)
         return np.where(sky[..., None], video, frame)
+
+    def factor_values(self) -> np.ndarray:
+        return np.array([self.clip_index, self.playback.frame], dtype=np.float64)
 
     def get_state(self) -> dict[str, Any]:
         return {"clip": self.clip_index, "playback": self.playback.get_state()}
@@ -342,6 +358,8 @@ class CameraShake(Distraction):
         self.roll_std, self.max_roll_vel = np.pi / 300 * scale, np.pi / 50 * scale
         self.zoom_in, self.zoom_out = 0.5 * scale, 1.5 * scale
         self.walk: dict[str, Any] = {}
+        # The walk's position on its sphere around the target (the agent, for tracking cameras) and its roll.
+        self.factor_names = ("camera/radius", "camera/azimuth", "camera/polar", "camera/roll")
 
     def _model_pose(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The camera's own position and orientation this step, and the agent's centre of mass."""
@@ -403,6 +421,9 @@ class CameraShake(Distraction):
         self.scene.data.cam_xpos[self.scene.camera] = position
         self.scene.data.cam_xmat[self.scene.camera] = orientation.reshape(-1)
 
+    def factor_values(self) -> np.ndarray:
+        return np.append(self.walk["sphere"], self.walk["roll"])
+
     def get_state(self) -> dict[str, Any]:
         return copy.deepcopy(self.walk)
 
@@ -421,6 +442,13 @@ class ColorJitter(Distraction):
         self.low, self.high = np.clip(original - scale, 0, 1), np.clip(original + scale, 0, 1)
         self.step_std = 0.03 * scale
         self.rgb = original
+        # Materials that no visible element uses change no pixel: they are no factor of the picture.
+        self.visible = scene.visible_materials()
+        self.factor_names = tuple(
+            f"color/{mujoco.mj_id2name(scene.model, mujoco.mjtObj.mjOBJ_MATERIAL, material)}/{channel}"
+            for material in self.visible
+            for channel in "rgb"
+        )
 
     def reset(self, random: np.random.Generator) -> None:
         self.rgb = self.low + random.uniform(size=self.low.shape) * (self.high - self.low)
@@ -430,6 +458,9 @@ class ColorJitter(Distraction):
         for noise in random.standard_normal((sim_steps, *self.rgb.shape)):
             self.rgb = np.clip(self.rgb + noise * self.step_std, self.low, self.high)
         self.scene.model.mat_rgba[:, :3] = self.rgb
+
+    def factor_values(self) -> np.ndarray:
+        return self.rgb[self.visible].reshape(-1)
 
     def get_state(self) -> dict[str, Any]:
         return {"rgb": self.rgb.copy()}
@@ -463,6 +494,11 @@ class Shift:
         self.config = config
         self.random = shift_random(seed)
         self.parts = distractions(config, scene)
+        self.factor_names = tuple(name for part in self.parts for name in part.factor_names)
+
+    def factor_values(self) -> np.ndarray:
+        """The values of `factor_names` that made the current frame (after a reset)."""
+        return np.concatenate([part.factor_values() for part in self.parts]) if self.parts else np.empty(0)
 
     def reseed(self, seed: int) -> None:
         self.random = shift_random(seed)

@@ -1,0 +1,532 @@
+"""`unseen sweep FILE.yaml`: a grid of methods x tasks x seeds at one preset, run by a local worker pool.
+
+Each run is a subprocess `python -m unseen.cli train ...` into `<out>/<method>-<task>-seed<N>` (the naming of
+results/cpu/runs), then `unseen eval` for the shifts its summary.json lacks; the sweep then copies each finished
+run's small files into `export` and writes the report into `report`. Started again, a sweep looks at each run
+directory and does only what is missing: a finished run is skipped, a stopped one resumes from its checkpoint
+(`unseen train --resume`), a trained one is evaluated. SIGINT/SIGTERM are forwarded to the children (training
+checkpoints and exits); the sweep then stops starting runs and exits. docs/sweep.md has the file format.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from unseen.config import PRESETS, RunConfig, apply_overrides, make_config, to_dict, validate
+from unseen.envs.shifts import SHIFTS
+from unseen.errors import UserError
+from unseen.report import UNCOMPARED_FIELDS, flatten
+from unseen.rundir import CHECKPOINT_FILE, CONFIG_FILE, SUMMARY_FILE
+
+EXPORTED_FILES = (CONFIG_FILE, "train.csv", "eval.csv", SUMMARY_FILE)
+"""The small files of a run that `export` copies (checkpoints, replay, videos and TensorBoard stay behind);
+train.csv exists once an episode has ended."""
+
+SWEEP_LOG = "sweep.log"
+SWEEP_LOCK = "sweep.lock"
+CHILD_LOGS = "logs"
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+
+
+@dataclass
+class EvalSpec:
+    """The final zero-shot evaluation every run of the sweep must have."""
+
+    shifts: list[str] = field(default_factory=lambda: list(SHIFTS))
+    """Shifts every run is evaluated on (`unseen eval --shifts`)."""
+    episodes: int = 10
+    """Episodes per shift; a shift evaluated with another count is evaluated again."""
+    video_dir: str | None = None
+    """Videos in DMControl-GB's format for video_* and distracting_cs (default: procedural)."""
+    image_dir: str | None = None
+    """Overlay images for the shifts that use them (default: procedural)."""
+    color_file: str | None = None
+    """A colour table in DMControl-GB's format for color_* (default: generated)."""
+    intensity: str | None = None
+    """distracting_cs intensity (default 0.1)."""
+    video_mode: str | None = None
+    """video_*: fast or fidelity (default fast)."""
+
+
+@dataclass
+class Variant:
+    """A named method: an algorithm with config overrides (e.g. an ablation)."""
+
+    algo: str
+    """Algorithm of `unseen train --algo`."""
+    overrides: list[str] = field(default_factory=list)
+    """`section.field=value` overrides on top of the sweep's own."""
+
+
+@dataclass
+class SweepSpec:
+    """A sweep file: every run is one method (an algorithm or a variant) on one task with one seed."""
+
+    preset: str
+    """Preset of every run (PROTOCOL.md); a report never mixes presets."""
+    tasks: list[str]
+    """DMControl tasks."""
+    seeds: list[int]
+    """Seeds, distinct, zero or positive."""
+    out: str
+    """Folder of the run directories, the sweep log and the children's logs (relative to the working directory)."""
+    algos: list[str] = field(default_factory=list)
+    """Algorithms run with the sweep's overrides only; each is a method named after itself."""
+    variants: dict[str, Variant] = field(default_factory=dict)
+    """Named methods with their own overrides, e.g. `cg2a-ac: {algo: cg2a, overrides: [agent.cg2a_gas=false]}`."""
+    overrides: list[str] = field(default_factory=list)
+    """`section.field=value` overrides of every run."""
+    steps: int | None = None
+    """Agent steps of every run (default: the preset's)."""
+    eval: EvalSpec = field(default_factory=EvalSpec)
+    """The final evaluation every run must have."""
+    export: str | None = None
+    """Folder to copy each finished run's small files into (`EXPORTED_FILES`); none when empty."""
+    report: str | None = None
+    """Folder for `unseen report` of the sweep's runs at the end; none when empty."""
+
+    @property
+    def methods(self) -> dict[str, Variant]:
+        """Every method of the grid: the plain algorithms, then the variants."""
+        return {algo: Variant(algo) for algo in self.algos} | self.variants
+
+    @property
+    def sources(self) -> dict[str, str]:
+        """The data-source options of the evaluation, as `make_env` options."""
+        from unseen.envs import SOURCE_OPTIONS
+
+        return {name: str(getattr(self.eval, name)) for name in SOURCE_OPTIONS if getattr(self.eval, name) is not None}
+
+
+# ----- reading and checking a sweep file --------------------------------------------------------------------
+
+
+def load_spec(path: Path) -> SweepSpec:
+    """Read and check a sweep file; any mistake is a `UserError` of one line that starts with the file's name."""
+    if not path.is_file():
+        raise UserError(f"{path} does not exist; pass a sweep file (docs/sweep.md)")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise UserError(f"{path}: not valid YAML{where}") from None
+    try:
+        return parse_spec(data)
+    except UserError as error:
+        raise UserError(f"{path}: {error}") from None
+
+
+def parse_spec(data: Any) -> SweepSpec:
+    fields = check_keys(data, SweepSpec, "the sweep file")
+    spec = SweepSpec(
+        preset=check(fields.get("preset"), str, "preset"),
+        tasks=check_list(fields.get("tasks"), str, "tasks"),
+        seeds=check_list(fields.get("seeds"), int, "seeds"),
+        out=check(fields.get("out"), str, "out"),
+        algos=check_list(fields.get("algos", []), str, "algos", allow_empty=True),
+        overrides=check_list(fields.get("overrides", []), str, "overrides", allow_empty=True),
+        steps=check_optional(fields.get("steps"), int, "steps"),
+        export=check_optional(fields.get("export"), str, "export"),
+        report=check_optional(fields.get("report"), str, "report"),
+    )
+    if spec.preset not in PRESETS:
+        raise UserError(f"unknown preset {spec.preset!r}; choose one of: {', '.join(PRESETS)}")
+    if len(set(spec.seeds)) != len(spec.seeds) or min(spec.seeds) < 0:
+        raise UserError(f"seeds must be distinct and zero or positive, got {spec.seeds}")
+    if spec.steps is not None and spec.steps <= 0:
+        raise UserError(f"steps must be positive, got {spec.steps}")
+    variants = fields.get("variants") or {}
+    if not isinstance(variants, dict):
+        raise UserError("variants must map names to {algo: ..., overrides: [...]}")
+    for name, variant in variants.items():
+        if not isinstance(name, str) or not NAME.match(name):
+            raise UserError(f"variant name {name!r} must be letters, digits and _ . + - (it names run directories)")
+        if name in spec.algos:
+            raise UserError(f"variant {name!r} has the name of an algorithm of algos; rename it")
+        entry = check_keys(variant, Variant, f"variant {name!r}")
+        spec.variants[name] = Variant(
+            algo=check(entry.get("algo"), str, f"variants.{name}.algo"),
+            overrides=check_list(entry.get("overrides", []), str, f"variants.{name}.overrides", allow_empty=True),
+        )
+    if not spec.methods:
+        raise UserError("name at least one method in algos or variants")
+    entry = check_keys(fields.get("eval") or {}, EvalSpec, "eval")
+    spec.eval = EvalSpec(
+        shifts=check_list(entry.get("shifts", list(SHIFTS)), str, "eval.shifts"),
+        episodes=check(entry.get("episodes", 10), int, "eval.episodes"),
+        **{name: check_optional(entry.get(name), (str, int, float), f"eval.{name}") for name in
+           ("video_dir", "image_dir", "color_file", "intensity", "video_mode")},
+    )
+    unknown = [shift for shift in spec.eval.shifts if shift not in SHIFTS]
+    if unknown:
+        raise UserError(f"unknown shift(s) {', '.join(unknown)} in eval.shifts; valid shifts: {', '.join(SHIFTS)}")
+    if spec.eval.episodes <= 0:
+        raise UserError(f"eval.episodes must be positive, got {spec.eval.episodes}")
+    return spec
+
+
+def check_keys(data: Any, cls: type, where: str) -> dict[str, Any]:
+    names = [f.name for f in dataclasses.fields(cls)]
+    if not isinstance(data, dict):
+        raise UserError(f"{where} must be a mapping with keys from: {', '.join(names)}")
+    unknown = sorted(map(str, set(data) - set(names)))
+    if unknown:
+        raise UserError(f"unknown key(s) {', '.join(unknown)} in {where}; valid keys: {', '.join(names)}")
+    return data
+
+
+def check(value: Any, kind: type | tuple[type, ...], key: str) -> Any:
+    if value is None:
+        raise UserError(f"{key} is required (docs/sweep.md)")
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
+        name = kind.__name__ if isinstance(kind, type) else "a string or number"
+        raise UserError(f"{key} must be {'an' if name == 'int' else 'a'} {name}, got {value!r}")
+    return value
+
+
+def check_optional(value: Any, kind: type | tuple[type, ...], key: str) -> Any:
+    return None if value is None else check(value, kind, key)
+
+
+def check_list(value: Any, kind: type, key: str, allow_empty: bool = False) -> list:
+    if value is None or not isinstance(value, list) or not (value or allow_empty):
+        raise UserError(f"{key} must be a{'' if allow_empty else ' non-empty'} list, got {value!r}")
+    return [check(item, kind, key) for item in value]
+
+
+# ----- the plan ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Job:
+    """One run of the grid."""
+
+    method: str
+    algo: str
+    task: str
+    seed: int
+    overrides: list[str]
+    run_dir: Path
+
+    @property
+    def name(self) -> str:
+        return self.run_dir.name
+
+
+def plan(spec: SweepSpec) -> list[Job]:
+    """Every run, seeds outermost (a stopped sweep has seed 1 of every method before seed 2 of any), each config
+    resolved and validated against this build's algorithms, tasks and fields before anything starts."""
+    from unseen.envs import TASKS, resolve_sources
+
+    unknown = [task for task in spec.tasks if task not in TASKS]
+    if unknown:
+        raise UserError(f"unknown task(s) {', '.join(unknown)}; choose from: {', '.join(TASKS)}")
+    for shift in spec.eval.shifts:
+        resolve_sources(shift, **spec.sources)
+    jobs = []
+    for seed in spec.seeds:
+        for task in spec.tasks:
+            for method, variant in spec.methods.items():
+                run_dir = Path(spec.out) / f"{method}-{task}-seed{seed}"
+                job = Job(method, variant.algo, task, seed, spec.overrides + variant.overrides, run_dir)
+                try:
+                    job_config(job, spec)
+                except UserError as error:
+                    raise UserError(f"method {method!r}: {error}") from None
+                jobs.append(job)
+    return jobs
+
+
+def job_config(job: Job, spec: SweepSpec) -> RunConfig:
+    """The full config `unseen train` will resolve for `job` (checked: unknown algorithm, field or value fail)."""
+    return validate(apply_overrides(make_config(job.algo, job.task, spec.preset, job.seed, spec.steps), job.overrides))
+
+
+@dataclass
+class State:
+    """What a run directory still needs."""
+
+    train: str
+    """"new" (nothing yet), "restart" (a config but no checkpoint: stopped before its first one), "resume", or
+    "" (trained)."""
+    shifts: list[str]
+    """Shifts still to evaluate."""
+
+    @property
+    def done(self) -> bool:
+        return not self.train and not self.shifts
+
+
+def state(job: Job, spec: SweepSpec, records: dict[str, dict[str, Any]]) -> State:
+    """What `job`'s run directory lacks; a run directory holding another config is an error (never overwritten).
+
+    `records`: per shift what a current evaluation records about its data (source, intensity).
+    """
+    run_dir = job.run_dir
+    wanted = flatten(to_dict(job_config(job, spec)))
+    if not (run_dir / CONFIG_FILE).is_file():
+        return State("new", after_training(wanted, spec))
+    saved = flatten(yaml.safe_load((run_dir / CONFIG_FILE).read_text()))
+    differing = sorted(k for k in set(saved) & set(wanted) - UNCOMPARED_FIELDS - {"seed"} if saved[k] != wanted[k])
+    if differing:
+        first = differing[0]
+        raise UserError(
+            f"{run_dir} holds a run with another config ({first}: {saved[first]!r} there, {wanted[first]!r} in the "
+            f"sweep{', and more' if len(differing) > 1 else ''}); move it away or rename the method"
+        )
+    summary_path = run_dir / SUMMARY_FILE
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    if summary.get("steps", -1) < wanted["train.steps"]:
+        train = "resume" if (run_dir / CHECKPOINT_FILE).is_file() else "restart"
+        return State(train, after_training(wanted, spec))
+    returns = summary.get("returns", {})
+    missing = [s for s in spec.eval.shifts if not evaluated(returns.get(s), s, spec.eval.episodes, records[s])]
+    return State("", missing)
+
+
+def after_training(config: dict[str, Any], spec: SweepSpec) -> list[str]:
+    """The shifts a run will still lack when training ends: all but the training environment's when training's own
+    final evaluation has the sweep's episode count (the sweep checks again after training, so this only informs)."""
+    covered = {"none"} if config["train.final_eval_episodes"] == spec.eval.episodes else set()
+    return [shift for shift in spec.eval.shifts if shift not in covered]
+
+
+def evaluated(entry: dict[str, Any] | None, shift: str, episodes: int, record: dict[str, Any]) -> bool:
+    """Whether a summary entry is an evaluation with `episodes` episodes on the data of `record` (the training
+    environment has no data source: older summaries did not record one for it)."""
+    if entry is None or entry["episodes"] != episodes:
+        return False
+    return shift == "none" or all(entry.get(key) == value for key, value in record.items())
+
+
+# ----- running ------------------------------------------------------------------------------------------------
+
+SOURCE_FLAGS = {"video_dir": "--video-dir", "image_dir": "--image-dir", "color_file": "--color-file",
+                "intensity": "--intensity", "video_mode": "--video-mode"}
+
+
+def train_command(job: Job, spec: SweepSpec, resume: bool) -> list[str]:
+    command = [sys.executable, "-m", "unseen.cli", "train"]
+    if resume:
+        return command + ["--resume", str(job.run_dir)]
+    command += ["--algo", job.algo, "--task", job.task, "--preset", spec.preset, "--seed", str(job.seed),
+                "--out", str(job.run_dir)]
+    command += ["--steps", str(spec.steps)] if spec.steps is not None else []
+    return command + (["--set", *job.overrides] if job.overrides else [])
+
+
+def eval_command(job: Job, spec: SweepSpec, shifts: list[str], workers: int) -> list[str]:
+    command = [sys.executable, "-m", "unseen.cli", "eval", str(job.run_dir), "--shifts", *shifts,
+               "--episodes", str(spec.eval.episodes), "--workers", str(workers)]
+    for name, value in spec.sources.items():
+        command += [SOURCE_FLAGS[name], value]
+    return command
+
+
+# Children die with the sweep, even when it is killed by SIGKILL: PR_SET_PDEATHSIG makes the kernel send SIGTERM
+# (on which training checkpoints and exits) when the sweep's thread that started the child ends. The launcher sets
+# it, checks that the sweep is still its parent, then replaces itself with the command (Linux; elsewhere the
+# command runs as it is).
+_LAUNCHER = (
+    "import ctypes, os, signal, sys; ctypes.CDLL(None).prctl(1, signal.SIGTERM); "  # 1: PR_SET_PDEATHSIG
+    "os.getppid() == int(sys.argv[1]) or sys.exit(128 + signal.SIGTERM); os.execv(sys.argv[2], sys.argv[2:])"
+)
+
+
+def launched(command: list[str]) -> list[str]:
+    return [sys.executable, "-c", _LAUNCHER, str(os.getpid()), *command] if sys.platform == "linux" else command
+
+
+def available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+class Sweep:
+    """The worker pool: `workers` runs at a time, each child with `cores // workers` threads."""
+
+    def __init__(self, spec: SweepSpec, jobs: list[Job], workers: int) -> None:
+        from unseen.envs import resolve_sources
+
+        self.spec, self.jobs, self.workers = spec, jobs, workers
+        self.threads = max(1, available_cores() // workers)
+        self.records = {shift: resolve_sources(shift, **spec.sources)[0].record for shift in spec.eval.shifts}
+        self.out = Path(spec.out)
+        self.lock = threading.RLock()  # re-entered by the signal handler if it interrupts a log line
+        self.children: set[subprocess.Popen] = set()
+        self.stop_signal: int | None = None
+        self.finished = 0
+        self.failed: list[str] = []
+        self.start = time.monotonic()
+
+    # ----- what is to do ----------------------------------------------------------------------------------
+
+    def describe(self) -> list[str]:
+        """The plan, one line per run: what it still needs and the commands that will do it."""
+        lines = [f"{len(self.jobs)} runs, {self.workers} at a time, OMP_NUM_THREADS={self.threads} each; out: {self.out}"
+                 + (f"; export: {self.spec.export}" if self.spec.export else "")
+                 + (f"; report: {self.spec.report}" if self.spec.report else "")]
+        for job in self.jobs:
+            current = state(job, self.spec, self.records)
+            if current.done:
+                lines.append(f"done     {job.name}")
+                continue
+            commands = [train_command(job, self.spec, resume=current.train == "resume")] if current.train else []
+            commands += [eval_command(job, self.spec, current.shifts, self.threads)] if current.shifts else []
+            steps = [" ".join(["unseen", *command[3:]]) for command in commands]
+            lines.append(f"{current.train or 'eval':<8} {job.name}: " + " && ".join(steps))
+        return lines
+
+    # ----- doing it ---------------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run every job; returns 0, 1 if a run failed, or 128 + the signal that stopped the sweep."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / CHILD_LOGS).mkdir(exist_ok=True)
+        with (self.out / SWEEP_LOCK).open("w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released when the sweep ends, however it ends
+            except BlockingIOError:
+                raise UserError(f"another sweep is running in {self.out}; wait for it or stop it") from None
+            return self.run_locked()
+
+    def run_locked(self) -> int:
+        states = [state(job, self.spec, self.records) for job in self.jobs]  # a foreign run directory fails here
+        self.log(f"sweep of {len(self.jobs)} runs, {self.workers} at a time, OMP_NUM_THREADS={self.threads} each")
+        previous = {sig: signal.signal(sig, self.request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            with ThreadPoolExecutor(self.workers) as pool:
+                list(pool.map(self.run_job, self.jobs, states))
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        if self.stop_signal is not None:
+            self.log(f"stopped by signal {self.stop_signal}; run the same command again to continue")
+            return 128 + self.stop_signal
+        done = [job for job in self.jobs if state(job, self.spec, self.records).done]
+        if self.spec.report and done:
+            self.write_report(done)
+        if self.failed:
+            self.log(f"{len(self.failed)} run(s) failed: {', '.join(self.failed)} (their logs: {self.out / CHILD_LOGS})")
+            return 1
+        self.log(f"sweep complete in {self.elapsed()}")
+        return 0
+
+    def run_job(self, job: Job, current: State) -> None:
+        if current.done:
+            self.export(job)
+            self.count(job, "already done")
+            return
+        if self.stop_signal is not None:
+            return
+        started = time.monotonic()
+        self.log(f"start  {job.name} ({current.train or 'eval'})")
+        if current.train == "restart":
+            shutil.rmtree(job.run_dir)  # a config without a checkpoint: nothing trained is lost
+        if current.train and not self.call(job, train_command(job, self.spec, resume=current.train == "resume")):
+            return
+        current = state(job, self.spec, self.records)
+        if current.shifts and not self.call(job, eval_command(job, self.spec, current.shifts, self.threads)):
+            return
+        self.export(job)
+        self.count(job, f"finished in {(time.monotonic() - started) / 60:.1f} min")
+
+    def call(self, job: Job, command: list[str]) -> bool:
+        """Run one child (its output appended to `<out>/logs/<run>.log`); False if it failed or was stopped."""
+        log_path = self.out / CHILD_LOGS / f"{job.name}.log"
+        with self.lock:
+            if self.stop_signal is not None:
+                return False
+            with log_path.open("a") as log:
+                log.write(f"$ {' '.join(command)}\n")
+                log.flush()
+                # A session of its own: a terminal's Ctrl-C reaches the sweep only, which forwards it once.
+                child = subprocess.Popen(launched(command), stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True, env=os.environ | {"OMP_NUM_THREADS": str(self.threads)})
+            self.children.add(child)
+        code = child.wait()
+        with self.lock:
+            self.children.discard(child)
+        if code == 0:
+            return True
+        if self.stop_signal is None:
+            last = log_path.read_text().strip().splitlines()[-1:] or [""]
+            self.failed.append(job.name)
+            self.log(f"failed {job.name}: {command[3]} exited with {code}: {last[0][:200]}")
+        return False
+
+    def request_stop(self, signum: int, frame: Any) -> None:
+        """Forward the signal to every child's process group (training checkpoints and exits); start nothing new."""
+        self.stop_signal = signum
+        for child in list(self.children):
+            try:
+                os.killpg(child.pid, signum)
+            except ProcessLookupError:
+                pass
+
+    def export(self, job: Job) -> None:
+        if self.spec.export:
+            target = Path(self.spec.export) / job.name
+            target.mkdir(parents=True, exist_ok=True)
+            for name in EXPORTED_FILES:
+                if (job.run_dir / name).is_file():
+                    shutil.copyfile(job.run_dir / name, target / name)
+
+    def write_report(self, done: list[Job]) -> None:
+        from unseen.report import write_report
+
+        root = Path(self.spec.export) if self.spec.export else self.out
+        write_report([root / job.name for job in done], Path(self.spec.report))
+        self.log(f"report of {len(done)} runs written to {self.spec.report}")
+
+    # ----- progress ---------------------------------------------------------------------------------------
+
+    def count(self, job: Job, what: str) -> None:
+        with self.lock:
+            self.finished += 1
+            progress = f"[{self.finished}/{len(self.jobs)} done, {self.elapsed()} elapsed]"
+        self.log(f"done   {job.name}: {what} {progress}")
+
+    def elapsed(self) -> str:
+        return f"{(time.monotonic() - self.start) / 60:.1f} min"
+
+    def log(self, message: str) -> None:
+        """One line on stdout and in `<out>/sweep.log`."""
+        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}"
+        with self.lock:
+            print(line, flush=True)
+            if self.out.is_dir():
+                with (self.out / SWEEP_LOG).open("a") as handle:
+                    handle.write(line + "\n")
+
+
+def run_sweep(path: Path, workers: int = 1, dry_run: bool = False) -> int:
+    """`unseen sweep`: check the file and the whole plan, then print it (dry run) or run it."""
+    if workers <= 0:
+        raise UserError(f"--workers must be positive, got {workers}")
+    spec = load_spec(path)
+    try:
+        jobs = plan(spec)
+    except UserError as error:
+        raise UserError(f"{path}: {error}") from None
+    sweep = Sweep(spec, jobs, workers)
+    if dry_run:
+        print("\n".join(sweep.describe()))
+        return 0
+    return sweep.run()
