@@ -10,6 +10,7 @@ import subprocess
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from rliable import metrics
 
 from unseen import stats
@@ -188,7 +189,8 @@ def test_fields_an_older_config_lacks_are_not_compared(tmp_path):
     fake_run(tmp_path, "drq", 2, {"none": 300.0}, overrides=["agent.svea_alpha=0.9"])
     saved = to_dict(make_config("drq", "cartpole_swingup", "cpu", 1))
     del saved["agent"]["svea_alpha"]
-    (old / "config.yaml").write_text(json.dumps(saved))  # JSON is YAML
+    # Written as save_config writes: JSON would be YAML, but YAML 1.1 reads JSON's 1e-07 as a string.
+    (old / "config.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
     assert set(collect([tmp_path])["method"]) == {"drq"}
 
 
