@@ -230,7 +230,7 @@ def make_config(algo: str, task: str, preset: str = "cpu", seed: int = 0, steps:
         cfg.train.eval_shifts = ",".join(SHIFTS)
     if algo == "alda":
         # GroupNorm's channels-last CPU kernels are several times slower than its NCHW ones (bf16): a whole
-        # ALDA update took 2.6x longer channels-last (docs/alda.md); the convs gain nothing from it here.
+        # ALDA update took 2.6-2.8x longer channels-last (docs/alda.md); the convs gain nothing from it here.
         cfg.agent.channels_last = False
     if preset == "paper" and algo == "alda":
         # ALDA's published protocol (METHODS.md "ALDA"): 64x64 frames and its reference code's action repeat
