@@ -34,7 +34,9 @@ One update (`SAC.update` with `update_critic` below):
      re-encodes `obs` after the steps; reusing them is the base's choice, docs/architecture.md); targets:
      Q heads at tau 0.01, encoder (per-frame encoder, codebook, fusion) and critic projection at 0.05.
 The reference code runs the per-frame encoder on `obs` twice (critic, then ALDA loss); since the critic step
-never changes it, here it runs once: the newest frame with gradient (for 3), the older ones without.
+never changes it, here it runs once: the newest frame with gradient (for 3), the older ones without. And as
+a replay stack's `next_obs` is its `obs` moved on by one frame, only the newest `next_obs` frame is encoded
+anew for the online side of 1 (`encode_batch`). Both are exact; docs/alda.md has the costs.
 
 Alpha starts at 0.1 with lr 1e-4 and beta1 0.5, actor/critic Adam lr 1e-3: the common base's defaults,
 which are ALDA's too. Frames are 64x64 with action repeat 4 (finger 2) in the `paper` preset; under `cpu`
