@@ -76,3 +76,17 @@ def test_unknown_preset_and_stale_config_fields():
     data["agent"]["lr_schedule"] = "cosine"
     with pytest.raises(UserError, match="agent.lr_schedule"):
         from_dict(data)
+
+
+def test_hand_written_yaml_numbers_take_the_field_types(tmp_path):
+    cfg = make_config("drq", "cartpole_swingup", "smoke")
+    save_config(cfg, tmp_path / "config.yaml")
+    text = (tmp_path / "config.yaml").read_text()
+    text = text.replace("critic_lr: 0.001", "critic_lr: 1e-3").replace("discount: 0.99", "discount: 1")
+    (tmp_path / "config.yaml").write_text(text)
+    loaded = load_config(tmp_path / "config.yaml")
+    assert loaded.agent.critic_lr == 1e-3 and type(loaded.agent.critic_lr) is float
+    assert loaded.agent.discount == 1.0 and type(loaded.agent.discount) is float
+    (tmp_path / "config.yaml").write_text(text.replace("batch_size: 64", "batch_size: many"))
+    with pytest.raises(UserError, match="train.batch_size='many' is not a valid int"):
+        load_config(tmp_path / "config.yaml")

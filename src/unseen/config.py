@@ -283,8 +283,20 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
     kwargs = {}
     for name, value in data.items():
         sub = _SECTIONS.get(name) if cls is RunConfig else None
-        kwargs[name] = _build(sub, value, f"{name}.") if sub else value
+        kwargs[name] = _build(sub, value, f"{name}.") if sub else _coerce(value, known[name].default, prefix + name)
     return cls(**kwargs)
+
+
+def _coerce(value: Any, default: Any, key: str) -> Any:
+    """`value` as the type of the field's default: YAML reads `1e-6` as a string and `1` where a float is due."""
+    kind = type(default)
+    if default is dataclasses.MISSING or (isinstance(value, kind) and type(value) is not bool) or kind is type(value):
+        return value
+    if kind is float and type(value) is int:
+        return float(value)
+    if isinstance(value, str):
+        return _parse(value, kind, key)
+    raise UserError(f"{key}={value!r} is not a valid {kind.__name__}")
 
 
 _SECTIONS = {"env": EnvConfig, "agent": AgentConfig, "train": TrainConfig}
