@@ -81,7 +81,7 @@ def bench_render(steps: int, rounds: int) -> dict[str, float]:
 
 def _update_setup(algo: str, preset: str, fast: bool, batch_size: int):
     cfg = make_config(algo, "walker_walk", preset)
-    cfg.agent.bf16 = fast
+    cfg.agent.bf16 = cfg.agent.fast_kernels = fast
     cfg.agent.channels_last = fast and cfg.agent.channels_last  # the fast path is the preset's own layout
     size, stack = cfg.env.image_size, cfg.env.frame_stack
     agent = make_agent(algo, (3 * stack, size, size), 6, cfg.agent, torch.device("cpu"), seed=0)
@@ -104,7 +104,9 @@ def update_flops(algo: str, preset: str, batch_size: int) -> float:
 
 
 def bench_update(preset: str, updates: int, rounds: int) -> dict[str, float]:
-    """DrQ update time: float32 NCHW reference over the fast path (bf16 autocast trunk, channels-last)."""
+    """DrQ update time of the straightforward reference (float32, NCHW, PyTorch's default Adam loop, out-of-place
+    ReLUs: every fast-path switch off) over the fast path (bf16 trunk and projections, channels-last, fused Adam,
+    in-place ReLUs). Both compute the same FLOPs on the same batch."""
     batch_size = make_config("drq", "walker_walk", preset).train.batch_size
     agents = {fast: _update_setup("drq", preset, fast, batch_size) for fast in (True, False)}
     candidates = {

@@ -146,6 +146,8 @@ class AgentConfig:
     """Run every conv stack (trunk, ALDA's encoder, decoders) and the projections' Linear layers under bfloat16 autocast (LayerNorm, MLPs, losses, targets, optimizers stay float32)."""
     channels_last: bool = True
     """Keep conv activations in channels-last memory layout (faster oneDNN kernels on CPU)."""
+    fast_kernels: bool = True
+    """Fused Adam/AdamW and in-place ReLUs in the conv trunk; false: PyTorch's default optimizer loop and out-of-place ReLUs."""
 
 
 @dataclass

@@ -56,15 +56,22 @@ class ConvTrunk(nn.Module):
     """3x3 convs with 32 filters, the first with stride 2, ReLU between and after; uint8 pixels in, flat features out."""
 
     def __init__(
-        self, in_channels: int, image_size: int, layers: int, filters: int, bf16: bool, channels_last: bool
+        self,
+        in_channels: int,
+        image_size: int,
+        layers: int,
+        filters: int,
+        bf16: bool,
+        channels_last: bool,
+        inplace_relu: bool = True,
     ) -> None:
         super().__init__()
         # In-place ReLUs: each conv output is used only by its ReLU, and a pass that allocates no new
         # activation made the update about 15% faster on CPU.
         convs: list[nn.Module] = [nn.Conv2d(in_channels, filters, 3, stride=2)]
         for _ in range(layers - 1):
-            convs += [nn.ReLU(inplace=True), nn.Conv2d(filters, filters, 3, stride=1)]
-        self.convs = nn.Sequential(*convs, nn.ReLU(inplace=True))
+            convs += [nn.ReLU(inplace=inplace_relu), nn.Conv2d(filters, filters, 3, stride=1)]
+        self.convs = nn.Sequential(*convs, nn.ReLU(inplace=inplace_relu))
         side = (image_size - 3) // 2 + 1 - 2 * (layers - 1)
         self.side = side
         self.out_dim = filters * side * side

@@ -169,9 +169,9 @@ class ALDA(SAC):
         self.decoder = FrameDecoder(obs_shape[1], cfg.alda_latents, cfg.alda_mlp_dim, cfg.bf16, cfg.channels_last).to(device)
         self.alda_optimizer = torch.optim.AdamW(
             [*self.trunk.frames.parameters(), *self.decoder.parameters()],
-            lr=cfg.alda_lr, weight_decay=cfg.alda_weight_decay, fused=True,
+            lr=cfg.alda_lr, weight_decay=cfg.alda_weight_decay, fused=cfg.fast_kernels,
         )
-        self.codebook_optimizer = torch.optim.Adam(self.trunk.quantizer.parameters(), lr=cfg.alda_codebook_lr, fused=True)
+        self.codebook_optimizer = torch.optim.Adam(self.trunk.quantizer.parameters(), lr=cfg.alda_codebook_lr, fused=cfg.fast_kernels)
 
     def build_networks(self, obs_shape: tuple[int, int, int], action_dim: int) -> tuple[nn.Module, Actor, Critic]:
         cfg = self.cfg

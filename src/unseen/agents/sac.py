@@ -48,17 +48,19 @@ class SAC:
         self.log_alpha = torch.tensor(np.log(cfg.init_temperature), device=device, requires_grad=True)
         self.target_entropy = -float(action_dim)
         # Fused Adam: one kernel over all parameters (half the time of the per-tensor loop on CPU).
-        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, fused=True)
-        self.critic_optimizer = torch.optim.Adam(self.critic_parameters(), lr=cfg.critic_lr, fused=True)
+        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, fused=cfg.fast_kernels)
+        self.critic_optimizer = torch.optim.Adam(self.critic_parameters(), lr=cfg.critic_lr, fused=cfg.fast_kernels)
         self.alpha_optimizer = torch.optim.Adam(
-            [self.log_alpha], lr=cfg.alpha_lr, betas=(cfg.alpha_beta1, 0.999), fused=True
+            [self.log_alpha], lr=cfg.alpha_lr, betas=(cfg.alpha_beta1, 0.999), fused=cfg.fast_kernels
         )
         self.updates = 0
 
     def build_networks(self, obs_shape: tuple[int, int, int], action_dim: int) -> tuple[torch.nn.Module, Actor, Critic]:
         """The trunk (uint8 observations -> features with an `out_dim`), the actor and the critic, in this order."""
         cfg = self.cfg
-        trunk = ConvTrunk(obs_shape[0], obs_shape[1], cfg.encoder_layers, cfg.encoder_filters, cfg.bf16, cfg.channels_last)
+        trunk = ConvTrunk(
+            obs_shape[0], obs_shape[1], cfg.encoder_layers, cfg.encoder_filters, cfg.bf16, cfg.channels_last, cfg.fast_kernels
+        )
         actor = Actor(trunk.out_dim, self.projection_dim, cfg.hidden_dim, action_dim, cfg.log_std_min, cfg.log_std_max)
         critic = Critic(trunk.out_dim, self.projection_dim, cfg.hidden_dim, action_dim)
         return trunk, actor, critic

@@ -78,10 +78,10 @@ class SACAE(SAC):
             cfg.sac_ae_latent_dim, self.trunk, obs_shape, cfg.encoder_layers, cfg.bf16, cfg.channels_last
         ).to(device)
         self.encoder_optimizer = torch.optim.Adam(
-            [*self.trunk.parameters(), *self.critic.projection.parameters()], lr=cfg.sac_ae_encoder_lr, fused=True
+            [*self.trunk.parameters(), *self.critic.projection.parameters()], lr=cfg.sac_ae_encoder_lr, fused=cfg.fast_kernels
         )
         self.decoder_optimizer = torch.optim.Adam(
-            self.decoder.parameters(), lr=cfg.sac_ae_decoder_lr, weight_decay=cfg.sac_ae_decoder_weight_decay, fused=True
+            self.decoder.parameters(), lr=cfg.sac_ae_decoder_lr, weight_decay=cfg.sac_ae_decoder_weight_decay, fused=cfg.fast_kernels
         )
 
     @property
