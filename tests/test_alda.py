@@ -184,23 +184,6 @@ def test_presets_give_alda_its_protocol_only_in_paper():
         assert (alda.env, alda.train) == (drq.env, drq.train)
 
 
-@pytest.mark.parametrize(
-    "field, value, message",
-    [
-        ("alda_retrieval", "hard", "agent.alda_retrieval must be one of softmax, argmin"),
-        ("alda_latents", 1, "agent.alda_latents must be at least 2"),
-        ("alda_values", 0, "agent.alda_values must be positive"),
-        ("alda_beta", -1.0, "agent.alda_beta must be positive"),
-        ("alda_weight_decay", -0.1, "agent.alda_weight_decay must be zero or positive"),
-    ],
-)
-def test_bad_alda_settings_are_refused_with_the_fix(field, value, message):
-    cfg = tiny_config("alda")
-    setattr(cfg.agent, field, value)
-    with pytest.raises(UserError, match=message):
-        validate(cfg)
-
-
 def test_alda_frames_must_halve_four_times():
     cfg = tiny_config("alda")
     cfg.env.image_size = 72

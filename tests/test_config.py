@@ -7,6 +7,8 @@ import pytest
 from unseen.config import apply_overrides, from_dict, load_config, make_config, save_config, to_dict, validate
 from unseen.errors import UserError
 
+from conftest import tiny_config
+
 
 @pytest.mark.parametrize("task, repeat", [("cartpole_swingup", 8), ("finger_spin", 2), ("walker_walk", 4)])
 def test_cpu_preset_trains_100k_frames(task, repeat):
@@ -90,3 +92,23 @@ def test_hand_written_yaml_numbers_take_the_field_types(tmp_path):
     (tmp_path / "config.yaml").write_text(text.replace("batch_size: 64", "batch_size: many"))
     with pytest.raises(UserError, match="train.batch_size='many' is not a valid int"):
         load_config(tmp_path / "config.yaml")
+
+
+@pytest.mark.parametrize(
+    "algo, field, value, message",
+    [
+        ("alda", "alda_retrieval", "hard", "agent.alda_retrieval must be one of softmax, argmin"),
+        ("alda", "alda_latents", 1, "agent.alda_latents must be at least 2"),
+        ("alda", "alda_values", 0, "agent.alda_values must be positive"),
+        ("alda", "alda_beta", -1.0, "agent.alda_beta must be positive"),
+        ("alda", "alda_weight_decay", -0.1, "agent.alda_weight_decay must be zero or positive"),
+        ("sac_ae", "sac_ae_bits", 9, "agent.sac_ae_bits must lie in 1..8"),
+        ("sac_ae", "sac_ae_latent_dim", 0, "agent.sac_ae_latent_dim must be positive"),
+        ("sac_ae", "sac_ae_latent_lambda", -1.0, "agent.sac_ae_latent_lambda must be zero or positive"),
+    ],
+)
+def test_bad_agent_settings_are_refused_with_the_fix(algo, field, value, message):
+    cfg = tiny_config(algo)
+    setattr(cfg.agent, field, value)
+    with pytest.raises(UserError, match=message):
+        validate(cfg)
