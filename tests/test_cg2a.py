@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import itertools
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -14,6 +15,7 @@ from unseen.cli import main
 from unseen.config import validate
 from unseen.errors import UserError
 from unseen.grad import combine
+from unseen.report import grad_summary
 
 from conftest import tiny_config
 from test_sac import batch, new_agent
@@ -132,7 +134,39 @@ def test_cli_smoke_run_logs_gradient_diagnostics_and_reports_them(tmp_path, caps
     columns = {"grad/norm/overlay", "grad/weight/conv", "grad/cos/conv-overlay", "grad/conflict_fraction", "grad/gamma"}
     assert columns <= set(log.columns) and log[sorted(columns)].notna().all().all()
     assert main(["report", "--grad", str(run), "--out", str(tmp_path / "plots")]) == 0
-    for name in ("grad_magnitude.png", "grad_cosine.png"):
+    for name in ("grad_magnitude.png", "grad_cosine.png", "grad_over_training.png"):
         assert (tmp_path / "plots" / name).stat().st_size > 1000
+    summary = pd.read_csv(tmp_path / "plots" / "grad_summary.csv")
+    shares = summary[summary.quantity == "magnitude share"]
+    assert sorted(shares["of"]) == ["conv", "overlay", "overlay_s", "shift"]
+    assert shares["mean"].sum() == pytest.approx(1.0)
+    assert set(summary[summary.quantity == "cosine"]["of"]) == {c.removeprefix("grad/cos/") for c in log if "cos/" in c}
+    conflict = summary[summary.quantity == "conflict fraction"]
+    assert conflict["of"].tolist() == ["whole run"]  # one logged row: no halves to compare
+    assert conflict[["min", "max"]].stack().between(0, 1).all() and conflict["negative"].isna().all()
+    assert "| weight | conv |" in (tmp_path / "plots" / "grad_summary.md").read_text()
     assert main(["report", "--grad", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_grad_summary_on_a_hand_written_log(tmp_path):
+    log = pd.DataFrame({
+        "step": [100, 200, 300, 400, 500],
+        "episode_return": [1.0] * 5,
+        "grad/norm/a": [1.0, 3.0, 1.0, 1.0, None],  # the last row logged no diagnostics
+        "grad/norm/b": [3.0, 1.0, 1.0, 3.0, None],
+        "grad/weight/a": [0.5, -0.25, 0.5, 0.25, None],
+        "grad/weight/b": [0.5, 0.75, 0.5, 0.75, None],
+        "grad/cos/a-b": [-0.5, 0.5, 1.0, -1.0, None],
+        "grad/conflict_fraction": [0.1, 0.2, 0.3, 0.4, None],
+        "grad/gamma": [0.22, 0.24, 0.26, 0.28, None],
+    })
+    log.to_csv(tmp_path / "train.csv", index=False)
+    summary = grad_summary(tmp_path).set_index(["quantity", "of"])
+    assert summary.loc[("magnitude share", "a"), "mean"] == pytest.approx((0.25 + 0.75 + 0.5 + 0.25) / 4)
+    assert summary.loc[("weight", "a"), ["mean", "min", "max", "negative"]].tolist() == pytest.approx(
+        [0.25, -0.25, 0.5, 0.25])
+    assert summary.loc[("cosine", "a-b"), "negative"] == pytest.approx(0.5)
+    assert summary.loc[("conflict fraction", "first half"), "mean"] == pytest.approx(0.15)
+    assert summary.loc[("conflict fraction", "second half"), "mean"] == pytest.approx(0.35)
+    assert np.isnan(summary.loc[("gamma", "whole run"), "negative"])

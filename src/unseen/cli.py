@@ -86,7 +86,7 @@ def build_parser() -> Parser:
     report.add_argument("--bootstrap-seed", type=int, default=ReportConfig.seed, help="seed of the bootstrap (default: 0)")
     report.add_argument(
         "--grad", type=Path, metavar="RUN_DIR",
-        help="instead, draw a CG2A run's gradient magnitudes per augmentation and pairwise cosines (PNG)",
+        help="instead, draw a CG2A run's gradient magnitudes, pairwise cosines, weights and conflicts (PNG, Markdown, CSV)",
     )
     report.add_argument(
         "--traverse", type=Path, metavar="RUN_DIR",

@@ -525,30 +525,83 @@ def write_report(dirs: list[Path], out: Path, options: ReportConfig = ReportConf
     return table_path
 
 
-def grad_diagnostics(run_dir: Path) -> tuple[pd.Series, pd.DataFrame]:
-    """CG2A's Figure 1 from a run's train.csv: the mean normalised gradient magnitude per augmentation
-    (each row's `||g_i|| / sum_j ||g_j||`, averaged over rows) and every logged pairwise cosine."""
+def grad_log(run_dir: Path) -> pd.DataFrame:
+    """The rows of a CG2A run's train.csv that hold gradient diagnostics: `step` and every `grad/` column."""
     path = run_dir / "train.csv"
     if not path.is_file():
         raise UserError(f"{path} does not exist; pass a run directory made by unseen train --algo cg2a")
     log = pd.read_csv(path)
-    norms = log[[c for c in log.columns if c.startswith("grad/norm/")]].dropna()
-    cosines = log[[c for c in log.columns if c.startswith("grad/cos/")]]
-    if norms.empty:
+    columns = [c for c in log.columns if c.startswith("grad/")]
+    if not any(c.startswith("grad/norm/") for c in columns):
         raise UserError(f"{path} has no grad/ columns; gradient diagnostics come from CG2A runs (agent.grad_log_every > 0)")
-    norms.columns = [c.removeprefix("grad/norm/") for c in norms.columns]
-    cosines.columns = [c.removeprefix("grad/cos/") for c in cosines.columns]
+    return log[["step", *columns]].dropna(subset=[c for c in columns if c.startswith("grad/norm/")])
+
+
+def _strip(frame: pd.DataFrame, prefix: str) -> pd.DataFrame:
+    columns = [c for c in frame.columns if c.startswith(prefix)]
+    return frame[columns].rename(columns=lambda c: c.removeprefix(prefix))
+
+
+def grad_diagnostics(run_dir: Path) -> tuple[pd.Series, pd.DataFrame]:
+    """CG2A's Figure 1 from a run's train.csv: the mean normalised gradient magnitude per augmentation
+    (each row's `||g_i|| / sum_j ||g_j||`, averaged over rows) and every logged pairwise cosine."""
+    log = grad_log(run_dir)
+    norms = _strip(log, "grad/norm/")
     magnitude = norms.div(norms.sum(axis=1).where(lambda s: s > 0), axis=0).mean()
-    return magnitude, cosines
+    return magnitude, _strip(log, "grad/cos/")
+
+
+def grad_summary(run_dir: Path) -> pd.DataFrame:
+    """One row per augmentation (magnitude share, GAS weight) and per pair (cosine), each with the share of
+    logged rows where it was negative, and the conflict fraction and gamma: what `grad_summary.md` prints."""
+    log = grad_log(run_dir)
+    magnitude, cosines = grad_diagnostics(run_dir)
+    weights = _strip(log, "grad/weight/")
+    rows = [{"quantity": "magnitude share", "of": name, "mean": magnitude[name], "min": np.nan, "max": np.nan,
+             "negative": np.nan} for name in magnitude.index]
+    half = len(log) // 2
+    conflict = log["grad/conflict_fraction"]
+    named = [("weight", name, weights[name]) for name in weights.columns]
+    named += [("cosine", pair, cosines[pair]) for pair in cosines.columns]
+    named += [("conflict fraction", "whole run", conflict)]
+    if half:  # whether conflicts grow or fade as the critic learns
+        named += [("conflict fraction", "first half", conflict.iloc[:half]),
+                  ("conflict fraction", "second half", conflict.iloc[half:])]
+    named += [("gamma", "whole run", log["grad/gamma"])]
+    for quantity, of, series in named:
+        values = series.dropna()
+        signed = quantity in ("weight", "cosine")  # the only quantities whose sign means something
+        rows.append({"quantity": quantity, "of": of, "mean": values.mean(), "min": values.min(), "max": values.max(),
+                     "negative": (values < 0).mean() if signed else np.nan})
+    return pd.DataFrame(rows)
+
+
+def grad_summary_markdown(summary: pd.DataFrame, run_dir: Path, logged: int) -> str:
+    def cell(value: float, digits: int = 3) -> str:
+        return "" if pd.isna(value) else f"{value:.{digits}f}"
+
+    lines = [f"# Gradient diagnostics of `{run_dir.name}`\n",
+             "| quantity | of | mean | min | max | share of rows < 0 |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r.quantity} | {r.of} | {cell(r.mean)} | {cell(r.min)} | {cell(r.max)} | {cell(r.negative, 2)} |"
+              for r in summary.itertuples()]
+    lines += ["", f"{logged} logged updates (train.csv holds, per episode, the diagnostics of the latest update that "
+              "computed them; `agent.grad_log_every`). Magnitude share: `||g_i|| / sum_j ||g_j||` averaged over rows "
+              "(grad_magnitude.png). Weight: the `w_i` applied (GAS, Eq. 8, or uniform). Cosine: between the two "
+              "views' critic gradients over every parameter the critic's optimizer steps (grad_cosine.png). Conflict "
+              "fraction: the share of gradient components whose signs disagree across views (what Soft Gradient "
+              "Surgery damps by gamma). grad_over_training.png draws them against the training step.", ""]
+    return "\n".join(lines)
 
 
 def write_grad_report(run_dir: Path, out: Path) -> list[Path]:
-    """`grad_magnitude.png` (bars per augmentation) and `grad_cosine.png` (histogram of pairwise cosines)."""
+    """`grad_magnitude.png` (bars per augmentation), `grad_cosine.png` (histogram of pairwise cosines),
+    `grad_over_training.png` (weights and conflict fraction against the step) and `grad_summary.md`/`.csv`."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
+    log = grad_log(run_dir)
     magnitude, cosines = grad_diagnostics(run_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows = len(cosines.dropna(how="all"))
@@ -571,4 +624,21 @@ def write_grad_report(run_dir: Path, out: Path) -> list[Path]:
     histogram = out / "grad_cosine.png"
     fig.savefig(histogram, dpi=120)
     plt.close(fig)
-    return [bars, histogram]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(6, 5), sharex=True)
+    for name, series in _strip(log, "grad/weight/").items():
+        top.plot(log["step"], series, label=name, linewidth=1)
+    top.axhline(0, color="black", linewidth=0.6)
+    top.set_ylabel("weight w_i")
+    top.legend(fontsize=7, ncol=4)
+    bottom.plot(log["step"], log["grad/conflict_fraction"], color="tab:red", linewidth=1)
+    bottom.set_ylabel("conflict fraction")
+    bottom.set_xlabel("agent step")
+    fig.tight_layout()
+    over_time = out / "grad_over_training.png"
+    fig.savefig(over_time, dpi=120)
+    plt.close(fig)
+    summary = grad_summary(run_dir)
+    table = out / "grad_summary.csv"
+    summary.to_csv(table, index=False, float_format="%.6g")
+    text = write_text(out / "grad_summary.md", grad_summary_markdown(summary, run_dir, rows))
+    return [bars, histogram, over_time, table, text]
