@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,8 @@ from unseen.cli import main
 from unseen.config import ReportConfig, apply_overrides, make_config, save_config, to_dict
 from unseen.errors import UserError
 from unseen.report import collect, latex, markdown, table, write_report
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 FAST = ReportConfig(reps=300)
 
@@ -281,3 +284,17 @@ def test_cli_report(tmp_path, capsys):
     assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "out"), "--reps", "50"]) == 0
     assert "| none | cartpole_swingup | **700 ± 0** |" in capsys.readouterr().out
     assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "out"), "--reps", "0"]) == 2
+
+
+@pytest.mark.parametrize("results", sorted(p.parent.name for p in RESULTS.glob("*/runs")))
+def test_committed_tables_are_rebuilt_from_the_committed_runs(results, tmp_path, monkeypatch):
+    """What README and results/ show is what `unseen report results/<dir>/runs --out results/<dir>` makes."""
+    monkeypatch.chdir(RESULTS.parent)  # runs.csv names each run by the path the command was given
+    write_report([Path("results") / results / "runs"], tmp_path, FAST)  # the tables do not depend on the bootstrap
+    for name in ("table.md", "table.csv", "table.tex", "runs.csv"):
+        assert (tmp_path / name).read_text() == (RESULTS / results / name).read_text(), f"results/{results}/{name}"
+
+
+def test_readme_shows_the_committed_study_table():
+    table = (RESULTS / "cpu" / "table.md").read_text().strip()
+    assert table in (RESULTS.parent / "README.md").read_text(), "README's results table differs from results/cpu/table.md"
