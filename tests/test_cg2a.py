@@ -15,7 +15,7 @@ from unseen.cli import main
 from unseen.config import validate
 from unseen.errors import UserError
 from unseen.grad import combine
-from unseen.report import grad_summary
+from unseen.report import grad_log, grad_summary
 
 from conftest import tiny_config
 from test_sac import batch, new_agent
@@ -162,7 +162,7 @@ def test_grad_summary_on_a_hand_written_log(tmp_path):
         "grad/gamma": [0.22, 0.24, 0.26, 0.28, None],
     })
     log.to_csv(tmp_path / "train.csv", index=False)
-    summary = grad_summary(tmp_path).set_index(["quantity", "of"])
+    summary = grad_summary(grad_log(tmp_path)).set_index(["quantity", "of"])
     assert summary.loc[("magnitude share", "a"), "mean"] == pytest.approx((0.25 + 0.75 + 0.5 + 0.25) / 4)
     assert summary.loc[("weight", "a"), ["mean", "min", "max", "negative"]].tolist() == pytest.approx(
         [0.25, -0.25, 0.5, 0.25])

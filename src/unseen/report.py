@@ -542,20 +542,18 @@ def _strip(frame: pd.DataFrame, prefix: str) -> pd.DataFrame:
     return frame[columns].rename(columns=lambda c: c.removeprefix(prefix))
 
 
-def grad_diagnostics(run_dir: Path) -> tuple[pd.Series, pd.DataFrame]:
-    """CG2A's Figure 1 from a run's train.csv: the mean normalised gradient magnitude per augmentation
+def grad_diagnostics(log: pd.DataFrame) -> tuple[pd.Series, pd.DataFrame]:
+    """CG2A's Figure 1 from a run's `grad_log`: the mean normalised gradient magnitude per augmentation
     (each row's `||g_i|| / sum_j ||g_j||`, averaged over rows) and every logged pairwise cosine."""
-    log = grad_log(run_dir)
     norms = _strip(log, "grad/norm/")
     magnitude = norms.div(norms.sum(axis=1).where(lambda s: s > 0), axis=0).mean()
     return magnitude, _strip(log, "grad/cos/")
 
 
-def grad_summary(run_dir: Path) -> pd.DataFrame:
+def grad_summary(log: pd.DataFrame) -> pd.DataFrame:
     """One row per augmentation (magnitude share, GAS weight) and per pair (cosine), each with the share of
     logged rows where it was negative, and the conflict fraction and gamma: what `grad_summary.md` prints."""
-    log = grad_log(run_dir)
-    magnitude, cosines = grad_diagnostics(run_dir)
+    magnitude, cosines = grad_diagnostics(log)
     weights = _strip(log, "grad/weight/")
     rows = [{"quantity": "magnitude share", "of": name, "mean": magnitude[name], "min": np.nan, "max": np.nan,
              "negative": np.nan} for name in magnitude.index]
@@ -602,7 +600,7 @@ def write_grad_report(run_dir: Path, out: Path) -> list[Path]:
     from matplotlib import pyplot as plt
 
     log = grad_log(run_dir)
-    magnitude, cosines = grad_diagnostics(run_dir)
+    magnitude, cosines = grad_diagnostics(log)
     out.mkdir(parents=True, exist_ok=True)
     rows = len(cosines.dropna(how="all"))
     fig, ax = plt.subplots(figsize=(5, 3.5))
@@ -637,7 +635,7 @@ def write_grad_report(run_dir: Path, out: Path) -> list[Path]:
     over_time = out / "grad_over_training.png"
     fig.savefig(over_time, dpi=120)
     plt.close(fig)
-    summary = grad_summary(run_dir)
+    summary = grad_summary(log)
     table = out / "grad_summary.csv"
     summary.to_csv(table, index=False, float_format="%.6g")
     text = write_text(out / "grad_summary.md", grad_summary_markdown(summary, run_dir, rows))
