@@ -149,11 +149,15 @@ def test_tiny_sweep_runs_resumes_skips_and_reports(tmp_path, capsys, monkeypatch
     assert {p: p.stat().st_size for p in (tmp_path / "runs" / "logs").iterdir()} == children
 
 
+# Files appear whole (written, then renamed): a test that waits for one never reads it half-written.
 SLOW_CHILD = """
-import signal, sys, time
+import os, signal, sys, time
+def write(path, text):
+    open(path + ".tmp", "w").write(text)
+    os.replace(path + ".tmp", path)
 for sig in (signal.SIGINT, signal.SIGTERM):
-    signal.signal(sig, lambda signum, _: (open(sys.argv[1], "w").write(str(signum)), sys.exit(128 + signum)))
-open(sys.argv[2], "w").write("started")
+    signal.signal(sig, lambda signum, _: (write(sys.argv[1], str(signum)), sys.exit(128 + signum)))
+write(sys.argv[2], "started")
 time.sleep(30)
 """
 
