@@ -18,6 +18,7 @@ import torch
 from unseen import train
 from unseen.cli import main
 from unseen.config import to_dict
+from unseen.rundir import TRAIN_LOCK, exclusive
 
 from conftest import tiny_config
 
@@ -212,6 +213,21 @@ def test_resume_with_a_corrupt_checkpoint(capsys, tmp_path, finished_run):
     code, err = run_cli(capsys, "train", "--resume", str(run))
     assert code == 2 and "is corrupt" in err and len(err.splitlines()) == 1
     assert (run / "config.yaml").read_bytes() == before
+
+
+def test_a_run_is_trained_by_one_process_at_a_time(capsys, tmp_path, finished_run):
+    stopped = tmp_path / "stopped"
+    shutil.copytree(finished_run, stopped)
+    (stopped / "summary.json").unlink()  # a run stopped after its last step, before its final evaluation
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    for run, argv in ((stopped, ["--resume", str(stopped)]), (fresh, ["--algo", "drq", "--task", "cartpole_swingup", "--out", str(fresh)])):
+        with exclusive(run / TRAIN_LOCK, "held by the test"):
+            code, err = run_cli(capsys, "train", *argv)
+        assert code == 2 and len(err.splitlines()) == 1 and f"another process is training {run}" in err
+    assert not (fresh / "config.yaml").exists() and not (stopped / "summary.json").exists()
+    assert run_cli(capsys, "train", "--resume", str(stopped))[0] == 0  # the lock goes with its holder
+    assert (stopped / "summary.json").exists()
 
 
 def test_resume_refuses_new_settings(capsys, finished_run):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,7 @@ from unseen.errors import UserError
 CONFIG_FILE = "config.yaml"
 CHECKPOINT_FILE = Path("checkpoints") / "latest.pt"
 SUMMARY_FILE = "summary.json"
+TRAIN_LOCK = "train.lock"
 
 
 def prepare_run_dir(run_dir: Path) -> None:
@@ -28,10 +32,27 @@ def prepare_run_dir(run_dir: Path) -> None:
         raise UserError(f"the run directory {run_dir} is not writable; choose another --out")
 
 
-def read_checkpoint(run_dir: Path) -> dict[str, Any]:
-    """The latest checkpoint of `run_dir`, or a `UserError` naming what is missing or broken."""
+@contextmanager
+def exclusive(path: Path, busy: str) -> Iterator[None]:
+    """Hold an advisory lock on the file `path` for the block, or raise `UserError(busy)` if another process
+    holds it. The kernel releases it when the holder ends, however it ends (no stale lock after SIGKILL)."""
+    with path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(busy) from None
+        yield
+
+
+def require_run(run_dir: Path) -> None:
+    """Refuse, with a `UserError`, a directory that `unseen train` did not make."""
     if not (run_dir / CONFIG_FILE).exists():
         raise UserError(f"{run_dir} is not a run directory (no {CONFIG_FILE}); pass a directory made by unseen train")
+
+
+def read_checkpoint(run_dir: Path) -> dict[str, Any]:
+    """The latest checkpoint of `run_dir`, or a `UserError` naming what is missing or broken."""
+    require_run(run_dir)
     path = run_dir / CHECKPOINT_FILE
     if not path.exists():
         raise UserError(f"{run_dir} has no checkpoint ({CHECKPOINT_FILE}); start the run again with unseen train")

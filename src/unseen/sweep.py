@@ -11,7 +11,6 @@ checkpoints and exits); the sweep then stops starting runs and exits. docs/sweep
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import json
 import os
 import re
@@ -32,7 +31,7 @@ from unseen.config import PRESETS, RunConfig, apply_overrides, make_config, to_d
 from unseen.envs.shifts import SHIFTS
 from unseen.errors import UserError
 from unseen.report import UNCOMPARED_FIELDS, flatten
-from unseen.rundir import CHECKPOINT_FILE, CONFIG_FILE, SUMMARY_FILE
+from unseen.rundir import CHECKPOINT_FILE, CONFIG_FILE, SUMMARY_FILE, exclusive
 
 EXPORTED_FILES = (CONFIG_FILE, "train.csv", "eval.csv", SUMMARY_FILE)
 """The small files of a run that `export` copies (checkpoints, replay, videos and TensorBoard stay behind);
@@ -399,11 +398,7 @@ class Sweep:
         """Run every job; returns 0, 1 if a run failed, or 128 + the signal that stopped the sweep."""
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / CHILD_LOGS).mkdir(exist_ok=True)
-        with (self.out / SWEEP_LOCK).open("w") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released when the sweep ends, however it ends
-            except BlockingIOError:
-                raise UserError(f"another sweep is running in {self.out}; wait for it or stop it") from None
+        with exclusive(self.out / SWEEP_LOCK, f"another sweep is running in {self.out}; wait for it or stop it"):
             return self.run_locked()
 
     def run_locked(self) -> int:

@@ -37,8 +37,11 @@ from unseen.rundir import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
     SUMMARY_FILE,
+    TRAIN_LOCK,
+    exclusive,
     prepare_run_dir,
     read_checkpoint,
+    require_run,
     summary_entry,
     write_json,
 )
@@ -252,14 +255,23 @@ def start(cfg: RunConfig, run_dir: Path, stop_at: int | None = None) -> dict[str
     """Start a new run in `run_dir` (which must not hold one) and train it."""
     validate(cfg)
     prepare_run_dir(run_dir)
-    save_config(cfg, run_dir / CONFIG_FILE)
-    return Trainer(cfg, run_dir).run(stop_at)
+    with exclusive(run_dir / TRAIN_LOCK, busy(run_dir)):
+        prepare_run_dir(run_dir)  # again under the lock: another process may have started a run here meanwhile
+        save_config(cfg, run_dir / CONFIG_FILE)
+        return Trainer(cfg, run_dir).run(stop_at)
 
 
 def resume(run_dir: Path, stop_at: int | None = None) -> dict[str, Any] | None:
     """Continue a stopped run from its latest checkpoint."""
-    checkpoint = read_checkpoint(run_dir)
-    cfg = load_config(run_dir / CONFIG_FILE)
-    if checkpoint["step"] >= cfg.train.steps and (run_dir / SUMMARY_FILE).exists():
-        raise UserError(f"{run_dir} is already complete ({checkpoint['step']} steps); see its {SUMMARY_FILE}")
-    return Trainer(cfg, run_dir, checkpoint).run(stop_at)
+    require_run(run_dir)  # before the lock, which would otherwise leave its file in any directory
+    with exclusive(run_dir / TRAIN_LOCK, busy(run_dir)):
+        checkpoint = read_checkpoint(run_dir)
+        cfg = load_config(run_dir / CONFIG_FILE)
+        if checkpoint["step"] >= cfg.train.steps and (run_dir / SUMMARY_FILE).exists():
+            raise UserError(f"{run_dir} is already complete ({checkpoint['step']} steps); see its {SUMMARY_FILE}")
+        return Trainer(cfg, run_dir, checkpoint).run(stop_at)
+
+
+def busy(run_dir: Path) -> str:
+    # Two trainers on one directory would interleave checkpoints and logs: the second one stops before it starts.
+    return f"another process is training {run_dir}; wait for it or stop it (it checkpoints on SIGTERM)"
