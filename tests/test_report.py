@@ -65,7 +65,7 @@ def test_table_by_hand(tmp_path):
     assert cells.loc[("color_hard", "drq"), "seeds"] == 2
     text = markdown(runs)
     assert "| shift | task | sac | drq |" in text  # methods in registry order
-    assert "| none | cartpole_swingup | 250 ± 0 | **700 ± 100** |" in text
+    assert "| none | cartpole_swingup | 250 | **700 ± 100** |" in text  # one seed: no spread to print
     assert "| color_hard | cartpole_swingup | — | **200 ± 100** |" in text  # sac has no color_hard: a dash
     assert "(sac: 1, drq: 2)" in text and "over 10 evaluation episodes" in text
     assert text.index("| none |") < text.index("| color_hard |")  # benchmark order, not alphabetical
@@ -76,7 +76,7 @@ def test_ties_are_all_bold_and_bold_follows_printed_values(tmp_path):
     fake_run(tmp_path, "sac", 1, {"none": 500.2})
     fake_run(tmp_path, "drq", 1, {"none": 499.9})  # both print as 500
     fake_run(tmp_path, "svea", 1, {"none": 120.0})
-    assert "| none | cartpole_swingup | **500 ± 0** | **500 ± 0** | 120 ± 0 |" in markdown(collect([tmp_path]))
+    assert "| none | cartpole_swingup | **500** | **500** | 120 |" in markdown(collect([tmp_path]))
 
 
 def test_latex_is_booktabs_with_one_cell_per_column(tmp_path):
@@ -154,11 +154,11 @@ def test_ablation_labels_and_table(tmp_path):
     rows = [line for line in text.splitlines() if line.startswith("| video_hard")]
     assert [row.split(" | ")[1] for row in rows] == [  # Table 4's order, then gamma variants by name
         "cg2a[AC]", "cg2a[AC+GAS]", "cg2a[AC+SGS]", "cg2a[AC+SGS, gamma=0]", "cg2a", "cg2a[gamma=0.2]"]
-    assert rows[0].startswith("| video_hard | cg2a[AC] | ✓ |  |  | — | 100 ± 0 |")
+    assert rows[0].startswith("| video_hard | cg2a[AC] | ✓ |  |  | — | 100 |")
     assert rows[2].startswith("| video_hard | cg2a[AC+SGS] | ✓ |  | ✓ | U(0.22,0.28) |")
-    assert rows[4] == "| video_hard | cg2a | ✓ | ✓ | ✓ | U(0.22,0.28) | 130 ± 0 |"
-    assert rows[3] == "| video_hard | cg2a[AC+SGS, gamma=0] | ✓ |  | ✓ | 0 | **150 ± 0** |"  # best of the column
-    assert rows[5] == "| video_hard | cg2a[gamma=0.2] | ✓ | ✓ | ✓ | 0.2 | 140 ± 0 |"
+    assert rows[4] == "| video_hard | cg2a | ✓ | ✓ | ✓ | U(0.22,0.28) | 130 |"
+    assert rows[3] == "| video_hard | cg2a[AC+SGS, gamma=0] | ✓ |  | ✓ | 0 | **150** |"  # best of the column
+    assert rows[5] == "| video_hard | cg2a[gamma=0.2] | ✓ | ✓ | ✓ | 0.2 | 140 |"
     assert "drq" not in text.split("\n\n")[0]  # the ablation table holds CG2A's runs only
     csv = pd.read_csv(tmp_path / "out" / "ablation.csv")
     assert list(csv.columns[:6]) == ["shift", "method", "ac", "gas", "sgs", "gamma"]
@@ -227,6 +227,29 @@ def test_stratified_bootstrap_resamples_within_tasks():
     assert 0.2 <= low < stats.iqm([np.array([0.2, 0.4, 0.9])]) < high <= 0.9
 
 
+def test_one_run_per_task_has_no_interval():
+    rng = np.random.default_rng(0)
+    one = [np.array([0.3]), np.array([0.8])]
+    assert np.isnan(stats.stratified_interval(one, stats.batched_iqm, 100, rng)).all()
+    assert np.isnan(stats.improvement_interval(one, one, 100, rng)).all()
+    three = [np.array([0.1, 0.2, 0.9]), np.array([0.5, 0.6, 0.7])]
+    low, high = stats.improvement_interval(three, one, 100, rng)  # the three-seed side still varies
+    assert 0.0 <= low < high <= 1.0
+
+
+def test_one_seed_prints_no_spread_and_no_interval(tmp_path):
+    fake_run(tmp_path / "runs", "drq", 1, {"none": 700.0})
+    fake_run(tmp_path / "runs", "sac", 1, {"none": 300.0})
+    write_report([tmp_path / "runs"], tmp_path / "out", FAST)
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "| none | cartpole_swingup | 300 | **700** |" in report and "none is printed for one seed" in report
+    assert "| none | 0.30 (one seed: no CI) | 0.70 (one seed: no CI) |" in report
+    assert "| drq | 1.00 (one seed: no CI) | — |" in report
+    assert r"\textbf{700} \\" in (tmp_path / "out" / "table.tex").read_text()
+    for name in ("iqm.png", "improvement.png"):
+        assert (tmp_path / "out" / name).stat().st_size > 1000
+
+
 def test_bootstrap_band_contains_the_mean_and_is_seeded():
     samples = np.array([[0.0, 100.0, 300.0], [10.0, 200.0, 500.0], [30.0, 150.0, 900.0]])
     mean, low, high = stats.mean_band(samples, 1000, stats.generator(0, "task", "none", "drq"))
@@ -282,7 +305,7 @@ def test_same_inputs_give_byte_identical_outputs(tmp_path):
 def test_cli_report(tmp_path, capsys):
     fake_run(tmp_path / "runs", "drq", 1, {"none": 700.0})
     assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "out"), "--reps", "50"]) == 0
-    assert "| none | cartpole_swingup | **700 ± 0** |" in capsys.readouterr().out
+    assert "| none | cartpole_swingup | **700** |" in capsys.readouterr().out
     assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "out"), "--reps", "0"]) == 2
 
 

@@ -207,8 +207,9 @@ def table(runs: pd.DataFrame) -> pd.DataFrame:
     return cells.sort_values(["shift", "task", "method"], key=lambda c: c.map(keys[c.name]) if c.name in keys else c)
 
 
-def cell(mean: float, std: float) -> str:
-    return f"{mean:.0f} ± {std:.0f}"
+def cell(mean: float, std: float, seeds: int) -> str:
+    # One seed has no spread to report: "± 0" would read as a measured, perfectly stable result.
+    return f"{mean:.0f}" if seeds == 1 else f"{mean:.0f} ± {std:.0f}"
 
 
 def best_flags(values: pd.DataFrame, axis: int) -> pd.DataFrame:
@@ -217,14 +218,14 @@ def best_flags(values: pd.DataFrame, axis: int) -> pd.DataFrame:
     return rounded.eq(rounded.max(axis=axis), axis=1 - axis) & values.notna()
 
 
-def generalization(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Means, stds and best flags, rows (shift, task), columns methods in `method_order`."""
+def generalization(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Means, stds, seed counts and best flags, rows (shift, task), columns methods in `method_order`."""
     cells = table(runs)
     rows = pd.MultiIndex.from_frame(cells[["shift", "task"]].drop_duplicates())
     columns = method_order(runs)
-    means, stds = (cells.pivot(index=["shift", "task"], columns="method", values=v).reindex(index=rows, columns=columns)
-                   for v in ("mean", "std"))
-    return means, stds, best_flags(means, axis=1)
+    means, stds, seeds = (cells.pivot(index=["shift", "task"], columns="method", values=v).reindex(index=rows, columns=columns)
+                          for v in ("mean", "std", "seeds"))
+    return means, stds, seeds, best_flags(means, axis=1)
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
@@ -245,19 +246,23 @@ MARKDOWN = ("**{}**", "—", str)
 LATEX = (r"\textbf{{{}}}", "--", latex_escape)
 
 
-def formatted_cells(means: pd.DataFrame, stds: pd.DataFrame, best: pd.DataFrame, style: tuple) -> list[list[str]]:
-    """Each cell as text in a `style` (MARKDOWN or LATEX): `mean ± std`, bold where best, a dash where missing."""
+def formatted_cells(
+    means: pd.DataFrame, stds: pd.DataFrame, seeds: pd.DataFrame, best: pd.DataFrame, style: tuple
+) -> list[list[str]]:
+    """Each cell as text in a `style` (MARKDOWN or LATEX): `mean ± std` (the mean alone from one seed), bold where
+    best, a dash where missing."""
     bold, missing, escape = style
     return [
-        [missing if np.isnan(m) else (bold if b else "{}").format(escape(cell(m, s))) for m, s, b in zip(mrow, srow, brow)]
-        for mrow, srow, brow in zip(means.values, stds.values, best.values)
+        [missing if np.isnan(m) else (bold if b else "{}").format(escape(cell(m, s, n)))
+         for m, s, n, b in zip(mrow, srow, nrow, brow)]
+        for mrow, srow, nrow, brow in zip(means.values, stds.values, seeds.values, best.values)
     ]
 
 
 def markdown(runs: pd.DataFrame) -> str:
     """The generalization table as Markdown, best mean per row in bold, with its caption."""
-    means, stds, best = generalization(runs)
-    body = formatted_cells(means, stds, best, MARKDOWN)
+    means, stds, seeds, best = generalization(runs)
+    body = formatted_cells(means, stds, seeds, best, MARKDOWN)
     rows = [[shift, task, *cells] for (shift, task), cells in zip(means.index, body)]
     return markdown_table(["shift", "task", *means.columns], rows) + "\n" + caption(runs) + "\n"
 
@@ -279,7 +284,7 @@ def caption(runs: pd.DataFrame, best: str = "of each row") -> str:
     return (
         f"Preset `{runs['preset'].iloc[0]}`, {frames} environment frames; each cell is the mean over seeds ({seeds}) "
         f"of each seed's mean return over {episodes} evaluation episodes, ± the standard deviation across seeds "
-        f"(numpy's, ddof=0); the best mean {best} (as printed) in bold. Data: {sources(runs)}."
+        f"(numpy's, ddof=0; none is printed for one seed); the best mean {best} (as printed) in bold. Data: {sources(runs)}."
     )
 
 
@@ -335,8 +340,8 @@ def grouped_by_shift(index: pd.Index, body: list[list[str]]) -> list[list[list[s
 
 def latex(runs: pd.DataFrame) -> str:
     """The generalization table in LaTeX (booktabs), shifts as row groups, best mean per row in bold."""
-    means, stds, best = generalization(runs)
-    body = formatted_cells(means, stds, best, LATEX)
+    means, stds, seeds, best = generalization(runs)
+    body = formatted_cells(means, stds, seeds, best, LATEX)
     groups = grouped_by_shift(means.index, body)
     return latex_table(["Shift", "Task", *means.columns], groups, "ll" + "r" * len(means.columns), caption(runs),
                        "generalization")
@@ -352,8 +357,9 @@ def ablation_runs(runs: pd.DataFrame) -> pd.DataFrame | None:
     return cg2a if any(ablation_parts(s) for s in switch) else None
 
 
-def ablation(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, list[list[str]]]:
-    """Table 4: rows (shift, method), columns tasks; best mean per (shift, task) column; and each row's switches."""
+def ablation(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, list[list[str]]]:
+    """Table 4: rows (shift, method), columns tasks: means, stds, seed counts; best mean per (shift, task) column;
+    and each row's switches."""
     cells = table(runs)
     order = method_order(runs)
     switch = runs.drop_duplicates("method").set_index("method")
@@ -361,11 +367,11 @@ def ablation(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
                       switch.at[method, "gamma"] if isinstance(switch.at[method, "gamma"], str) else "—"]
              for method in order}
     tasks = sorted(cells["task"].unique())
-    means, stds = (cells.pivot(index=["shift", "method"], columns="task", values=v) for v in ("mean", "std"))
+    means, stds, seeds = (cells.pivot(index=["shift", "method"], columns="task", values=v) for v in ("mean", "std", "seeds"))
     rows = sorted(means.index, key=lambda key: (SHIFT_ORDER[key[0]], order.index(key[1])))
-    means, stds = means.reindex(index=rows, columns=tasks), stds.reindex(index=rows, columns=tasks)
+    means, stds, seeds = (frame.reindex(index=rows, columns=tasks) for frame in (means, stds, seeds))
     best = pd.concat([best_flags(group, axis=0) for _, group in means.groupby(level="shift", sort=False)])
-    return means, stds, best.reindex(index=rows), [marks[method] for _, method in rows]
+    return means, stds, seeds, best.reindex(index=rows), [marks[method] for _, method in rows]
 
 
 ABLATION_HEADER = ["AC", "GAS", "SGS", "γ"]
@@ -381,16 +387,16 @@ def ablation_caption(runs: pd.DataFrame) -> str:
 
 
 def ablation_markdown(runs: pd.DataFrame) -> str:
-    means, stds, best, marks = ablation(runs)
-    body = formatted_cells(means, stds, best, MARKDOWN)
+    means, stds, seeds, best, marks = ablation(runs)
+    body = formatted_cells(means, stds, seeds, best, MARKDOWN)
     rows = [[shift, method, *mark, *cells] for (shift, method), mark, cells in zip(means.index, marks, body)]
     header = ["shift", "method", *ABLATION_HEADER, *means.columns]
     return markdown_table(header, rows) + "\n" + ablation_caption(runs) + "\n"
 
 
 def ablation_latex(runs: pd.DataFrame) -> str:
-    means, stds, best, marks = ablation(runs)
-    body = formatted_cells(means, stds, best, LATEX)
+    means, stds, seeds, best, marks = ablation(runs)
+    body = formatted_cells(means, stds, seeds, best, LATEX)
     rows = [[*map(latex_escape, mark), *cells] for mark, cells in zip(marks, body)]
     groups = grouped_by_shift(means.index, rows)
     header = ["Shift", "Method", *ABLATION_HEADER, *means.columns]
@@ -398,7 +404,7 @@ def ablation_latex(runs: pd.DataFrame) -> str:
 
 
 def ablation_csv(runs: pd.DataFrame) -> str:
-    means, stds, best, marks = ablation(runs)
+    means, stds, _, best, marks = ablation(runs)
     frame = pd.DataFrame([[m == "✓" for m in mark[:3]] + [mark[3]] for mark in marks], index=means.index,
                          columns=["ac", "gas", "sgs", "gamma"])
     for task in means.columns:
@@ -456,7 +462,7 @@ def improvement(runs: pd.DataFrame, options: ReportConfig) -> pd.DataFrame:
 
 
 def interval(value: float, low: float, high: float) -> str:
-    return f"{value:.2f} [{low:.2f}, {high:.2f}]"
+    return f"{value:.2f} (one seed: no CI)" if np.isnan(low) else f"{value:.2f} [{low:.2f}, {high:.2f}]"
 
 
 def stats_markdown(runs: pd.DataFrame, aggregates: pd.DataFrame, improvements: pd.DataFrame, options: ReportConfig) -> str:
@@ -505,8 +511,7 @@ def write_report(dirs: list[Path], out: Path, options: ReportConfig = ReportConf
     runs = collect(dirs)
     out.mkdir(parents=True, exist_ok=True)
     runs.drop(columns=["gas", "sgs", "gamma"]).to_csv(out / "runs.csv", index=False)
-    means, stds, best = generalization(runs)
-    seeds = table(runs).pivot(index=["shift", "task"], columns="method", values="seeds").reindex_like(means)
+    means, stds, seeds, best = generalization(runs)
     write_text(out / "table.csv", wide_csv(means, stds, seeds, best))
     write_text(out / "table.tex", latex(runs))
     sections = [f"# Report ({runs['preset'].iloc[0]} preset)\n", "## Generalization\n", markdown(runs)]

@@ -80,7 +80,10 @@ def percentile_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[n
 def stratified_interval(
     scores: Scores, batched: Callable[[np.ndarray], np.ndarray], reps: int, rng: np.random.Generator
 ) -> tuple[float, float]:
-    """95% CI of an aggregate over tasks: each task's runs resampled on their own (rliable's StratifiedBootstrap)."""
+    """95% CI of an aggregate over tasks: each task's runs resampled on their own (rliable's StratifiedBootstrap);
+    NaN when every task has one run (resampling it would give a zero-width interval that means nothing)."""
+    if single_runs(scores):
+        return np.nan, np.nan
     samples = np.concatenate([resample(task, reps, rng) for task in scores], axis=1)
     low, high = percentile_interval(batched(samples))
     return float(low), float(high)
@@ -88,10 +91,17 @@ def stratified_interval(
 
 def improvement_interval(x: Scores, y: Scores, reps: int, rng: np.random.Generator) -> tuple[float, float]:
     """95% CI of P(X > Y): each method's runs of each task resampled on their own
-    (rliable's StratifiedIndependentBootstrap)."""
+    (rliable's StratifiedIndependentBootstrap); NaN when every task of both has one run."""
+    if single_runs(x) and single_runs(y):
+        return np.nan, np.nan
     per_task = [batched_improvement(resample(a, reps, rng), resample(b, reps, rng)) for a, b in zip(x, y)]
     low, high = percentile_interval(np.mean(per_task, axis=0))
     return float(low), float(high)
+
+
+def single_runs(scores: Scores) -> bool:
+    """Whether no task of `scores` has two runs, so that a bootstrap has nothing to resample."""
+    return all(len(task) < 2 for task in scores)
 
 
 def mean_band(samples: np.ndarray, reps: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
