@@ -18,7 +18,7 @@ from unseen import stats
 from unseen.cli import main
 from unseen.config import ReportConfig, apply_overrides, make_config, save_config, to_dict
 from unseen.errors import UserError
-from unseen.report import collect, latex, markdown, table, write_report
+from unseen.report import collect, latex, markdown, retention, table, write_report
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
@@ -70,6 +70,20 @@ def test_table_by_hand(tmp_path):
     assert "(sac: 1, drq: 2)" in text and "over 10 evaluation episodes" in text
     assert text.index("| none |") < text.index("| color_hard |")  # benchmark order, not alphabetical
     assert "Data: color_hard: procedural." in text
+
+
+def test_retention_is_the_mean_of_each_seeds_ratio(tmp_path):
+    fake_run(tmp_path / "runs", "drq", 1, {"none": 800.0, "video_hard": 400.0})  # keeps 50%
+    fake_run(tmp_path / "runs", "drq", 2, {"none": 500.0, "video_hard": 100.0})  # keeps 20%
+    fake_run(tmp_path / "runs", "sac", 1, {"none": 0.0, "video_hard": 50.0})  # nothing to keep: no ratio
+    kept = retention(collect([tmp_path / "runs"]))
+    assert list(kept.index) == [("video_hard", "cartpole_swingup")] and list(kept.columns) == ["sac", "drq"]
+    assert kept.loc[("video_hard", "cartpole_swingup"), "drq"] == pytest.approx(0.35)  # not 500 / 1300
+    assert np.isnan(kept.loc[("video_hard", "cartpole_swingup"), "sac"])
+    write_report([tmp_path / "runs"], tmp_path / "out", FAST)
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "| video_hard | cartpole_swingup | — | 35% |" in report
+    assert pd.read_csv(tmp_path / "out" / "retention.csv").loc[0, "drq"] == pytest.approx(0.35)
 
 
 def test_ties_are_all_bold_and_bold_follows_printed_values(tmp_path):

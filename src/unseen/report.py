@@ -5,6 +5,8 @@ says what each number means):
   table.md / .csv / .tex      Tables 1-2 of the CG2A paper: rows shift and task, columns methods, each cell the
                               mean over seeds of each seed's mean return, +- the standard deviation across seeds
   ablation.md / .csv / .tex   Table 4 (AC, AC+GAS, AC+SGS, full, and fixed or other gamma), when such runs exist
+  retention.csv               per shift, task and method: the mean over seeds of return under the shift / return
+                              on the training environment (in report.md with the tables)
   curves_<task>.png           return against environment frames, one panel per shift, mean and 95% bootstrap band
   aggregate.csv, improvement.csv, iqm.png, optimality_gap.png, improvement.png
                               IQM, optimality gap and probability of improvement with stratified bootstrap CIs
@@ -347,6 +349,31 @@ def latex(runs: pd.DataFrame) -> str:
                        "generalization")
 
 
+# ----- what each seed keeps of its training return ------------------------------------------------------------
+
+
+def retention(runs: pd.DataFrame) -> pd.DataFrame:
+    """Rows (shift, task) for every shift but `none`, columns methods: the mean over seeds of each seed's return
+    under the shift divided by the same seed's return on the training environment (NaN where that is not positive)."""
+    trained = runs[runs["shift"] == "none"].set_index("run")["return"]
+    shifted = runs[runs["shift"] != "none"].copy()
+    shifted["kept"] = shifted["return"] / shifted["run"].map(trained.where(trained > 0))
+    kept = shifted.groupby(["shift", "task", "method"])["kept"].mean().unstack("method")
+    rows = sorted(kept.index, key=lambda key: (SHIFT_ORDER[key[0]], key[1]))
+    return kept.reindex(index=rows, columns=[m for m in method_order(runs) if m in kept.columns])
+
+
+def retention_markdown(runs: pd.DataFrame) -> str:
+    kept = retention(runs)
+    body = [[shift, task, *("—" if np.isnan(v) else f"{v:.0%}" for v in row)] for (shift, task), row in zip(kept.index, kept.values)]
+    return markdown_table(["shift", "task", *kept.columns], body) + "\n" + (
+        "Share of its training-environment return that each seed keeps under each shift (that seed's return under "
+        "the shift / its return on the training environment), averaged over seeds. Read it beside the training "
+        "return in the first row of the generalization table: a policy that learned little has little to lose, "
+        "and one that keeps 100% of a low return is robust only in a weak sense.\n"
+    )
+
+
 # ----- the ablation table (Table 4) -------------------------------------------------------------------------
 
 
@@ -516,6 +543,9 @@ def write_report(dirs: list[Path], out: Path, options: ReportConfig = ReportConf
     write_text(out / "table.tex", latex(runs))
     sections = [f"# Report ({runs['preset'].iloc[0]} preset)\n", "## Generalization\n", markdown(runs)]
     table_path = write_text(out / "table.md", markdown(runs))
+    if (runs["shift"] != "none").any() and (runs["shift"] == "none").any():
+        sections += ["## Kept under each shift\n", retention_markdown(runs)]
+        retention(runs).reset_index().to_csv(out / "retention.csv", index=False, float_format="%.6g")
     cg2a = ablation_runs(runs)
     if cg2a is not None:
         sections += ["## CG2A ablations\n", write_text(out / "ablation.md", ablation_markdown(cg2a)).read_text()]
