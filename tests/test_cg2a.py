@@ -149,8 +149,8 @@ def test_cli_smoke_run_logs_gradient_diagnostics_and_reports_them(tmp_path, caps
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_grad_summary_on_a_hand_written_log(tmp_path):
-    log = pd.DataFrame({
+def hand_written_log() -> pd.DataFrame:
+    return pd.DataFrame({
         "step": [100, 200, 300, 400, 500],
         "episode_return": [1.0] * 5,
         "grad/norm/a": [1.0, 3.0, 1.0, 1.0, None],  # the last row logged no diagnostics
@@ -161,6 +161,10 @@ def test_grad_summary_on_a_hand_written_log(tmp_path):
         "grad/conflict_fraction": [0.1, 0.2, 0.3, 0.4, None],
         "grad/gamma": [0.22, 0.24, 0.26, 0.28, None],
     })
+
+
+def test_grad_summary_on_a_hand_written_log(tmp_path):
+    log = hand_written_log()
     log.to_csv(tmp_path / "train.csv", index=False)
     summary = grad_summary(grad_log(tmp_path)).set_index(["quantity", "of"])
     assert summary.loc[("magnitude share", "a"), "mean"] == pytest.approx((0.25 + 0.75 + 0.5 + 0.25) / 4)
@@ -170,3 +174,23 @@ def test_grad_summary_on_a_hand_written_log(tmp_path):
     assert summary.loc[("conflict fraction", "first half"), "mean"] == pytest.approx(0.15)
     assert summary.loc[("conflict fraction", "second half"), "mean"] == pytest.approx(0.35)
     assert np.isnan(summary.loc[("gamma", "whole run"), "negative"])
+
+
+def test_grad_report_of_several_seeds(tmp_path, capsys):
+    runs = [tmp_path / "seed1", tmp_path / "seed2"]
+    for run, shift in zip(runs, (0.0, 0.2)):
+        run.mkdir()
+        log = hand_written_log()
+        log["grad/conflict_fraction"] += shift  # seed 2's conflicts are 0.2 higher
+        log.to_csv(run / "train.csv", index=False)
+    assert main(["report", "--grad", *map(str, runs), "--out", str(tmp_path / "out")]) == 0
+    for run in runs:
+        assert (tmp_path / "out" / run.name / "grad_summary.csv").exists()
+    seeds = pd.read_csv(tmp_path / "out" / "grad_seeds.csv").set_index(["quantity", "of"])
+    whole = seeds.loc[("conflict fraction", "whole run")]
+    assert whole[["seed1", "seed2", "mean", "std", "runs"]].tolist() == pytest.approx([0.25, 0.45, 0.35, 0.1, 2])
+    assert seeds.loc[("weight", "a"), "std"] == 0.0  # the same weights in both runs
+    md = (tmp_path / "out" / "grad_seeds.md").read_text()
+    assert "| conflict fraction | whole run | 0.350 ± 0.100 | 0.250 | 0.450 |" in md
+    assert main(["report", "--grad", str(runs[0]), str(runs[0]), "--out", str(tmp_path / "out")]) == 2
+    assert "distinct directory names" in capsys.readouterr().err

@@ -85,8 +85,9 @@ def build_parser() -> Parser:
     report.add_argument("--reps", type=int, default=ReportConfig.reps, help=f"bootstrap resamples (default: {ReportConfig.reps})")
     report.add_argument("--bootstrap-seed", type=int, default=ReportConfig.seed, help="seed of the bootstrap (default: 0)")
     report.add_argument(
-        "--grad", type=Path, metavar="RUN_DIR",
-        help="instead, draw a CG2A run's gradient magnitudes, pairwise cosines, weights and conflicts (PNG, Markdown, CSV)",
+        "--grad", type=Path, nargs="+", metavar="RUN_DIR",
+        help="instead, draw a CG2A run's gradient magnitudes, pairwise cosines, weights and conflicts (PNG, Markdown, "
+             "CSV); several runs (seeds): each in OUT/<run> and their means across runs in grad_seeds.md",
     )
     report.add_argument(
         "--traverse", type=Path, metavar="RUN_DIR",
@@ -191,7 +192,7 @@ def run_traverse(args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from unseen.report import write_grad_report, write_report
+    from unseen.report import write_grad_reports, write_report
 
     if args.disentangle is not None:
         return run_disentangle(args)
@@ -201,8 +202,8 @@ def run_report(args: argparse.Namespace) -> int:
         raise UserError("--out is required: the folder for the tables (or the plots)")
     if args.grad is not None:
         if args.dirs:
-            raise UserError("--grad RUN_DIR draws one run's gradients; drop the other directories")
-        for written in write_grad_report(args.grad, args.out):
+            raise UserError("--grad takes its run directories after it; drop the others")
+        for written in write_grad_reports(args.grad, args.out):
             print(f"written to {written}")
         return 0
     if not args.dirs:

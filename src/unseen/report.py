@@ -626,9 +626,10 @@ def grad_summary_markdown(summary: pd.DataFrame, run_dir: Path, logged: int) -> 
     return "\n".join(lines)
 
 
-def write_grad_report(run_dir: Path, out: Path) -> list[Path]:
+def write_grad_report(run_dir: Path, out: Path) -> tuple[list[Path], pd.DataFrame]:
     """`grad_magnitude.png` (bars per augmentation), `grad_cosine.png` (histogram of pairwise cosines),
-    `grad_over_training.png` (weights and conflict fraction against the step) and `grad_summary.md`/`.csv`."""
+    `grad_over_training.png` (weights and conflict fraction against the step) and `grad_summary.md`/`.csv`;
+    returns the files written and the summary."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -674,4 +675,43 @@ def write_grad_report(run_dir: Path, out: Path) -> list[Path]:
     table = out / "grad_summary.csv"
     summary.to_csv(table, index=False, float_format="%.6g")
     text = write_text(out / "grad_summary.md", grad_summary_markdown(summary, run_dir, rows))
-    return [bars, histogram, over_time, table, text]
+    return [bars, histogram, over_time, table, text], summary
+
+
+def grad_seeds(summaries: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per (quantity, of) of the runs' `grad_summary`s: the mean and std (ddof=0) across runs of each run's mean,
+    the number of runs that have it, and each run's mean (a column per run name)."""
+    means = pd.concat({name: summary.set_index(["quantity", "of"])["mean"] for name, summary in summaries.items()},
+                      axis=1, sort=False)
+    spread = pd.DataFrame({"mean": means.mean(axis=1), "std": means.std(axis=1, ddof=0), "runs": means.notna().sum(axis=1)})
+    return pd.concat([spread, means], axis=1).reset_index()
+
+
+def grad_seeds_markdown(seeds: pd.DataFrame, names: list[str]) -> str:
+    def cell(value: float) -> str:
+        return "" if pd.isna(value) else f"{value:.3f}"
+
+    lines = ["# Gradient diagnostics across runs\n", "| quantity | of | mean ± std | " + " | ".join(names) + " |",
+             "|---|---|---|" + "---|" * len(names)]
+    lines += [f"| {r['quantity']} | {r['of']} | {cell(r['mean'])} ± {cell(r['std'])} | "
+              + " | ".join(cell(r[name]) for name in names) + " |" for _, r in seeds.iterrows()]
+    lines += ["", f"Each run's mean over its logged updates (its own `<run>/grad_summary.md`), then the mean and the "
+              f"standard deviation (ddof=0) of those means across the {len(names)} runs.", ""]
+    return "\n".join(lines)
+
+
+def write_grad_reports(run_dirs: list[Path], out: Path) -> list[Path]:
+    """One run: `write_grad_report` into `out`. Several (say, the seeds of one method): each run's report in
+    `out/<run name>` and `grad_seeds.md`/`.csv` in `out`, every summary quantity across runs."""
+    if len(run_dirs) == 1:
+        return write_grad_report(run_dirs[0], out)[0]
+    names = [run_dir.name for run_dir in run_dirs]
+    if len(set(names)) < len(names):
+        raise UserError(f"--grad runs need distinct directory names (their reports go to {out}/<name>); got {', '.join(names)}")
+    written, summaries = [], {}
+    for run_dir in run_dirs:
+        files, summaries[run_dir.name] = write_grad_report(run_dir, out / run_dir.name)
+        written += files
+    seeds = grad_seeds(summaries)
+    seeds.to_csv(out / "grad_seeds.csv", index=False, float_format="%.6g")
+    return written + [out / "grad_seeds.csv", write_text(out / "grad_seeds.md", grad_seeds_markdown(seeds, names))]
