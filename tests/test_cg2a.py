@@ -15,7 +15,7 @@ from unseen.cli import main
 from unseen.config import validate
 from unseen.errors import UserError
 from unseen.grad import combine
-from unseen.report import grad_log, grad_summary
+from unseen.grad_report import grad_log, grad_summary
 
 from conftest import tiny_config
 from test_sac import batch, new_agent

@@ -192,7 +192,8 @@ def run_traverse(args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from unseen.report import write_grad_reports, write_report
+    from unseen.grad_report import write_grad_reports
+    from unseen.report import write_report
 
     if args.disentangle is not None:
         return run_disentangle(args)
