@@ -15,6 +15,7 @@ import yaml
 from unseen import sweep
 from unseen.cli import main
 from unseen.config import save_config
+from unseen.rundir import TRAIN_LOCK, exclusive
 from unseen.sweep import Sweep, available_cores, job_config, load_spec, plan, run_sweep, state
 
 # tests/conftest.py's tiny config as overrides of the smoke preset
@@ -105,6 +106,12 @@ def test_what_each_run_directory_needs(tmp_path):
     (job.run_dir / "checkpoints").mkdir()
     (job.run_dir / "checkpoints" / "latest.pt").touch()
     assert state(job, spec, records).train == "resume"
+    with exclusive(job.run_dir / TRAIN_LOCK, "held by the test"):
+        assert state(job, spec, records) == sweep.State("running", [])  # another process trains it
+        assert Sweep(spec, [job], 1).describe()[1] == f"running  {job.name}: another process is training it (train.lock is held)"
+        assert run_sweep(sweep_file(tmp_path, seeds=[1])) == 1  # left alone, and the sweep says it is not complete
+        assert not (tmp_path / "runs" / "logs" / f"{job.name}.log").exists()  # no child started
+    assert state(job, spec, records).train == "resume"  # the lock went with its holder
     summary = {"steps": 40, "returns": {"none": {"episodes": 1}, "color_easy": {"episodes": 1, "source": "procedural"}}}
     (job.run_dir / "summary.json").write_text(json.dumps(summary))
     assert state(job, spec, records) == sweep.State("", ["color_easy"])  # evaluated on other data: again

@@ -44,6 +44,17 @@ def exclusive(path: Path, busy: str) -> Iterator[None]:
         yield
 
 
+def held(path: Path) -> bool:
+    """Whether another process holds the lock that `exclusive` takes on the file `path`."""
+    if not path.is_file():
+        return False
+    try:
+        with exclusive(path, "held"):
+            return False
+    except UserError:
+        return True
+
+
 def require_run(run_dir: Path) -> None:
     """Refuse, with a `UserError`, a directory that `unseen train` did not make."""
     if not (run_dir / CONFIG_FILE).exists():

@@ -31,7 +31,7 @@ from unseen.config import PRESETS, RunConfig, apply_overrides, make_config, to_d
 from unseen.envs.shifts import SHIFTS
 from unseen.errors import UserError
 from unseen.report import UNCOMPARED_FIELDS, flatten
-from unseen.rundir import CHECKPOINT_FILE, CONFIG_FILE, SUMMARY_FILE, exclusive
+from unseen.rundir import CHECKPOINT_FILE, CONFIG_FILE, SUMMARY_FILE, TRAIN_LOCK, exclusive, held
 
 EXPORTED_FILES = (CONFIG_FILE, "train.csv", "eval.csv", SUMMARY_FILE)
 """The small files of a run that `export` copies (checkpoints, replay, videos and TensorBoard stay behind);
@@ -263,8 +263,8 @@ class State:
     """What a run directory still needs."""
 
     train: str
-    """"new" (nothing yet), "restart" (a config but no checkpoint: stopped before its first one), "resume", or
-    "" (trained)."""
+    """"new" (nothing yet), "restart" (a config but no checkpoint: stopped before its first one), "resume",
+    "running" (another process is training it: left alone), or "" (trained)."""
     shifts: list[str]
     """Shifts still to evaluate."""
 
@@ -290,6 +290,8 @@ def state(job: Job, spec: SweepSpec, records: dict[str, dict[str, Any]]) -> Stat
             f"{run_dir} holds a run with another config ({first}: {saved[first]!r} there, {wanted[first]!r} in the "
             f"sweep{', and more' if len(differing) > 1 else ''}); move it away or rename the method"
         )
+    if held(run_dir / TRAIN_LOCK):
+        return State("running", [])
     summary_path = run_dir / SUMMARY_FILE
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     if summary.get("steps", -1) < wanted["train.steps"]:
@@ -316,6 +318,8 @@ def evaluated(entry: dict[str, Any] | None, shift: str, episodes: int, record: d
 
 
 # ----- running ------------------------------------------------------------------------------------------------
+
+RUNNING_ELSEWHERE = f"another process is training it ({TRAIN_LOCK} is held)"
 
 SOURCE_FLAGS = {"video_dir": "--video-dir", "image_dir": "--image-dir", "color_file": "--color-file",
                 "intensity": "--intensity", "video_mode": "--video-mode"}
@@ -383,8 +387,8 @@ class Sweep:
                  + (f"; report: {self.spec.report}" if self.spec.report else "")]
         for job in self.jobs:
             current = state(job, self.spec, self.records)
-            if current.done:
-                lines.append(f"done     {job.name}")
+            if current.done or current.train == "running":
+                lines.append(f"{current.train or 'done':<8} {job.name}" + (f": {RUNNING_ELSEWHERE}" if current.train else ""))
                 continue
             commands = [train_command(job, self.spec, resume=current.train == "resume")] if current.train else []
             commands += [eval_command(job, self.spec, current.shifts, self.threads)] if current.shifts else []
@@ -429,6 +433,10 @@ class Sweep:
             self.count(job, "already done")
             return
         if self.stop_signal is not None:
+            return
+        if current.train == "running":
+            self.failed.append(job.name)
+            self.log(f"skip   {job.name}: {RUNNING_ELSEWHERE}; run the sweep again when it ends")
             return
         started = time.monotonic()
         self.log(f"start  {job.name} ({current.train or 'eval'})")
