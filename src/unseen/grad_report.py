@@ -66,13 +66,15 @@ def grad_summary(log: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def grad_summary_markdown(summary: pd.DataFrame, run_dir: Path, logged: int) -> str:
-    def cell(value: float, digits: int = 3) -> str:
-        return "" if pd.isna(value) else f"{value:.{digits}f}"
+def number(value: float, digits: int = 3) -> str:
+    """A table cell: the value with `digits` decimals, empty where there is none."""
+    return "" if pd.isna(value) else f"{value:.{digits}f}"
 
+
+def grad_summary_markdown(summary: pd.DataFrame, run_dir: Path, logged: int) -> str:
     lines = [f"# Gradient diagnostics of `{run_dir.name}`\n",
              "| quantity | of | mean | min | max | share of rows < 0 |", "|---|---|---|---|---|---|"]
-    lines += [f"| {r.quantity} | {r.of} | {cell(r.mean)} | {cell(r.min)} | {cell(r.max)} | {cell(r.negative, 2)} |"
+    lines += [f"| {r.quantity} | {r.of} | {number(r.mean)} | {number(r.min)} | {number(r.max)} | {number(r.negative, 2)} |"
               for r in summary.itertuples()]
     lines += ["", f"{logged} logged updates (train.csv holds, per episode, the diagnostics of the latest update that "
               "computed them; `agent.grad_log_every`). Magnitude share: `||g_i|| / sum_j ||g_j||` averaged over rows "
@@ -145,13 +147,10 @@ def grad_seeds(summaries: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 
 def grad_seeds_markdown(seeds: pd.DataFrame, names: list[str]) -> str:
-    def cell(value: float) -> str:
-        return "" if pd.isna(value) else f"{value:.3f}"
-
     lines = ["# Gradient diagnostics across runs\n", "| quantity | of | mean ± std | " + " | ".join(names) + " |",
              "|---|---|---|" + "---|" * len(names)]
-    lines += [f"| {r['quantity']} | {r['of']} | {cell(r['mean'])} ± {cell(r['std'])} | "
-              + " | ".join(cell(r[name]) for name in names) + " |" for _, r in seeds.iterrows()]
+    lines += [f"| {r['quantity']} | {r['of']} | {number(r['mean'])} ± {number(r['std'])} | "
+              + " | ".join(number(r[name]) for name in names) + " |" for _, r in seeds.iterrows()]
     lines += ["", f"Each run's mean over its logged updates (its own `<run>/grad_summary.md`), then the mean and the "
               f"standard deviation (ddof=0) of those means across the {len(names)} runs.", ""]
     return "\n".join(lines)

@@ -363,8 +363,8 @@ def retention(runs: pd.DataFrame) -> pd.DataFrame:
     return kept.reindex(index=rows, columns=[m for m in method_order(runs) if m in kept.columns])
 
 
-def retention_markdown(runs: pd.DataFrame) -> str:
-    kept = retention(runs)
+def retention_markdown(kept: pd.DataFrame) -> str:
+    """`retention`'s table as Markdown, with its caption."""
     body = [[shift, task, *("—" if np.isnan(v) else f"{v:.0%}" for v in row)] for (shift, task), row in zip(kept.index, kept.values)]
     return markdown_table(["shift", "task", *kept.columns], body) + "\n" + (
         "Share of its training-environment return that each seed keeps under each shift (that seed's return under "
@@ -541,11 +541,12 @@ def write_report(dirs: list[Path], out: Path, options: ReportConfig = ReportConf
     means, stds, seeds, best = generalization(runs)
     write_text(out / "table.csv", wide_csv(means, stds, seeds, best))
     write_text(out / "table.tex", latex(runs))
-    sections = [f"# Report ({runs['preset'].iloc[0]} preset)\n", "## Generalization\n", markdown(runs)]
     table_path = write_text(out / "table.md", markdown(runs))
+    sections = [f"# Report ({runs['preset'].iloc[0]} preset)\n", "## Generalization\n", table_path.read_text()]
     if (runs["shift"] != "none").any() and (runs["shift"] == "none").any():
-        sections += ["## Kept under each shift\n", retention_markdown(runs)]
-        retention(runs).reset_index().to_csv(out / "retention.csv", index=False, float_format="%.6g")
+        kept = retention(runs)
+        sections += ["## Kept under each shift\n", retention_markdown(kept)]
+        kept.reset_index().to_csv(out / "retention.csv", index=False, float_format="%.6g")
     cg2a = ablation_runs(runs)
     if cg2a is not None:
         sections += ["## CG2A ablations\n", write_text(out / "ablation.md", ablation_markdown(cg2a)).read_text()]

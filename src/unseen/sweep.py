@@ -387,8 +387,11 @@ class Sweep:
                  + (f"; report: {self.spec.report}" if self.spec.report else "")]
         for job in self.jobs:
             current = state(job, self.spec, self.records)
-            if current.done or current.train == "running":
-                lines.append(f"{current.train or 'done':<8} {job.name}" + (f": {RUNNING_ELSEWHERE}" if current.train else ""))
+            if current.done:
+                lines.append(f"done     {job.name}")
+                continue
+            if current.train == "running":
+                lines.append(f"running  {job.name}: {RUNNING_ELSEWHERE}")
                 continue
             commands = [train_command(job, self.spec, resume=current.train == "resume")] if current.train else []
             commands += [eval_command(job, self.spec, current.shifts, self.threads)] if current.shifts else []
