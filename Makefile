@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DEMO_DIR ?= runs/demo-$(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: install test test-slow demo clean
+.PHONY: install test test-slow lint demo clean
 
 install: $(STAMP)
 
@@ -23,6 +23,11 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -m slow
 
+# Static checks: ruff's lint rules and mypy's types (configured in pyproject.toml).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/mypy
+
 # cartpole_swingup, not _balance: an untrained policy already scores ~400 on balance, and 4,000 smoke steps
 # do not beat it, while on swingup they lift the return from ~20 to ~200 (measured; README "Set up and run").
 demo: $(STAMP)
@@ -35,4 +40,4 @@ demo: $(STAMP)
 	@echo "Report: $(DEMO_DIR)/report (report.md: tables, curves and statistics; shifts.png: what the agent saw under each shift)"
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -7,9 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from unseen.envs import make_env
-
 from unseen.config import RunConfig, make_config
+from unseen.envs import make_env
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -81,6 +80,6 @@ def assert_set_state_continues(task: str, shift: str = "none", split: int = 3, s
     second = [fresh.step(action) for action in actions[split:]]
     env.close()
     fresh.close()
-    for a, b in zip(first, second):
+    for a, b in zip(first, second, strict=True):
         np.testing.assert_array_equal(a[0], b[0])
         assert a[1] == b[1]

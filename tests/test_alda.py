@@ -4,6 +4,7 @@ sharing between obs and next_obs, optimizers, presets and validation."""
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 import torch
@@ -187,7 +188,7 @@ def test_presets_give_alda_its_protocol_only_in_paper():
 def test_alda_frames_must_halve_four_times():
     cfg = tiny_config("alda")
     cfg.env.image_size = 72
-    with pytest.raises(UserError, match="env.image_size=72 does not suit ALDA's encoder"):
+    with pytest.raises(UserError, match=re.escape("env.image_size=72 does not suit ALDA's encoder")):
         validate(cfg)
 
 

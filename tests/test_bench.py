@@ -26,7 +26,9 @@ def test_cost_ratios_are_update_time_ratios():
 def test_replay_saving_is_measured_from_the_buffer():
     result = bench.bench_replay()
     assert result["replay_bytes_per_transition"] == ReplayBuffer(8, (3, 84, 84), 6, 3).bytes_per_frame
-    assert result["replay_saving"] == pytest.approx(result["replay_bytes_per_transition_stacked"] / result["replay_bytes_per_transition"])
+    assert result["replay_saving"] == pytest.approx(
+        result["replay_bytes_per_transition_stacked"] / result["replay_bytes_per_transition"]
+    )
     assert result["replay_saving"] > 5
 
 

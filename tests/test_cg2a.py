@@ -50,7 +50,9 @@ def view_gradients(agent, b, views):
 @pytest.mark.parametrize("gas, sgs", list(itertools.product((False, True), repeat=2)))
 @pytest.mark.parametrize("rule", ["agree", "literal"])
 def test_cg2a_writes_the_combined_gradient_of_its_ablation(gas, sgs, rule):
-    agent = new_agent("cg2a", cg2a_gas=gas, cg2a_sgs=sgs, sgs_rule=rule, bf16=False, channels_last=False, grad_log_every=1)
+    agent = new_agent(
+        "cg2a", cg2a_gas=gas, cg2a_sgs=sgs, sgs_rule=rule, bf16=False, channels_last=False, grad_log_every=1
+    )
     twin = copy.deepcopy(agent)
     b = batch()
     written, metrics = gradient_at_step(agent, b)
@@ -178,7 +180,7 @@ def test_grad_summary_on_a_hand_written_log(tmp_path):
 
 def test_grad_report_of_several_seeds(tmp_path, capsys):
     runs = [tmp_path / "seed1", tmp_path / "seed2"]
-    for run, shift in zip(runs, (0.0, 0.2)):
+    for run, shift in zip(runs, (0.0, 0.2), strict=True):
         run.mkdir()
         log = hand_written_log()
         log["grad/conflict_fraction"] += shift  # seed 2's conflicts are 0.2 higher

@@ -89,10 +89,12 @@ def test_chance_level_and_significance():
     assert normalized_mutual_information(factor, factor)[0, 0] == pytest.approx(1.0)
     assert normalized_mutual_information(noise, factor)[0, 0] == 0.0
     small = rng.uniform(size=(8, 1))
-    assert normalized_mutual_information(small, small + rng.normal(0, 0.5, (8, 1)))[0, 0] == 0.0  # 8 samples: not significant
+    # 8 samples: not significant
+    assert normalized_mutual_information(small, small + rng.normal(0, 0.5, (8, 1)))[0, 0] == 0.0
     weak = factor + rng.normal(0, 1.0, (N, 1))
     assert 0 < normalized_mutual_information(weak, factor)[0, 0] < 0.2
-    assert 0 <= normalized_mutual_information(noise, factor, estimation=Estimation(alpha=1.0))[0, 0] < 0.01  # only chance
+    # only chance
+    assert 0 <= normalized_mutual_information(noise, factor, estimation=Estimation(alpha=1.0))[0, 0] < 0.01
 
 
 def test_per_episode_factors_are_measured_against_episodes_not_samples():
@@ -149,7 +151,9 @@ def test_invariant_to_strictly_increasing_rescaling_of_a_latent(factors):
     c = score(stretched, factors)
     np.testing.assert_array_equal(a.nmi, c.nmi)
     assert c.mig == a.mig and c.active.sum() < 4
-    assert metrics(score(stretched, factors, min_range_fraction=0)) == metrics(score(code, factors, min_range_fraction=0))
+    assert metrics(score(stretched, factors, min_range_fraction=0)) == metrics(
+        score(code, factors, min_range_fraction=0)
+    )
 
 
 def test_constant_and_duplicate_factors_are_skipped_without_nan(factors):
@@ -199,7 +203,9 @@ def run_cli(capsys, *argv: str) -> tuple[int, str]:
 
 
 def report(capsys, run: Path, out: Path) -> dict:
-    code, err = run_cli(capsys, "report", "--disentangle", str(run), "--out", str(out), "--samples", "40", "--per-episode", "40")
+    code, err = run_cli(
+        capsys, "report", "--disentangle", str(run), "--out", str(out), "--samples", "40", "--per-episode", "40"
+    )
     assert code == 0, err
     return json.loads((out / "disentangle.json").read_text())
 

@@ -22,10 +22,10 @@ def test_spaces_shapes_and_dtypes(task):
         assert env.observation_space.shape == (9, 48, 48)
         assert env.observation_space.dtype == np.uint8
         assert np.all(env.action_space.low == -1) and np.all(env.action_space.high == 1)
-        obs, info = env.reset()
+        obs, _ = env.reset()
         assert obs.shape == (9, 48, 48) and obs.dtype == np.uint8
         assert env.observation_space.contains(obs)
-        obs, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+        obs, reward, _, _, _ = env.step(env.action_space.sample())
         assert obs.shape == (9, 48, 48) and obs.dtype == np.uint8
         assert isinstance(reward, float) and 0.0 <= reward <= 1000 / env.max_episode_steps  # <= 1 per sim step
         assert obs.std() > 0  # a real picture, not a blank frame
@@ -107,7 +107,7 @@ def test_get_state_set_state_continues_the_same_episode():
 
 
 def test_unknown_names_raise_value_errors_that_list_the_valid_ones():
-    with pytest.raises(ValueError, match="valid tasks: .*walker_walk"):
+    with pytest.raises(ValueError, match=r"valid tasks: .*walker_walk"):
         make_env("walker_fly")
     with pytest.raises(ValueError, match="valid shifts: none"):
         make_env("walker_walk", shift="rainbow")

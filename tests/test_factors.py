@@ -61,8 +61,8 @@ def test_joint_factors_are_the_physics_state():
     for action in random_actions(env, 4):
         factors = env.step(action)[4]["factors"]
         data = env._physics.data
-        np.testing.assert_array_equal([factors[name] for name in env.factor_names if name.startswith("qpos/")], data.qpos)
-        np.testing.assert_array_equal([factors[name] for name in env.factor_names if name.startswith("qvel/")], data.qvel)
+        for kind, values in (("qpos", data.qpos), ("qvel", data.qvel)):
+            np.testing.assert_array_equal([factors[n] for n in env.factor_names if n.startswith(f"{kind}/")], values)
     assert env.factor_names[:3] == ("qpos/rootz", "qpos/rootx", "qpos/rooty")
     assert env.angle_factors == ("qpos/rooty",)  # the torso turns freely; the legs' hinges have limits
     env.close()
@@ -129,6 +129,6 @@ def test_set_state_continues_the_factors(shift):
     second = [fresh.step(action) for action in actions[3:]]
     env.close()
     fresh.close()
-    for a, b in zip(first, second):
+    for a, b in zip(first, second, strict=True):
         np.testing.assert_array_equal(a[0], b[0])
         assert a[4]["factors"] == b[4]["factors"]

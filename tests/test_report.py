@@ -4,6 +4,7 @@ curves, and byte-identical text outputs for the same inputs."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -113,15 +114,18 @@ def test_latex_is_booktabs_with_one_cell_per_column(tmp_path):
 def test_latex_compiles(tmp_path):
     compiler = shutil.which("pdflatex")
     if compiler is None:
-        pytest.skip("no pdflatex on this machine (apt-get install texlive-latex-recommended); the structure is tested above")
+        pytest.skip(
+            "no pdflatex on this machine (apt-get install texlive-latex-recommended); the structure is tested above"
+        )
     fake_run(tmp_path / "runs", "cg2a", 1, {"none": 700.0, "distracting_cs": 100.0})
     fake_run(tmp_path / "runs", "cg2a", 2, {"none": 600.0}, overrides=["agent.cg2a_sgs=false"])
     write_report([tmp_path / "runs"], tmp_path / "out", FAST)
     body = "\n".join((tmp_path / "out" / name).read_text() for name in ("table.tex", "ablation.tex"))
-    document = "\\documentclass{article}\\usepackage{booktabs}\\usepackage{amssymb}\\begin{document}\n" + body + "\\end{document}\n"
+    preamble = "\\documentclass{article}\\usepackage{booktabs}\\usepackage{amssymb}\\begin{document}\n"
+    document = preamble + body + "\\end{document}\n"
     (tmp_path / "doc.tex").write_text(document)
     done = subprocess.run([compiler, "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path,
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout[-2000:]
 
 
@@ -140,7 +144,7 @@ def test_nothing_to_report(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
         collect([tmp_path / "missing"])
     (fake_run(tmp_path, "drq", 1, {"none": 1.0}) / "config.yaml").unlink()
-    with pytest.raises(UserError, match="no config.yaml"):
+    with pytest.raises(UserError, match=re.escape("no config.yaml")):
         collect([tmp_path])
 
 
@@ -222,14 +226,16 @@ def test_batched_metrics_equal_rliable_on_every_resample():
     np.testing.assert_allclose(stats.batched_optimality_gap(samples),
                                [metrics.aggregate_optimality_gap(s, gamma=1) for s in samples])
     np.testing.assert_allclose(stats.batched_improvement(samples, others),
-                               [metrics.probability_of_improvement(a[:, None], b[:, None]) for a, b in zip(samples, others)])
+                               [metrics.probability_of_improvement(a[:, None], b[:, None])
+                                for a, b in zip(samples, others, strict=True)])
 
 
 def test_probability_of_improvement_by_hand():
     # pairs (1,0) (1,3) (2,0) (2,3): X wins 2 of 4; a tie counts one half
     assert stats.probability_of_improvement([np.array([1.0, 2.0])], [np.array([0.0, 3.0])]) == 0.5
     assert stats.probability_of_improvement([np.array([1.0])], [np.array([1.0])]) == 0.5
-    assert stats.probability_of_improvement([np.array([2.0]), np.array([0.0])], [np.array([1.0]), np.array([1.0])]) == 0.5
+    x, y = [np.array([2.0]), np.array([0.0])], [np.array([1.0]), np.array([1.0])]
+    assert stats.probability_of_improvement(x, y) == 0.5
 
 
 def test_stratified_bootstrap_resamples_within_tasks():
@@ -303,15 +309,18 @@ def test_curves_say_which_methods_have_only_a_final_point(tmp_path):
 
 def test_same_inputs_give_byte_identical_outputs(tmp_path):
     for seed in (1, 2):
-        fake_run(tmp_path / "runs", "drq", seed, {"none": 500.0 + seed, "video_hard": 90.0 * seed}, curve=[0.0, 200.0 * seed])
-        fake_run(tmp_path / "runs", "cg2a", seed, {"none": 400.0 * seed, "video_hard": 100.0 + seed}, curve=[1.0, 300.0])
+        fake_run(tmp_path / "runs", "drq", seed, {"none": 500.0 + seed, "video_hard": 90.0 * seed},
+                 curve=[0.0, 200.0 * seed])
+        fake_run(tmp_path / "runs", "cg2a", seed, {"none": 400.0 * seed, "video_hard": 100.0 + seed},
+                 curve=[1.0, 300.0])
         fake_run(tmp_path / "runs", "cg2a", seed, {"none": 450.0, "video_hard": 10.0 * seed}, name=f"ac{seed}",
                  overrides=["agent.cg2a_gas=false", "agent.cg2a_sgs=false"])
     write_report([tmp_path / "runs"], tmp_path / "first", FAST)
     write_report([tmp_path / "runs"], tmp_path / "second", FAST)
     first = sorted(p.name for p in (tmp_path / "first").iterdir())
     assert first == sorted(p.name for p in (tmp_path / "second").iterdir())
-    assert {"table.md", "table.csv", "table.tex", "ablation.md", "aggregate.csv", "improvement.csv", "report.md"} <= set(first)
+    expected = {"table.md", "table.csv", "table.tex", "ablation.md", "aggregate.csv", "improvement.csv", "report.md"}
+    assert expected <= set(first)
     for name in first:
         assert (tmp_path / "first" / name).read_bytes() == (tmp_path / "second" / name).read_bytes(), name
 
@@ -334,4 +343,6 @@ def test_committed_tables_are_rebuilt_from_the_committed_runs(results, tmp_path,
 
 def test_readme_shows_the_committed_study_table():
     table = (RESULTS / "cpu" / "table.md").read_text().strip()
-    assert table in (RESULTS.parent / "README.md").read_text(), "README's results table differs from results/cpu/table.md"
+    assert table in (RESULTS.parent / "README.md").read_text(), (
+        "README's results table differs from results/cpu/table.md"
+    )

@@ -9,7 +9,6 @@ from unseen.agents.sac_ae import PixelDecoder, reconstruction_target
 from unseen.config import make_config, validate
 from unseen.nets import ConvTrunk
 
-from conftest import tiny_config
 from test_alda import changed, snapshot
 from test_sac import batch, new_agent
 
@@ -69,7 +68,7 @@ def test_latents_penalty_and_pictures():
     metrics = agent.update_autoencoder(obs)
     assert metrics["latent_penalty"] == pytest.approx((0.5 * latents.pow(2).sum(1)).mean().item(), rel=1e-5)
     pictures = agent.decode(latents)
-    assert pictures.shape == (5, 3, 32, 32) and 0 <= pictures.min() and pictures.max() <= 1
+    assert pictures.shape == (5, 3, 32, 32) and pictures.min() >= 0 and pictures.max() <= 1
 
 
 def test_optimizers_and_autoencoder_schedule():
@@ -78,7 +77,8 @@ def test_optimizers_and_autoencoder_schedule():
     def stepped(optimizer):
         return {id(p) for group in optimizer.param_groups for p in group["params"]}
 
-    assert stepped(agent.encoder_optimizer) == {id(p) for m in (agent.trunk, agent.critic.projection) for p in m.parameters()}
+    encoder_parameters = {id(p) for m in (agent.trunk, agent.critic.projection) for p in m.parameters()}
+    assert stepped(agent.encoder_optimizer) == encoder_parameters
     assert stepped(agent.decoder_optimizer) == {id(p) for p in agent.decoder.parameters()}
     assert agent.decoder_optimizer.param_groups[0]["weight_decay"] == 1e-7
     assert "reconstruction_loss" not in agent.update(batch())

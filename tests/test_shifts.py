@@ -36,7 +36,7 @@ def test_shift_changes_pixels_but_not_physics(shift):
     plain.close()
     shifted.close()
     np.testing.assert_array_equal(rew_plain, rew_shifted)
-    for before, after in zip(obs_plain, obs_shifted):
+    for before, after in zip(obs_plain, obs_shifted, strict=True):
         assert (before != after).any(axis=0).mean() > 0.1  # a tenth of the pixels or more differ
 
 
@@ -127,7 +127,9 @@ def test_video_frames_advance_once_per_step(mode):
 def test_green_screen_follows_the_reference_thresholds():
     import colorsys
 
-    pixels = np.array([[[51, 204, 51], [10, 40, 10], [255, 0, 0], [128, 128, 128], [40, 120, 200], [0, 0, 0]]], np.uint8)
+    pixels = np.array(
+        [[[51, 204, 51], [10, 40, 10], [255, 0, 0], [128, 128, 128], [40, 120, 200], [0, 0, 0]]], np.uint8
+    )
     # green; green but too dark (V < 70); red; grey; blue at 212 degrees (outside 100-185); black
     assert green_screen(pixels).tolist() == [[True, False, False, False, False, False]]
 
@@ -141,7 +143,9 @@ def test_green_screen_follows_the_reference_thresholds():
     r, g, b = pixels.T
     high, chroma = pixels.max(axis=1), np.ptp(pixels, axis=1)
     # Colours exactly on a threshold, where the reference's floating-point rounding decides.
-    on_threshold = (3 * (b - r) == -chroma) | (12 * (r - g) == -11 * chroma) | (255 * chroma == 80 * high) | (high == 70)
+    on_threshold = (
+        (3 * (b - r) == -chroma) | (12 * (r - g) == -11 * chroma) | (255 * chroma == 80 * high) | (high == 70)
+    )
     expected = np.array([reference(*map(int, p)) for p in pixels])
     got = green_screen(pixels.astype(np.uint8)[None]).ravel()
     np.testing.assert_array_equal(got[~on_threshold], expected[~on_threshold])
@@ -321,7 +325,7 @@ def test_eval_runs_every_shift_and_records_its_source(capsys, tmp_path, shared_d
     run = tmp_path / "run"
     train.start(tiny_config(steps=30), run)
     videos = str(shared_dir / "dmcgb-data" / "video_easy")
-    code, stdout, err = run_cli(capsys, "eval", str(run), "--shifts", "video_easy", "distracting_cs", "color_easy",
+    code, _, err = run_cli(capsys, "eval", str(run), "--shifts", "video_easy", "distracting_cs", "color_easy",
                                 "--episodes", "1", "--video-dir", videos, "--intensity", "easy")
     assert code == 0, err
     returns = json.loads((run / "summary.json").read_text())["returns"]

@@ -108,7 +108,9 @@ def test_what_each_run_directory_needs(tmp_path):
     assert state(job, spec, records).train == "resume"
     with exclusive(job.run_dir / TRAIN_LOCK, "held by the test"):
         assert state(job, spec, records) == sweep.State("running", [])  # another process trains it
-        assert Sweep(spec, [job], 1).describe()[1] == f"running  {job.name}: another process is training it (train.lock is held)"
+        assert Sweep(spec, [job], 1).describe()[1] == (
+            f"running  {job.name}: another process is training it (train.lock is held)"
+        )
         assert run_sweep(sweep_file(tmp_path, seeds=[1])) == 1  # left alone, and the sweep says it is not complete
         assert not (tmp_path / "runs" / "logs" / f"{job.name}.log").exists()  # no child started
     assert state(job, spec, records).train == "resume"  # the lock went with its holder
@@ -119,7 +121,7 @@ def test_what_each_run_directory_needs(tmp_path):
     (job.run_dir / "summary.json").write_text(json.dumps(summary))
     assert state(job, spec, records).done
     other = load_spec(sweep_file(tmp_path, seeds=[1], overrides=[*TINY, "agent.hidden_dim=64"]))
-    with pytest.raises(sweep.UserError, match="holds a run with another config .agent.hidden_dim: 32 there, 64"):
+    with pytest.raises(sweep.UserError, match=r"holds a run with another config .agent.hidden_dim: 32 there, 64"):
         state(plan(other)[0], other, records)
     video_off = load_spec(sweep_file(tmp_path, seeds=[1], overrides=[*TINY, "train.video=true"]))
     assert state(plan(video_off)[0], video_off, records).done  # outputs are not part of what a run learns

@@ -88,7 +88,7 @@ def test_checkpoint_holds_every_module_and_optimizer(algo):
 
 
 def test_traversal_picture_from_the_run(cli_run, capsys):
-    algo, run = cli_run
+    _, run = cli_run
     assert main(["report", "--traverse", str(run)]) == 0
     path = run / "traversal" / "traversal.png"
     assert f"written to {path}" in capsys.readouterr().out

@@ -61,7 +61,8 @@ def _float(x: torch.Tensor) -> torch.Tensor:
 
 
 def _like(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Float pixel values `y` (a fresh tensor, changed in place) in the dtype of `x`: rounded and clamped for integers."""
+    """Float pixel values `y` (a fresh tensor, changed in place) in the dtype of `x`: rounded and clamped for
+    integers."""
     if x.is_floating_point():
         return y.to(x.dtype)
     return y.round_().clamp_(0, 255).to(x.dtype)
@@ -105,7 +106,12 @@ def random_overlay(x: torch.Tensor, images: torch.Tensor, *, mu: float | torch.T
 
 
 def overlay_s(
-    x: torch.Tensor, images: torch.Tensor, *, low: float = 0.05, high: float = 0.2, generator: torch.Generator | None = None
+    x: torch.Tensor,
+    images: torch.Tensor,
+    *,
+    low: float = 0.05,
+    high: float = 0.2,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """CG2A's overlay-S: a random overlay with a small `mu ~ U(low, high)` per sample (ours, METHODS.md)."""
     mu = low + (high - low) * torch.rand(x.shape[0], generator=generator, device=x.device)
@@ -193,10 +199,18 @@ def mixup(x: torch.Tensor, *, max_weight: float = 0.5, generator: torch.Generato
 View = Callable[[torch.Tensor, torch.Tensor | None, torch.Generator], torch.Tensor]
 """An augmentation by name: `(x, overlay images or None, generator) -> augmented x`."""
 
+
+def given(images: torch.Tensor | None) -> torch.Tensor:
+    """The overlay images of a view in `USES_IMAGES`, which cannot do without them."""
+    if images is None:
+        raise ValueError("the overlay augmentations need overlay images; none were given")
+    return images
+
+
 VIEWS: dict[str, View] = {
     "conv": lambda x, images, g: random_conv(x, generator=g),
-    "overlay": lambda x, images, g: random_overlay(x, images),
-    "overlay_s": lambda x, images, g: overlay_s(x, images, generator=g),
+    "overlay": lambda x, images, g: random_overlay(x, given(images)),
+    "overlay_s": lambda x, images, g: overlay_s(x, given(images), generator=g),
     "cutout": lambda x, images, g: cutout(x, generator=g),
     "color_jitter": lambda x, images, g: color_jitter(x, generator=g),
     "mixup": lambda x, images, g: mixup(x, generator=g),

@@ -13,7 +13,8 @@ import platform
 import statistics
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -30,7 +31,7 @@ from unseen.grad import per_loss_gradients
 from unseen.replay import ReplayBuffer
 
 
-def interleaved(candidates: dict[str, Callable[[], Any]], rounds: int) -> dict[str, float]:
+def interleaved(candidates: Mapping[str, Callable[[], Any]], rounds: int) -> dict[str, float]:
     """Median seconds per call of each candidate, timed in alternation after one warm-up call each."""
     for run in candidates.values():
         run()
@@ -173,24 +174,32 @@ def bench_grad_extraction(preset: str, rounds: int) -> dict[str, float]:
     batch_size = make_config("cg2a", "walker_walk", preset).train.batch_size
     result: dict[str, float] = {}
     for layout, methods in (("fast", ("sequential",)), ("nchw", ("sequential", "vmap"))):
-        agent, batch = _update_setup("cg2a", preset, layout == "fast", batch_size)
-        target = agent.td_target(batch)
-        views = agent.views(batch["obs"])
-        action, k = batch["action"], len(views)
-        params = agent.critic_parameters()
+        result |= _grad_extraction_on(layout, methods, preset, batch_size, rounds)
+    return result
 
-        def concat() -> None:
-            loss, _ = agent.view_loss(views.flatten(0, 1), action.repeat(k, 1), target.repeat(k, 1))
-            torch.autograd.grad(loss, params)
 
-        candidates: dict[str, Callable[[], Any]] = {"concat": concat}
-        for method in methods:
-            candidates[method] = lambda method=method: per_loss_gradients(agent.view_loss, views, action, target, method=method)
-        seconds = interleaved(candidates, rounds)
-        result[f"{layout}_concat_ms"] = 1000 * seconds["concat"]
-        for method in methods:
-            result[f"{layout}_{method}_ms"] = 1000 * seconds[method]
-            result[f"{layout}_{method}_over_concat"] = seconds[method] / seconds["concat"]
+def _grad_extraction_on(
+    layout: str, methods: tuple[str, ...], preset: str, batch_size: int, rounds: int
+) -> dict[str, float]:
+    """`bench_grad_extraction` on one layout ("fast" or "nchw")."""
+    agent, batch = _update_setup("cg2a", preset, layout == "fast", batch_size)
+    target = agent.td_target(batch)
+    views = agent.views(batch["obs"])
+    action, k = batch["action"], len(views)
+    params = agent.critic_parameters()
+
+    def concat() -> None:
+        loss, _ = agent.view_loss(views.flatten(0, 1), action.repeat(k, 1), target.repeat(k, 1))
+        torch.autograd.grad(loss, params)
+
+    candidates: dict[str, Callable[[], Any]] = {"concat": concat}
+    for method in methods:
+        candidates[method] = partial(per_loss_gradients, agent.view_loss, views, action, target, method=method)
+    seconds = interleaved(candidates, rounds)
+    result = {f"{layout}_concat_ms": 1000 * seconds["concat"]}
+    for method in methods:
+        result[f"{layout}_{method}_ms"] = 1000 * seconds[method]
+        result[f"{layout}_{method}_over_concat"] = seconds[method] / seconds["concat"]
     return result
 
 
@@ -244,7 +253,9 @@ def bench_eval(episodes: int, preset: str = "paper") -> dict[str, float]:
 
 
 def run(quick: bool) -> dict[str, Any]:
-    plan = BenchPlan(100, 2, 3, 2048, ("cpu", "paper"), 2) if quick else BenchPlan(250, 5, 5, 4096, ("cpu", "paper"), 10)
+    plan = (
+        BenchPlan(100, 2, 3, 2048, ("cpu", "paper"), 2) if quick else BenchPlan(250, 5, 5, 4096, ("cpu", "paper"), 10)
+    )
     result: dict[str, Any] = {"machine": machine(), "quick": quick}
     result |= bench_render(plan.render_steps, plan.rounds)
     for preset in plan.presets:

@@ -6,6 +6,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 from unseen.config import ALGOS, PRESETS, ReportConfig, apply_overrides, make_config
 from unseen.errors import Interrupted, UserError
@@ -14,17 +15,20 @@ from unseen.errors import Interrupted, UserError
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is reported as one line (what is wrong and where to look)."""
 
-    def error(self, message: str) -> None:
+    def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     """Where the shifts' data comes from (default: procedural videos and images, our colour tables)."""
-    parser.add_argument("--video-dir", help="videos in DMControl-GB's format (video0.mp4, ...) for video_* and distracting_cs")
+    parser.add_argument("--video-dir",
+                        help="videos in DMControl-GB's format (video0.mp4, ...) for video_* and distracting_cs")
     parser.add_argument("--image-dir", help="a folder of images at any depth (Places365 works) for overlays")
     parser.add_argument("--color-file", help="a colour table in the format of DMControl-GB's color_*.json for color_*")
-    parser.add_argument("--intensity", help="distracting_cs: 0.025 0.05 0.1 0.15 0.2 0.3 0.4 0.5 or easy/medium/hard (default: 0.1)")
-    parser.add_argument("--video-mode", help="video_*: fast (segmentation, default) or fidelity (DMControl-GB's green screen)")
+    parser.add_argument("--intensity",
+                        help="distracting_cs: 0.025 0.05 0.1 0.15 0.2 0.3 0.4 0.5 or easy/medium/hard (default: 0.1)")
+    parser.add_argument("--video-mode",
+                        help="video_*: fast (segmentation, default) or fidelity (DMControl-GB's green screen)")
 
 
 def source_options(args: argparse.Namespace) -> dict[str, str]:
@@ -43,9 +47,12 @@ def add_disentangle_arguments(report: argparse.ArgumentParser) -> None:
     )
     report.add_argument("--shift", "--shifts", dest="shifts", nargs="+", metavar="SHIFT",
                         help="--disentangle: shifts to measure under (default: none color_hard distracting_cs)")
-    report.add_argument("--samples", type=int, metavar="N", help="--disentangle: observations per shift (default: 2000)")
-    report.add_argument("--per-episode", type=int, metavar="N", help="--disentangle: observations per episode (default: 20)")
-    report.add_argument("--bins", type=int, metavar="N", help="--disentangle: equal-frequency bins per continuous variable (default: 20)")
+    report.add_argument("--samples", type=int, metavar="N",
+                        help="--disentangle: observations per shift (default: 2000)")
+    report.add_argument("--per-episode", type=int, metavar="N",
+                        help="--disentangle: observations per episode (default: 20)")
+    report.add_argument("--bins", type=int, metavar="N",
+                        help="--disentangle: equal-frequency bins per continuous variable (default: 20)")
     add_source_arguments(report)
 
 
@@ -80,10 +87,13 @@ def build_parser() -> Parser:
     report.add_argument("dirs", nargs="*", type=Path, help="run directories, or folders that hold them at any depth")
     report.add_argument(
         "--out", type=Path,
-        help="folder for report.md, the tables and the figures (or the plots); required but with --disentangle and --traverse",
+        help="folder for report.md, the tables and the figures (or the plots); "
+        "required but with --disentangle and --traverse",
     )
-    report.add_argument("--reps", type=int, default=ReportConfig.reps, help=f"bootstrap resamples (default: {ReportConfig.reps})")
-    report.add_argument("--bootstrap-seed", type=int, default=ReportConfig.seed, help="seed of the bootstrap (default: 0)")
+    report.add_argument("--reps", type=int, default=ReportConfig.reps,
+                        help=f"bootstrap resamples (default: {ReportConfig.reps})")
+    report.add_argument("--bootstrap-seed", type=int, default=ReportConfig.seed,
+                        help="seed of the bootstrap (default: 0)")
     report.add_argument(
         "--grad", type=Path, nargs="+", metavar="RUN_DIR",
         help="instead, draw a CG2A run's gradient magnitudes, pairwise cosines, weights and conflicts (PNG, Markdown, "
@@ -98,14 +108,17 @@ def build_parser() -> Parser:
 
     sweep = commands.add_parser("sweep", help="run a grid of methods x tasks x seeds from a YAML file, then report")
     sweep.add_argument("file", type=Path, help="the sweep file (docs/sweep.md)")
-    sweep.add_argument("--workers", type=int, default=1, help="runs at a time, each with cores // N threads (default: 1)")
-    sweep.add_argument("--dry-run", action="store_true", help="print what each run still needs and the commands; run nothing")
+    sweep.add_argument("--workers", type=int, default=1,
+                       help="runs at a time, each with cores // N threads (default: 1)")
+    sweep.add_argument("--dry-run", action="store_true",
+                       help="print what each run still needs and the commands; run nothing")
 
     show = commands.add_parser("show", help="draw what the agent sees under each shift (a PNG)")
     show.add_argument("--task", required=True, help="DMControl task, e.g. walker_walk")
     show.add_argument("--shifts", nargs="+", help="shifts, one row each (default: all)")
     show.add_argument("--out", type=Path, required=True, help="the PNG file to write")
-    show.add_argument("--frames", type=int, default=5, help="frames per shift, spread over a quarter of an episode (default: 5)")
+    show.add_argument("--frames", type=int, default=5,
+                      help="frames per shift, spread over a quarter of an episode (default: 5)")
     show.add_argument("--seed", type=int, default=0, help="seed of the episode and its random actions (default: 0)")
     show.add_argument("--image-size", type=int, default=84, help="frame size in pixels (default: 84, what agents see)")
     add_source_arguments(show)
@@ -147,9 +160,12 @@ def run_train(args: argparse.Namespace) -> int:
         if args.steps is not None and args.steps <= 0:
             raise UserError(f"--steps must be positive, got {args.steps}")
         cfg = apply_overrides(make_config(args.algo, args.task, args.preset, args.seed, args.steps), args.overrides)
-        run_dir = args.out or Path("runs") / args.task / f"{args.algo}-{args.preset}-seed{args.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+        name = f"{args.algo}-{args.preset}-seed{args.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+        run_dir = args.out or Path("runs") / args.task / name
         args.out = run_dir
         summary = train.start(cfg, run_dir)
+    if summary is None:  # a run without `stop_at` always trains to its end
+        raise RuntimeError(f"training of {run_dir} stopped before its last step")
     print(f"run directory: {run_dir}")
     print(f"return on the training environment: {summary['returns']['none']['mean']:.1f} "
           f"+- {summary['returns']['none']['std']:.1f} over {summary['returns']['none']['episodes']} episodes "
@@ -163,7 +179,8 @@ def run_eval(args: argparse.Namespace) -> int:
     rows = evaluate_run(args.run_dir, args.shifts, args.episodes, source_options(args), args.workers)
     print(f"{'shift':<16}{'return':>10}{'std':>8}{'episodes':>10}  source")
     for row in rows:
-        print(f"{row['shift']:<16}{row['return_mean']:>10.1f}{row['return_std']:>8.1f}{row['episodes']:>10}  {row['source']}")
+        print(f"{row['shift']:<16}{row['return_mean']:>10.1f}{row['return_std']:>8.1f}{row['episodes']:>10}  "
+              f"{row['source']}")
     print(f"written to {args.run_dir / 'eval.csv'} and {args.run_dir / 'summary.json'}")
     return 0
 
@@ -176,7 +193,8 @@ def run_disentangle(args: argparse.Namespace) -> int:
     given = {"samples": args.samples, "samples_per_episode": args.per_episode, "bins": args.bins}
     options = DisentangleConfig(**{key: value for key, value in given.items() if value is not None})
     out = args.out or args.disentangle / "disentangle"
-    written = write_disentangle_report(args.disentangle, out, args.shifts or list(DEFAULT_SHIFTS), options, source_options(args))
+    shifts = args.shifts or list(DEFAULT_SHIFTS)
+    written = write_disentangle_report(args.disentangle, out, shifts, options, source_options(args))
     print(written[0].read_text(), end="")
     print(f"written to {', '.join(str(path) for path in written)}")
     return 0
@@ -186,7 +204,9 @@ def run_traverse(args: argparse.Namespace) -> int:
     from unseen.traverse import write_traversal
 
     if args.dirs or args.grad is not None or args.disentangle is not None:
-        raise UserError("--traverse RUN_DIR draws one run's latents; drop the other directories, --grad and --disentangle")
+        raise UserError(
+            "--traverse RUN_DIR draws one run's latents; drop the other directories, --grad and --disentangle"
+        )
     print(f"written to {write_traversal(args.traverse, args.out or args.traverse / 'traversal')}")
     return 0
 

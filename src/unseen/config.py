@@ -111,7 +111,8 @@ class AgentConfig:
     alda_retrieval: str = "softmax"
     """ALDA: "softmax" (associative retrieval) or "argmin" (QLAE's hard nearest value, beta = inf: the ablation)."""
     alda_mlp_dim: int = 256
-    """ALDA: width of the per-frame encoder's MLP (conv features -> 256 -> 256 -> latents) and its mirror in the decoder."""
+    """ALDA: width of the per-frame encoder's MLP (conv features -> 256 -> 256 -> latents) and its mirror in the
+    decoder."""
     alda_embedding_dim: int = 256
     """ALDA: output of the temporal fusion (1D-CNN) and width of the actor's and critic's projections."""
     alda_reconstruction: float = 1.0
@@ -119,7 +120,8 @@ class AgentConfig:
     alda_commitment: float = 0.01
     """ALDA: weight of the commitment loss mean((z - sg(z_q))^2)."""
     alda_quantization: float = 0.0
-    """ALDA: weight of the quantization loss mean((sg(z) - z_q)^2); 0 = off (the paper; the reference uses 0.01 on finger_spin)."""
+    """ALDA: weight of the quantization loss mean((sg(z) - z_q)^2); 0 = off (the paper; the reference uses 0.01 on
+    finger_spin)."""
     alda_lr: float = 1e-3
     """ALDA: AdamW learning rate of the per-frame encoder and the decoder."""
     alda_weight_decay: float = 0.1
@@ -129,7 +131,8 @@ class AgentConfig:
     alda_critic_to_codebook: bool = False
     """ALDA: let the critic's gradient reach the codebooks (the paper's figure); false: the reference code's routing."""
     sac_ae_latent_dim: int = 50
-    """SAC+AE: width of the autoencoder latent (Linear, LayerNorm, tanh) shared with the critic, and of the actor's projection."""
+    """SAC+AE: width of the autoencoder latent (Linear, LayerNorm, tanh) shared with the critic, and of the actor's
+    projection."""
     sac_ae_latent_lambda: float = 1e-6
     """SAC+AE: weight of the L2 penalty 0.5 * ||latent||^2 in the reconstruction loss."""
     sac_ae_encoder_lr: float = 1e-3
@@ -143,11 +146,13 @@ class AgentConfig:
     sac_ae_bits: int = 5
     """SAC+AE: bit depth of the reconstruction target (pixels quantised to this many bits, plus uniform noise)."""
     bf16: bool = True
-    """Run every conv stack (trunk, ALDA's encoder, decoders) and the projections' Linear layers under bfloat16 autocast (LayerNorm, MLPs, losses, targets, optimizers stay float32)."""
+    """Run every conv stack (trunk, ALDA's encoder, decoders) and the projections' Linear layers under bfloat16
+    autocast (LayerNorm, MLPs, losses, targets, optimizers stay float32)."""
     channels_last: bool = True
     """Keep conv activations in channels-last memory layout (faster oneDNN kernels on CPU)."""
     fast_kernels: bool = True
-    """Fused Adam/AdamW and in-place ReLUs in the conv trunk; false: PyTorch's default optimizer loop and out-of-place ReLUs."""
+    """Fused Adam/AdamW and in-place ReLUs in the conv trunk; false: PyTorch's default optimizer loop and
+    out-of-place ReLUs."""
 
 
 @dataclass
@@ -413,7 +418,9 @@ def validate(cfg: RunConfig) -> RunConfig:
     validate_augmentation_agents(cfg.agent)
     shifts = eval_shift_names(cfg.train)
     if not shifts or len(set(shifts)) != len(shifts) or not set(shifts) <= set(SHIFTS):
-        raise UserError(f"train.eval_shifts={cfg.train.eval_shifts!r} must list distinct names from: {', '.join(SHIFTS)}")
+        raise UserError(
+            f"train.eval_shifts={cfg.train.eval_shifts!r} must list distinct names from: {', '.join(SHIFTS)}"
+        )
     if cfg.train.device not in ("auto", "cpu", "cuda"):
         raise UserError(f"train.device must be auto, cpu or cuda, got {cfg.train.device!r}")
     return cfg
@@ -430,12 +437,17 @@ def validate_autoencoder_agents(cfg: RunConfig) -> None:
 
     if cfg.algo == "alda" and cfg.env.image_size % 16:
         raise UserError(
-            f"env.image_size={cfg.env.image_size} does not suit ALDA's encoder (4 stride-2 convs); use a multiple of 16, e.g. 64"
+            f"env.image_size={cfg.env.image_size} does not suit ALDA's encoder (4 stride-2 convs); "
+            "use a multiple of 16, e.g. 64"
         )
     if cfg.agent.alda_latents < 2:
-        raise UserError(f"agent.alda_latents must be at least 2 (the fusion convolves over them), got {cfg.agent.alda_latents}")
+        raise UserError(
+            f"agent.alda_latents must be at least 2 (the fusion convolves over them), got {cfg.agent.alda_latents}"
+        )
     if cfg.agent.alda_retrieval not in RETRIEVALS:
-        raise UserError(f"agent.alda_retrieval must be one of {', '.join(RETRIEVALS)}, got {cfg.agent.alda_retrieval!r}")
+        raise UserError(
+            f"agent.alda_retrieval must be one of {', '.join(RETRIEVALS)}, got {cfg.agent.alda_retrieval!r}"
+        )
     if not 1 <= cfg.agent.sac_ae_bits <= 8:
         raise UserError(f"agent.sac_ae_bits must lie in 1..8, got {cfg.agent.sac_ae_bits}")
 
@@ -465,4 +477,6 @@ def validate_augmentation_agents(agent: AgentConfig) -> None:
     if agent.grad_method == "vmap" and agent.channels_last:
         raise UserError("agent.grad_method=vmap cannot run channels-last convolutions; set agent.channels_last=false")
     if agent.overlay_dir and not Path(agent.overlay_dir).expanduser().is_dir():
-        raise UserError(f"agent.overlay_dir={agent.overlay_dir!r} is not a directory; pass a folder of images or leave it empty")
+        raise UserError(
+            f"agent.overlay_dir={agent.overlay_dir!r} is not a directory; pass a folder of images or leave it empty"
+        )

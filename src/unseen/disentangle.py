@@ -138,13 +138,13 @@ def group_permutation(groups: np.ndarray, rng: np.random.Generator) -> np.ndarra
         return rng.permutation(len(groups))
     order = np.argsort(groups, kind="stable")
     labels, starts, sizes = np.unique(groups[order], return_index=True, return_counts=True)
-    blocks = [order[start : start + size] for start, size in zip(starts, sizes)]
+    blocks = [order[start : start + size] for start, size in zip(starts, sizes, strict=True)]
     target = np.arange(len(labels))
     for size in np.unique(sizes):
         same = np.flatnonzero(sizes == size)
         target[same] = rng.permutation(same)
     permutation = np.empty(len(groups), dtype=np.int64)
-    for block, other in zip(blocks, target):
+    for block, other in zip(blocks, target, strict=True):
         permutation[block] = rng.permutation(blocks[other])
     return permutation
 

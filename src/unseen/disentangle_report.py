@@ -76,7 +76,9 @@ class DisentangleConfig:
         if self.bins < 2:
             raise UserError(f"--bins must be at least 2, got {self.bins}")
         if not 0 < self.alpha <= 1 or self.permutations < 2:
-            raise UserError(f"alpha must lie in (0, 1] and permutations be at least 2, got {self.alpha} and {self.permutations}")
+            raise UserError(
+                f"alpha must lie in (0, 1] and permutations be at least 2, got {self.alpha} and {self.permutations}"
+            )
         if not 0 <= self.random_action_prob <= 1 or not 0 <= self.min_range_fraction < 1:
             raise UserError("random_action_prob must lie in [0, 1] and min_range_fraction in [0, 1)")
         return self
@@ -110,13 +112,16 @@ def collect(agent: SAC, env: PixelEnv, seed: int, options: DisentangleConfig) ->
     behaviour_seed, episode_seeds = collection_seeds(seed, options.episodes)
     length = env.max_episode_steps + 1  # observations of an episode, the reset's included
     if options.samples_per_episode > length:
-        raise UserError(f"--per-episode must be at most {length} (observations in one episode), got {options.samples_per_episode}")
+        raise UserError(
+            f"--per-episode must be at most {length} (observations in one episode), got {options.samples_per_episode}"
+        )
     rng = np.random.default_rng(behaviour_seed)
     agent.generator.manual_seed(behaviour_seed)
     angles = [env.factor_names.index(name) for name in env.angle_factors]
     observations, factors, episode_of = [], [], []
     remaining = options.samples
-    for episode, episode_seed in enumerate(tqdm(episode_seeds, desc=f"collecting {env.shift.name}", unit="episode", mininterval=1.0)):
+    progress = tqdm(episode_seeds, desc=f"collecting {env.shift.name}", unit="episode", mininterval=1.0)
+    for episode, episode_seed in enumerate(progress):
         wanted = set(rng.choice(length, min(options.samples_per_episode, remaining), replace=False).tolist())
         remaining -= len(wanted)
         obs, info = env.reset(seed=episode_seed)
@@ -131,7 +136,9 @@ def collect(agent: SAC, env: PixelEnv, seed: int, options: DisentangleConfig) ->
                 obs, _, _, _, info = env.step(action)
     values = np.asarray(factors, dtype=np.float64)
     values[:, angles] = (values[:, angles] + np.pi) % (2 * np.pi) - np.pi
-    return Samples(env.shift.name, np.stack(observations), values, list(env.factor_names), np.array(episode_of), env.shift.record)
+    return Samples(
+        env.shift.name, np.stack(observations), values, list(env.factor_names), np.array(episode_of), env.shift.record
+    )
 
 
 def encode(agent: SAC, obs: np.ndarray) -> np.ndarray:
@@ -145,7 +152,7 @@ def encode(agent: SAC, obs: np.ndarray) -> np.ndarray:
 
 def load_agent(cfg: RunConfig, state: dict, env: PixelEnv) -> SAC:
     """The agent of config `cfg` with the checkpointed `state`, for the observations and actions of `env`."""
-    agent = make_agent(cfg.algo, env.observation_space.shape, env.action_space.shape[0], cfg.agent, device_of(cfg), cfg.seed)
+    agent = make_agent(cfg.algo, env.obs_shape, env.action_space.shape[0], cfg.agent, device_of(cfg), cfg.seed)
     agent.load_state_dict(state)
     return agent
 
@@ -175,7 +182,8 @@ def measure(
             env.close()
         latents = encode(agent, samples.obs)
         estimation = Estimation(options.bins, options.alpha, options.permutations, seed=cfg.seed)
-        results.append((samples, score(latents, samples.factors, samples.episode, estimation, options.min_range_fraction)))
+        scores = score(latents, samples.factors, samples.episode, estimation, options.min_range_fraction)
+        results.append((samples, scores))
     run = {"run": str(run_dir), "algo": cfg.algo, "task": cfg.env.task, "seed": cfg.seed, "step": checkpoint["step"],
            "latent": f"{type(agent).__name__}.latents"}
     return run, results
@@ -184,7 +192,7 @@ def measure(
 def shift_entry(samples: Samples, scores: Scores) -> dict:
     """One shift's numbers and what they were computed from, as disentangle.json holds them."""
     names = samples.factor_names
-    scored = [name for name, keep in zip(names, scores.scored) if keep]
+    scored = [name for name, keep in zip(names, scores.scored, strict=True) if keep]
     captured = scores.nmi[:, scores.scored].max(axis=0, initial=0.0) > 0
     return {
         "mig": scores.mig,
@@ -196,9 +204,9 @@ def shift_entry(samples: Samples, scores: Scores) -> dict:
         "active_latents": int(scores.active.sum()),
         "factors": len(names),
         "scored_factors": scored,
-        "constant_factors": [name for name, constant in zip(names, scores.constant) if constant],
+        "constant_factors": [name for name, constant in zip(names, scores.constant, strict=True) if constant],
         "duplicate_factors": {names[k]: names[of] for k, of in enumerate(scores.duplicate_of) if of >= 0},
-        "uncaptured_factors": [name for name, hit in zip(scored, captured) if not hit],
+        "uncaptured_factors": [name for name, hit in zip(scored, captured, strict=True) if not hit],
         "factor_names": names,
         "nmi": scores.nmi.tolist(),
         "data": samples.record,
@@ -212,8 +220,8 @@ def best_latents(entry: dict) -> pd.DataFrame:
     for factor in nmi.columns:
         ordered = nmi[factor].sort_values(ascending=False)
         second = ordered.iloc[1] if len(ordered) > 1 else 0.0
-        rows.append({"factor": factor, "latent": f"z{ordered.index[0]}", "nmi": ordered.iloc[0], "second": second,
-                     "gap": ordered.iloc[0] - second})
+        rows.append({"factor": factor, "latent": f"z{ordered.index[0]}", "nmi": ordered.iloc[0],
+                     "second": second, "gap": ordered.iloc[0] - second})
     return pd.DataFrame(rows)
 
 
@@ -226,15 +234,17 @@ def markdown(run: dict, entries: dict[str, dict], options: DisentangleConfig) ->
         "|---|---|---|---|---|---|---|---|",
     ]
     for shift, e in entries.items():
-        lines.append(f"| {shift} | {e['mig']:.3f} | {e['infom']:.3f} | {e['infoc']:.3f} | {e['samples']} | {e['episodes']} "
-                     f"| {e['active_latents']} / {e['latents']} | {len(e['scored_factors'])} / {e['factors']} |")
+        lines.append(f"| {shift} | {e['mig']:.3f} | {e['infom']:.3f} | {e['infoc']:.3f} | {e['samples']} "
+                     f"| {e['episodes']} | {e['active_latents']} / {e['latents']} "
+                     f"| {len(e['scored_factors'])} / {e['factors']} |")
     lines += [
         "",
         f"Latents: `{run['latent']}` of the run's latest checkpoint. Observations: per shift {options.samples} from "
         f"{options.episodes} episodes ({options.samples_per_episode} each, at random steps) of the policy's sampled "
         f"actions, {options.random_action_prob:.0%} of steps uniformly random, the same seeds under every shift. "
-        f"Normalised mutual information: {options.bins} equal-frequency bins per continuous variable, plug-in estimates "
-        f"adjusted for chance by {options.permutations} permutations of whole episodes, entries not above chance at "
+        f"Normalised mutual information: {options.bins} equal-frequency bins per continuous variable, plug-in "
+        f"estimates adjusted for chance by {options.permutations} permutations of whole episodes, entries not above "
+        f"chance at "
         f"family-wise level {options.alpha} set to 0. "
         f"MIG: Chen et al. 2018; InfoM, InfoC: Hsu et al. 2023, over latents with a range above "
         f"{options.min_range_fraction:g} of the largest and some information. All in [0, 1], higher is more "
@@ -243,16 +253,21 @@ def markdown(run: dict, entries: dict[str, dict], options: DisentangleConfig) ->
     for shift, e in entries.items():
         data = ", ".join(f"{key} {value}" for key, value in e["data"].items())
         lines += ["", f"## {shift}", "", f"Shift data: {data}." if shift != "none" else "The training environment."]
-        for label, key in (("Constant (not scored)", "constant_factors"), ("Not captured by any latent", "uncaptured_factors")):
+        for label, key in (
+            ("Constant (not scored)", "constant_factors"), ("Not captured by any latent", "uncaptured_factors")
+        ):
             if e[key]:
                 lines.append(f"{label}: {', '.join(e[key])}.")
         if e["duplicate_factors"]:
-            lines.append("Duplicates (not scored): " + ", ".join(f"{k} = {v}" for k, v in e["duplicate_factors"].items()) + ".")
+            duplicates = ", ".join(f"{k} = {v}" for k, v in e["duplicate_factors"].items())
+            lines.append(f"Duplicates (not scored): {duplicates}.")
         table = best_latents(e)
         table = table[table["nmi"] > 0]
         if len(table):
             lines += ["", "| factor | best latent | NMI | second | gap |", "|---|---|---|---|---|"]
-            lines += [f"| {r.factor} | {r.latent} | {r.nmi:.3f} | {r.second:.3f} | {r.gap:.3f} |" for r in table.itertuples()]
+            lines += [
+                f"| {r.factor} | {r.latent} | {r.nmi:.3f} | {r.second:.3f} | {r.gap:.3f} |" for r in table.itertuples()
+            ]
     return "\n".join(lines) + "\n"
 
 
@@ -265,7 +280,10 @@ def draw_heatmap(entry: dict, title: str, path: Path) -> Path:
 
     nmi = pd.DataFrame(entry["nmi"], columns=entry["factor_names"])[entry["scored_factors"]]
     strongest = nmi.max(axis=1) if nmi.shape[1] else pd.Series(0.0, index=nmi.index)
-    order = sorted(nmi.index, key=lambda j: (strongest[j] == 0, int(nmi.loc[j].to_numpy().argmax()) if nmi.shape[1] else 0, -strongest[j]))
+    order = sorted(
+        nmi.index,
+        key=lambda j: (strongest[j] == 0, int(nmi.loc[j].to_numpy().argmax()) if nmi.shape[1] else 0, -strongest[j]),
+    )
     nmi = nmi.loc[order]
     figure, axis = plt.subplots(figsize=(max(4.5, 2.4 + 0.3 * nmi.shape[1]), 2.2 + 0.15 * nmi.shape[0]))
     image = axis.imshow(nmi.to_numpy(), cmap="viridis", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
@@ -290,13 +308,19 @@ def write_disentangle_report(
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "disentangle.json", {**run, "options": dataclasses.asdict(options), "shifts": entries})
     columns = ["mig", "infom", "infoc", "samples", "episodes", "latents", "active_latents", "factors"]
-    table = pd.DataFrame([{"shift": shift, **{key: e[key] for key in columns}, "scored_factors": len(e["scored_factors"])}
-                          for shift, e in entries.items()])
+    table = pd.DataFrame([
+        {"shift": shift, **{key: e[key] for key in columns}, "scored_factors": len(e["scored_factors"])}
+        for shift, e in entries.items()
+    ])
     table.to_csv(out / "disentangle.csv", index=False)
     (out / "disentangle.md").write_text(markdown(run, entries, options))
     pictures = [
-        draw_heatmap(e, f"{run['algo']} {run['task']}, {shift}\nMIG {e['mig']:.2f}, InfoM {e['infom']:.2f}, InfoC {e['infoc']:.2f}",
-                     out / f"nmi_{shift}.png")
+        draw_heatmap(
+            e,
+            f"{run['algo']} {run['task']}, {shift}\n"
+            f"MIG {e['mig']:.2f}, InfoM {e['infom']:.2f}, InfoC {e['infoc']:.2f}",
+            out / f"nmi_{shift}.png",
+        )
         for shift, e in entries.items()
     ]
     return [out / "disentangle.md", out / "disentangle.csv", out / "disentangle.json", *pictures]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import imageio.v2 as imageio
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 from tqdm import tqdm
 
 from unseen.agents import SAC, make_agent
@@ -73,7 +75,7 @@ def evaluate(
     return EvalResult(shift, returns, env.shift.record)
 
 
-def make_eval_env(cfg: RunConfig, shift: str, sources: dict[str, str] | None) -> PixelEnv:
+def make_eval_env(cfg: RunConfig, shift: str, sources: Mapping[str, str | bool] | None) -> PixelEnv:
     return make_env(
         cfg.env.task,
         shift,
@@ -89,15 +91,15 @@ def make_eval_env(cfg: RunConfig, shift: str, sources: dict[str, str] | None) ->
 def run_episode(agent: SAC, env: PixelEnv, seed: int, video_path: Path | None = None) -> float:
     """The return of one episode of the mean action from `env.reset(seed=seed)`; the same for any env reused."""
     obs, _ = env.reset(seed=seed)
-    frames = [env.render()] if video_path is not None else None
+    frames = [env.render()] if video_path is not None else []
     total, done = 0.0, False
     while not done:
         obs, reward, terminated, truncated, _ = env.step(agent.act(obs, deterministic=True))
         total += reward
         done = terminated or truncated
-        if frames is not None:
+        if video_path is not None:
             frames.append(env.render())
-    if frames is not None:
+    if video_path is not None:
         write_video(video_path, frames)
     return total
 
@@ -105,7 +107,7 @@ def run_episode(agent: SAC, env: PixelEnv, seed: int, video_path: Path | None = 
 def write_video(path: Path, frames: list[np.ndarray], scale: int = 4, fps: int = 30) -> None:
     """Write RGB frames as an mp4, enlarged `scale` times (nearest neighbour) so small frames stay visible."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    big = [frame.repeat(scale, axis=0).repeat(scale, axis=1) for frame in frames]
+    big: list[ArrayLike] = [frame.repeat(scale, axis=0).repeat(scale, axis=1) for frame in frames]
     imageio.mimwrite(path, big, fps=fps, macro_block_size=1)
 
 
@@ -135,11 +137,14 @@ def evaluate_run(
         "algo": cfg.algo, "task": cfg.env.task, "preset": cfg.preset, "seed": cfg.seed,
         "frames": step * cfg.env.action_repeat, "steps": step, "returns": {},
     }
-    videos = {shift: run_dir / "videos" / f"{shift}_step{step}_eval.mp4" if cfg.train.video else None for shift in shifts}
+    videos = {
+        shift: run_dir / "videos" / f"{shift}_step{step}_eval.mp4" if cfg.train.video else None for shift in shifts
+    }
     returns, records = evaluate_parallel(checkpoint["agent"], cfg, shifts, episodes, videos, sources or {}, workers)
     rows = []
     for shift in shifts:
-        row = {"step": step, "frames": step * cfg.env.action_repeat, **EvalResult(shift, returns[shift], records[shift]).row}
+        result = EvalResult(shift, returns[shift], records[shift])
+        row = {"step": step, "frames": step * cfg.env.action_repeat, **result.row}
         log.write(row)
         summary["returns"][shift] = summary_entry(row)
         rows.append(row)
@@ -159,7 +164,7 @@ def _start_worker(agent_state: dict, cfg: RunConfig, sources: dict[str, str]) ->
     # every episode bit-for-bit the same whichever process runs it.
     torch.set_num_threads(1)
     probe = make_eval_env(cfg, "none", None)
-    obs_shape, action_dim = probe.observation_space.shape, probe.action_space.shape[0]
+    obs_shape, action_dim = probe.obs_shape, probe.action_space.shape[0]
     probe.close()
     agent = make_agent(cfg.algo, obs_shape, action_dim, cfg.agent, torch.device("cpu"), cfg.seed)
     agent.load_state_dict(agent_state)

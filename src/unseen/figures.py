@@ -9,6 +9,7 @@ title and the caption, so a missing curve is never mistaken for a flat one.
 from __future__ import annotations
 
 from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -45,11 +46,16 @@ def evaluations(runs: pd.DataFrame) -> pd.DataFrame:
             rows = pd.read_csv(path, usecols=["frames", "shift", "return_mean"])
             rows = rows.drop_duplicates(["frames", "shift"], keep="last")
             frames.append(rows.assign(task=run.task, method=run.method, seed=run.seed))
-    return pd.concat(frames) if frames else pd.DataFrame(columns=["frames", "shift", "return_mean", "task", "method", "seed"])
+    if not frames:
+        return pd.DataFrame(columns=["frames", "shift", "return_mean", "task", "method", "seed"])
+    return pd.concat(frames)
 
 
-def curve(rows: pd.DataFrame, options: ReportConfig, *names: str) -> tuple[np.ndarray, ...] | None:
-    """Frames, mean over seeds, 95% bootstrap band and seed count at the points every seed evaluated; None if none."""
+def curve(
+    rows: pd.DataFrame, options: ReportConfig, *names: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int] | None:
+    """Frames, mean over seeds, 95% bootstrap band and seed count at the points every seed evaluated; None if
+    there is no such point."""
     table = rows.pivot(index="seed", columns="frames", values="return_mean").dropna(axis=1)
     if table.empty:
         return None
@@ -57,7 +63,9 @@ def curve(rows: pd.DataFrame, options: ReportConfig, *names: str) -> tuple[np.nd
     return table.columns.to_numpy(), mean, low, high, len(table)
 
 
-def draw_curves(task: str, rows: pd.DataFrame, order: list[str], path: Path, options: ReportConfig) -> dict[str, list[str]]:
+def draw_curves(
+    task: str, rows: pd.DataFrame, order: list[str], path: Path, options: ReportConfig
+) -> dict[str, list[str]]:
     """One figure for `task`: a panel per shift. Returns per shift the methods drawn as a single final point."""
     plt = pyplot()
     shifts = [s for s in SHIFTS if s in set(rows["shift"])]
@@ -66,7 +74,7 @@ def draw_curves(task: str, rows: pd.DataFrame, order: list[str], path: Path, opt
     fig, axes = plt.subplots(panel_rows, columns, figsize=(4.2 * columns, 3.3 * panel_rows), squeeze=False)
     palette = colors(order)
     point_only: dict[str, list[str]] = {}
-    for ax, shift in zip(axes.flat, shifts):
+    for ax, shift in zip(axes.flat, shifts, strict=False):  # the grid's panels beyond the shifts are hidden below
         for method in order:
             found = curve(rows[(rows["shift"] == shift) & (rows["method"] == method)], options, task, shift, method)
             if found is None:
@@ -109,7 +117,9 @@ def draw_intervals(aggregates: pd.DataFrame, metric: str, order: list[str], path
     shifts = list(dict.fromkeys(rows["shift"]))
     by = rows.set_index(["method", "shift"])
     points = {m: np.array([by["value"].get((m, s), np.nan) for s in shifts]) for m in order}
-    intervals = {m: np.array([[by[c].get((m, s), np.nan) for s in shifts] for c in ("ci_low", "ci_high")]) for m in order}
+    intervals = {
+        m: np.array([[by[c].get((m, s), np.nan) for s in shifts] for c in ("ci_low", "ci_high")]) for m in order
+    }
     fig, axes = plot_utils.plot_interval_estimates(
         points, intervals, metric_names=shifts, algorithms=order, colors=colors(order), max_ticks=3,
         xlabel=f"{metric} of return / 1000", row_height=max(0.45, 1.5 / len(order)), subfigure_width=2.6,
@@ -134,11 +144,12 @@ def draw_improvement(improvements: pd.DataFrame, order: list[str], path: Path) -
     counts = pairs.groupby("shift", sort=False).size()
     fig, axes = plt.subplots(len(shifts), 1, figsize=(6, 0.4 * counts.sum() + 1.2 * len(shifts)), squeeze=False,
                              gridspec_kw={"height_ratios": list(counts + 2), "hspace": 0.9})
-    for ax, shift in zip(axes.flat, shifts):
+    for ax, shift in zip(axes.flat, shifts, strict=True):
         rows = pairs[pairs["shift"] == shift]
         keys = [f"{r.x}|{r.y}" for r in rows.itertuples()]
         plot_utils.plot_probability_of_improvement(
-            dict(zip(keys, rows["probability"])), dict(zip(keys, rows[["ci_low", "ci_high"]].to_numpy())),
+            dict(zip(keys, rows["probability"], strict=True)),
+            dict(zip(keys, rows[["ci_low", "ci_high"]].to_numpy(), strict=True)),
             pair_separator="|", ax=ax, xticks=[0, 0.25, 0.5, 0.75, 1.0],
         )
         ax.set_title(shift, fontsize="x-large", pad=22)

@@ -120,15 +120,15 @@ def per_loss_gradients(
     if method == "vmap":
         detached = {name: p.detach() for name, p in params.items()}
 
-        def value(p: dict[str, torch.Tensor], x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        def loss_at(p: dict[str, torch.Tensor], x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             return functional_call(loss, p, (x, *shared))
 
-        grads, (values, aux) = vmap(grad_and_value(value, has_aux=True), in_dims=(None, 0))(detached, inputs)
+        grads, (values, aux) = vmap(grad_and_value(loss_at, has_aux=True), in_dims=(None, 0))(detached, inputs)
         matrix = torch.cat([g.reshape(len(inputs), -1) for g in grads.values()], dim=1)
         return matrix, values.detach(), aux.detach()
     matrix = torch.empty(len(inputs), sum(sizes), device=inputs.device)
     values, auxes = [], []
-    for row, x in zip(matrix, inputs):
+    for row, x in zip(matrix, inputs, strict=True):
         value, aux = loss(x, *shared)
         grads = torch.autograd.grad(value, list(params.values()), allow_unused=True, materialize_grads=True)
         torch.cat([g.reshape(-1) for g in grads], out=row)
@@ -156,8 +156,8 @@ def diagnostics(grads: torch.Tensor, names: Sequence[str], weights: torch.Tensor
     cosines = torch.where(denominator > 0, gram / torch.where(denominator > 0, denominator, 1.0), 0.0)
     low, high = column_extremes(grads)
     conflict = ((low < 0) & (high > 0)).float().mean()
-    metrics = {f"grad/norm/{name}": norm for name, norm in zip(names, norms.tolist())}
-    metrics |= {f"grad/weight/{name}": w for name, w in zip(names, weights.tolist())}
+    metrics = {f"grad/norm/{name}": norm for name, norm in zip(names, norms.tolist(), strict=True)}
+    metrics |= {f"grad/weight/{name}": w for name, w in zip(names, weights.tolist(), strict=True)}
     for (i, a), (j, b) in itertools.combinations(enumerate(names), 2):
         metrics[f"grad/cos/{a}-{b}"] = cosines[i, j].item()
     return metrics | {"grad/conflict_fraction": conflict.item(), "grad/gamma": float(gamma)}

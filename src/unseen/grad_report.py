@@ -25,7 +25,9 @@ def grad_log(run_dir: Path) -> pd.DataFrame:
     log = pd.read_csv(path)
     columns = [c for c in log.columns if c.startswith("grad/")]
     if not any(c.startswith("grad/norm/") for c in columns):
-        raise UserError(f"{path} has no grad/ columns; gradient diagnostics come from CG2A runs (agent.grad_log_every > 0)")
+        raise UserError(
+            f"{path} has no grad/ columns; gradient diagnostics come from CG2A runs (agent.grad_log_every > 0)"
+        )
     return log[["step", *columns]].dropna(subset=[c for c in columns if c.startswith("grad/norm/")])
 
 
@@ -74,7 +76,8 @@ def number(value: float, digits: int = 3) -> str:
 def grad_summary_markdown(summary: pd.DataFrame, run_dir: Path, logged: int) -> str:
     lines = [f"# Gradient diagnostics of `{run_dir.name}`\n",
              "| quantity | of | mean | min | max | share of rows < 0 |", "|---|---|---|---|---|---|"]
-    lines += [f"| {r.quantity} | {r.of} | {number(r.mean)} | {number(r.min)} | {number(r.max)} | {number(r.negative, 2)} |"
+    lines += [f"| {r.quantity} | {r.of} | {number(r.mean)} | {number(r.min)} | {number(r.max)} "
+              f"| {number(r.negative, 2)} |"
               for r in summary.itertuples()]
     lines += ["", f"{logged} logged updates (train.csv holds, per episode, the diagnostics of the latest update that "
               "computed them; `agent.grad_log_every`). Magnitude share: `||g_i|| / sum_j ||g_j||` averaged over rows "
@@ -142,7 +145,9 @@ def grad_seeds(summaries: dict[str, pd.DataFrame]) -> pd.DataFrame:
     the number of runs that have it, and each run's mean (a column per run name)."""
     means = pd.concat({name: summary.set_index(["quantity", "of"])["mean"] for name, summary in summaries.items()},
                       axis=1, sort=False)
-    spread = pd.DataFrame({"mean": means.mean(axis=1), "std": means.std(axis=1, ddof=0), "runs": means.notna().sum(axis=1)})
+    spread = pd.DataFrame(
+        {"mean": means.mean(axis=1), "std": means.std(axis=1, ddof=0), "runs": means.notna().sum(axis=1)}
+    )
     return pd.concat([spread, means], axis=1).reset_index()
 
 
@@ -163,11 +168,13 @@ def write_grad_reports(run_dirs: list[Path], out: Path) -> list[Path]:
         return write_grad_report(run_dirs[0], out)[0]
     names = [run_dir.name for run_dir in run_dirs]
     if len(set(names)) < len(names):
-        raise UserError(f"--grad runs need distinct directory names (their reports go to {out}/<name>); got {', '.join(names)}")
+        raise UserError(
+            f"--grad runs need distinct directory names (their reports go to {out}/<name>); got {', '.join(names)}"
+        )
     written, summaries = [], {}
     for run_dir in run_dirs:
         files, summaries[run_dir.name] = write_grad_report(run_dir, out / run_dir.name)
         written += files
     seeds = grad_seeds(summaries)
     seeds.to_csv(out / "grad_seeds.csv", index=False, float_format="%.6g")
-    return written + [out / "grad_seeds.csv", write_text(out / "grad_seeds.md", grad_seeds_markdown(seeds, names))]
+    return [*written, out / "grad_seeds.csv", write_text(out / "grad_seeds.md", grad_seeds_markdown(seeds, names))]

@@ -34,7 +34,9 @@ def associative_retrieval(z: torch.Tensor, values: torch.Tensor, beta: float) ->
     (the first one on a tie). Gradients flow to `values` in both cases, and to `z` for finite `beta`.
     """
     if z.ndim != 2 or values.ndim != 2 or z.shape[1] != values.shape[0]:
-        raise InputError(f"associative_retrieval needs z (B, D) and values (D, n); got {tuple(z.shape)} and {tuple(values.shape)}")
+        raise InputError(
+            f"associative_retrieval needs z (B, D) and values (D, n); got {tuple(z.shape)} and {tuple(values.shape)}"
+        )
     if math.isnan(beta) or beta <= 0:
         raise InputError(f"beta must be positive (inf for the hard nearest value), got {beta}")
     distance = (z[:, :, None] - values[None]).abs()  # (B, D, n)

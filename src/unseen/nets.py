@@ -23,7 +23,8 @@ def orthogonal_init(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
     elif isinstance(module, nn.Conv2d | nn.ConvTranspose2d):
         nn.init.zeros_(module.weight)
-        nn.init.zeros_(module.bias)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
         centre = module.weight.shape[2] // 2
         nn.init.orthogonal_(module.weight[:, :, centre, centre], gain=nn.init.calculate_gain("relu"))
 
@@ -44,8 +45,13 @@ class FastPath:
         dtype = torch.bfloat16 if self.bf16 else torch.float32
         return obs.contiguous(memory_format=self.memory_format).to(dtype) / 255.0
 
+    def lay_out(self, module: nn.Module) -> None:
+        """Stores the weights of the conv stack `module` in the fast path's layout."""
+        module.to(memory_format=self.memory_format)  # type: ignore[call-overload]  # torch stubs lack memory_format
+
     def run(self, convs: nn.Module, x: torch.Tensor, dtype: torch.dtype | None = torch.float32) -> torch.Tensor:
-        """`convs(x)` on the fast path; the result leaves in NCHW order and in `dtype` (None: the conv's) in one copy."""
+        """`convs(x)` on the fast path; the result leaves in NCHW order and in `dtype` (None: the conv's) in one
+        copy."""
         x = x.contiguous(memory_format=self.memory_format)
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             h = convs(x)
@@ -53,7 +59,8 @@ class FastPath:
 
 
 class ConvTrunk(nn.Module):
-    """3x3 convs with 32 filters, the first with stride 2, ReLU between and after; uint8 pixels in, flat features out."""
+    """3x3 convs with 32 filters, the first with stride 2, ReLU between and after; uint8 pixels in, flat features
+    out."""
 
     def __init__(
         self,
@@ -77,7 +84,7 @@ class ConvTrunk(nn.Module):
         self.out_dim = filters * side * side
         self.fast = FastPath(bf16, channels_last)
         self.apply(orthogonal_init)
-        self.to(memory_format=self.fast.memory_format)
+        self.fast.lay_out(self)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         # The features leave in the conv's dtype: bfloat16 features tell the projections to run their Linear
@@ -106,7 +113,9 @@ class Projection(nn.Module):
 
 def mlp(in_dim: int, hidden_dim: int, out_dim: int, activation: type[nn.Module] = nn.ReLU) -> nn.Sequential:
     net = nn.Sequential(
-        nn.Linear(in_dim, hidden_dim), activation(), nn.Linear(hidden_dim, hidden_dim), activation(), nn.Linear(hidden_dim, out_dim)
+        nn.Linear(in_dim, hidden_dim), activation(),
+        nn.Linear(hidden_dim, hidden_dim), activation(),
+        nn.Linear(hidden_dim, out_dim),
     )
     net.apply(orthogonal_init)
     return net
@@ -152,7 +161,12 @@ class Critic(nn.Module):
     """Clipped double Q: two MLPs on (projected features, action); `activation` as in `Actor`."""
 
     def __init__(
-        self, feature_dim: int, projection_dim: int, hidden_dim: int, action_dim: int, activation: type[nn.Module] = nn.ReLU
+        self,
+        feature_dim: int,
+        projection_dim: int,
+        hidden_dim: int,
+        action_dim: int,
+        activation: type[nn.Module] = nn.ReLU,
     ) -> None:
         super().__init__()
         self.projection = Projection(feature_dim, projection_dim)

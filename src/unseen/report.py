@@ -109,14 +109,16 @@ class Run:
 def load_run(run_dir: Path) -> Run:
     path = run_dir / CONFIG_FILE
     if not path.is_file():
-        raise UserError(f"{run_dir} has {SUMMARY_FILE} but no {CONFIG_FILE}; reports need the config to tell methods apart")
+        raise UserError(
+            f"{run_dir} has {SUMMARY_FILE} but no {CONFIG_FILE}; reports need the config to tell methods apart"
+        )
     summary = json.loads((run_dir / SUMMARY_FILE).read_text())
     return Run(str(run_dir), summary, flatten(yaml.safe_load(path.read_text())))
 
 
 def flatten(config: dict[str, Any]) -> dict[str, Any]:
     """`{"agent": {"hidden_dim": 8}, "seed": 1}` -> `{"agent.hidden_dim": 8, "seed": 1}`."""
-    flat = {}
+    flat: dict[str, Any] = {}
     for key, value in config.items():
         if isinstance(value, dict):
             flat |= {f"{key}.{name}": inner for name, inner in value.items()}
@@ -225,8 +227,10 @@ def generalization(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.D
     cells = table(runs)
     rows = pd.MultiIndex.from_frame(cells[["shift", "task"]].drop_duplicates())
     columns = method_order(runs)
-    means, stds, seeds = (cells.pivot(index=["shift", "task"], columns="method", values=v).reindex(index=rows, columns=columns)
-                          for v in ("mean", "std", "seeds"))
+    means, stds, seeds = (
+        cells.pivot(index=["shift", "task"], columns="method", values=v).reindex(index=rows, columns=columns)
+        for v in ("mean", "std", "seeds")
+    )
     return means, stds, seeds, best_flags(means, axis=1)
 
 
@@ -256,8 +260,8 @@ def formatted_cells(
     bold, missing, escape = style
     return [
         [missing if np.isnan(m) else (bold if b else "{}").format(escape(cell(m, s, n)))
-         for m, s, n, b in zip(mrow, srow, nrow, brow)]
-        for mrow, srow, nrow, brow in zip(means.values, stds.values, seeds.values, best.values)
+         for m, s, n, b in zip(mrow, srow, nrow, brow, strict=True)]
+        for mrow, srow, nrow, brow in zip(means.values, stds.values, seeds.values, best.values, strict=True)
     ]
 
 
@@ -265,7 +269,7 @@ def markdown(runs: pd.DataFrame) -> str:
     """The generalization table as Markdown, best mean per row in bold, with its caption."""
     means, stds, seeds, best = generalization(runs)
     body = formatted_cells(means, stds, seeds, best, MARKDOWN)
-    rows = [[shift, task, *cells] for (shift, task), cells in zip(means.index, body)]
+    rows = [[shift, task, *cells] for (shift, task), cells in zip(means.index, body, strict=True)]
     return markdown_table(["shift", "task", *means.columns], rows) + "\n" + caption(runs) + "\n"
 
 
@@ -280,13 +284,16 @@ def wide_csv(means: pd.DataFrame, stds: pd.DataFrame, seeds: pd.DataFrame, best:
 
 def caption(runs: pd.DataFrame, best: str = "of each row") -> str:
     """What the numbers are: preset, frames, episodes, seeds per method, and where each shift's data came from."""
-    seeds = ", ".join(f"{m}: {span(runs[runs['method'] == m].groupby('task')['seed'].nunique())}" for m in method_order(runs))
+    seeds = ", ".join(
+        f"{m}: {span(runs[runs['method'] == m].groupby('task')['seed'].nunique())}" for m in method_order(runs)
+    )
     frames = span(runs["frames"], thousands=True)
     episodes = span(runs["episodes"])
     return (
         f"Preset `{runs['preset'].iloc[0]}`, {frames} environment frames; each cell is the mean over seeds ({seeds}) "
         f"of each seed's mean return over {episodes} evaluation episodes, ± the standard deviation across seeds "
-        f"(numpy's, ddof=0; none is printed for one seed); the best mean {best} (as printed) in bold. Data: {sources(runs)}."
+        f"(numpy's, ddof=0; none is printed for one seed); the best mean {best} (as printed) in bold. "
+        f"Data: {sources(runs)}."
     )
 
 
@@ -300,7 +307,7 @@ def span(values: pd.Series, thousands: bool = False) -> str:
 def sources(runs: pd.DataFrame) -> str:
     """Per shift (benchmark order) the data sources its evaluations used, with distracting_cs's intensity."""
     parts = []
-    for shift in sorted(set(runs["shift"]) - {"none"}, key=SHIFT_ORDER.get):
+    for shift in sorted(set(runs["shift"]) - {"none"}, key=SHIFT_ORDER.__getitem__):
         rows = runs[runs["shift"] == shift]
         used = sorted(rows["source"].unique())
         intensities = sorted(rows["intensity"].dropna().unique())
@@ -334,7 +341,7 @@ def latex_table(header: list[str], groups: list[list[list[str]]], columns: str, 
 def grouped_by_shift(index: pd.Index, body: list[list[str]]) -> list[list[list[str]]]:
     """Rows grouped by their shift (the first index level); the shift's name on the first row of its group only."""
     groups: dict[str, list[list[str]]] = {}
-    for (shift, *rest), cells in zip(index, body):
+    for (shift, *rest), cells in zip(index, body, strict=True):
         group = groups.setdefault(shift, [])
         group.append([latex_escape(shift) if not group else "", *map(latex_escape, rest), *cells])
     return list(groups.values())
@@ -365,7 +372,10 @@ def retention(runs: pd.DataFrame) -> pd.DataFrame:
 
 def retention_markdown(kept: pd.DataFrame) -> str:
     """`retention`'s table as Markdown, with its caption."""
-    body = [[shift, task, *("—" if np.isnan(v) else f"{v:.0%}" for v in row)] for (shift, task), row in zip(kept.index, kept.values)]
+    body = [
+        [shift, task, *("—" if np.isnan(v) else f"{v:.0%}" for v in row)]
+        for (shift, task), row in zip(kept.index, kept.values, strict=True)
+    ]
     return markdown_table(["shift", "task", *kept.columns], body) + "\n" + (
         "Share of its training-environment return that each seed keeps under each shift (that seed's return under "
         "the shift / its return on the training environment), averaged over seeds. Read it beside the training "
@@ -394,7 +404,9 @@ def ablation(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
                       switch.at[method, "gamma"] if isinstance(switch.at[method, "gamma"], str) else "—"]
              for method in order}
     tasks = sorted(cells["task"].unique())
-    means, stds, seeds = (cells.pivot(index=["shift", "method"], columns="task", values=v) for v in ("mean", "std", "seeds"))
+    means, stds, seeds = (
+        cells.pivot(index=["shift", "method"], columns="task", values=v) for v in ("mean", "std", "seeds")
+    )
     rows = sorted(means.index, key=lambda key: (SHIFT_ORDER[key[0]], order.index(key[1])))
     means, stds, seeds = (frame.reindex(index=rows, columns=tasks) for frame in (means, stds, seeds))
     best = pd.concat([best_flags(group, axis=0) for _, group in means.groupby(level="shift", sort=False)])
@@ -416,7 +428,9 @@ def ablation_caption(runs: pd.DataFrame) -> str:
 def ablation_markdown(runs: pd.DataFrame) -> str:
     means, stds, seeds, best, marks = ablation(runs)
     body = formatted_cells(means, stds, seeds, best, MARKDOWN)
-    rows = [[shift, method, *mark, *cells] for (shift, method), mark, cells in zip(means.index, marks, body)]
+    rows = [
+        [shift, method, *mark, *cells] for (shift, method), mark, cells in zip(means.index, marks, body, strict=True)
+    ]
     header = ["shift", "method", *ABLATION_HEADER, *means.columns]
     return markdown_table(header, rows) + "\n" + ablation_caption(runs) + "\n"
 
@@ -424,7 +438,7 @@ def ablation_markdown(runs: pd.DataFrame) -> str:
 def ablation_latex(runs: pd.DataFrame) -> str:
     means, stds, seeds, best, marks = ablation(runs)
     body = formatted_cells(means, stds, seeds, best, LATEX)
-    rows = [[*map(latex_escape, mark), *cells] for mark, cells in zip(marks, body)]
+    rows = [[*map(latex_escape, mark), *cells] for mark, cells in zip(marks, body, strict=True)]
     groups = grouped_by_shift(means.index, rows)
     header = ["Shift", "Method", *ABLATION_HEADER, *means.columns]
     return latex_table(header, groups, "llcccc" + "r" * len(means.columns), ablation_caption(runs), "ablation")
@@ -447,7 +461,7 @@ def score_sets(runs: pd.DataFrame) -> dict[str, tuple[list[str], dict[str, list[
     """Per shift: the tasks every method evaluated on it, and per method one array of normalised per-seed scores
     per task (return / 1000). A method without runs on a shift is left out of that shift."""
     sets = {}
-    for shift in sorted(runs["shift"].unique(), key=SHIFT_ORDER.get):
+    for shift in sorted(runs["shift"].unique(), key=SHIFT_ORDER.__getitem__):
         rows = runs[runs["shift"] == shift]
         methods = [m for m in method_order(runs) if m in set(rows["method"])]
         tasks = sorted(set.intersection(*(set(rows.loc[rows["method"] == m, "task"]) for m in methods)))
@@ -492,7 +506,9 @@ def interval(value: float, low: float, high: float) -> str:
     return f"{value:.2f} (one seed: no CI)" if np.isnan(low) else f"{value:.2f} [{low:.2f}, {high:.2f}]"
 
 
-def stats_markdown(runs: pd.DataFrame, aggregates: pd.DataFrame, improvements: pd.DataFrame, options: ReportConfig) -> str:
+def stats_markdown(
+    runs: pd.DataFrame, aggregates: pd.DataFrame, improvements: pd.DataFrame, options: ReportConfig
+) -> str:
     """IQM and optimality gap tables (rows shift, columns method) and a P(X > Y) matrix per shift."""
     order = method_order(runs)
     parts = []
@@ -501,7 +517,9 @@ def stats_markdown(runs: pd.DataFrame, aggregates: pd.DataFrame, improvements: p
         text = {(r.shift, r.method): interval(r.value, r.ci_low, r.ci_high) for r in rows.itertuples()}
         shifts = list(dict.fromkeys(rows["shift"]))
         body = [[shift, *(text.get((shift, m), "—") for m in order)] for shift in shifts]
-        parts.append(f"**{metric}** of normalised scores (return / 1000), 95% CI\n\n" + markdown_table(["shift", *order], body))
+        parts.append(
+            f"**{metric}** of normalised scores (return / 1000), 95% CI\n\n" + markdown_table(["shift", *order], body)
+        )
     for shift, rows in improvements.groupby("shift", sort=False):
         text = {(r.x, r.y): interval(r.probability, r.ci_low, r.ci_high) for r in rows.itertuples()}
         present = [m for m in order if m in set(rows["x"])]
@@ -556,6 +574,7 @@ def write_report(dirs: list[Path], out: Path, options: ReportConfig = ReportConf
     aggregates.to_csv(out / "aggregate.csv", index=False, float_format="%.6g")
     improvements.to_csv(out / "improvement.csv", index=False, float_format="%.6g")
     sections += ["## Aggregate statistics\n", stats_markdown(runs, aggregates, improvements, options)]
-    sections += ["## Figures\n", figures.write_figures(runs, aggregates, improvements, method_order(runs), out, options)]
+    figure_section = figures.write_figures(runs, aggregates, improvements, method_order(runs), out, options)
+    sections += ["## Figures\n", figure_section]
     write_text(out / "report.md", "\n".join(sections))
     return table_path

@@ -57,8 +57,14 @@ def source_commit() -> str:
     """The git commit the running unseen code comes from ("+dirty" with uncommitted changes), or "unknown"."""
     source = Path(__file__).resolve().parent
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=source, capture_output=True, text=True, timeout=10)
-        status = subprocess.run(["git", "status", "--porcelain", "--", "."], cwd=source, capture_output=True, text=True, timeout=10)
+        # check=False: a failing git is no error here; the return code below turns it into "unknown".
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=source, capture_output=True, text=True, timeout=10, check=False
+        )
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--", "."], cwd=source, capture_output=True, text=True, timeout=10,
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     if commit.returncode != 0:

@@ -10,7 +10,9 @@ import numpy as np
 from unseen.envs import make_env
 
 
-def episode_frames(task: str, shift: str, frames: int, seed: int, **options: Any) -> tuple[list[np.ndarray], list[int], str]:
+def episode_frames(
+    task: str, shift: str, frames: int, seed: int, **options: Any
+) -> tuple[list[np.ndarray], list[int], str]:
     """`frames` frames `(H, W, 3)` of one episode under random actions (seeded), spread over its first
     quarter (random actions soon push cartpole's cart out of view), the agent steps they were taken at, and
     the shift's data source."""
@@ -40,8 +42,8 @@ def draw_gallery(task: str, shifts: list[str], out: Path, frames: int = 5, seed:
 
     rows = [episode_frames(task, shift, frames, seed, **options) for shift in shifts]
     figure, axes = plt.subplots(len(shifts), frames, figsize=(1.6 * frames + 1.2, 1.75 * len(shifts)), squeeze=False)
-    for (pictures, steps, source), shift, row in zip(rows, shifts, axes):
-        for axis, picture, step in zip(row, pictures, steps):
+    for (pictures, steps, source), shift, row in zip(rows, shifts, axes, strict=True):
+        for axis, picture, step in zip(row, pictures, steps, strict=True):
             axis.imshow(picture, interpolation="nearest")
             axis.set_xticks([])
             axis.set_yticks([])

@@ -44,7 +44,8 @@ def optimality_gap(scores: Scores) -> float:
 def probability_of_improvement(x: Scores, y: Scores) -> float:
     """P(X > Y) per task (Mann-Whitney U / (n m), ties count 1/2), averaged over tasks
     (`rliable.metrics.probability_of_improvement`, one task at a time so seed counts may differ)."""
-    return float(np.mean([metrics.probability_of_improvement(a[:, None], b[:, None]) for a, b in zip(x, y)]))
+    per_task = [metrics.probability_of_improvement(a[:, None], b[:, None]) for a, b in zip(x, y, strict=True)]
+    return float(np.mean(per_task))
 
 
 # ----- batched forms: one value per row of a (reps, runs) array ------------------------------------------
@@ -94,7 +95,7 @@ def improvement_interval(x: Scores, y: Scores, reps: int, rng: np.random.Generat
     (rliable's StratifiedIndependentBootstrap); NaN when every task of both has one run."""
     if single_runs(x) and single_runs(y):
         return np.nan, np.nan
-    per_task = [batched_improvement(resample(a, reps, rng), resample(b, reps, rng)) for a, b in zip(x, y)]
+    per_task = [batched_improvement(resample(a, reps, rng), resample(b, reps, rng)) for a, b in zip(x, y, strict=True)]
     low, high = percentile_interval(np.mean(per_task, axis=0))
     return float(low), float(high)
 

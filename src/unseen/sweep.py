@@ -10,6 +10,7 @@ checkpoints and exits); the sweep then stops starting runs and exits. docs/sweep
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -194,7 +195,7 @@ def check_keys(data: Any, cls: type, where: str) -> dict[str, Any]:
 def check(value: Any, kind: type | tuple[type, ...], key: str) -> Any:
     if value is None:
         raise UserError(f"{key} is required (docs/sweep.md)")
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
         name = kind.__name__ if isinstance(kind, type) else "a string or number"
         raise UserError(f"{key} must be {'an' if name == 'int' else 'a'} {name}, got {value!r}")
     return value
@@ -328,7 +329,7 @@ SOURCE_FLAGS = {"video_dir": "--video-dir", "image_dir": "--image-dir", "color_f
 def train_command(job: Job, spec: SweepSpec, resume: bool) -> list[str]:
     command = [sys.executable, "-m", "unseen.cli", "train"]
     if resume:
-        return command + ["--resume", str(job.run_dir)]
+        return [*command, "--resume", str(job.run_dir)]
     command += ["--algo", job.algo, "--task", job.task, "--preset", spec.preset, "--seed", str(job.seed),
                 "--out", str(job.run_dir)]
     command += ["--steps", str(spec.steps)] if spec.steps is not None else []
@@ -382,7 +383,8 @@ class Sweep:
 
     def describe(self) -> list[str]:
         """The plan, one line per run: what it still needs and the commands that will do it."""
-        lines = [f"{len(self.jobs)} runs, {self.workers} at a time, OMP_NUM_THREADS={self.threads} each; out: {self.out}"
+        lines = [f"{len(self.jobs)} runs, {self.workers} at a time, OMP_NUM_THREADS={self.threads} each; "
+                 f"out: {self.out}"
                  + (f"; export: {self.spec.export}" if self.spec.export else "")
                  + (f"; report: {self.spec.report}" if self.spec.report else "")]
         for job in self.jobs:
@@ -423,9 +425,10 @@ class Sweep:
             return 128 + self.stop_signal
         done = [job for job in self.jobs if state(job, self.spec, self.records).done]
         if self.spec.report and done:
-            self.write_report(done)
+            self.write_report(done, Path(self.spec.report))
         if self.failed:
-            self.log(f"{len(self.failed)} run(s) failed: {', '.join(self.failed)} (their logs: {self.out / CHILD_LOGS})")
+            self.log(f"{len(self.failed)} run(s) failed: {', '.join(self.failed)} "
+                     f"(their logs: {self.out / CHILD_LOGS})")
             return 1
         self.log(f"sweep complete in {self.elapsed()}")
         return 0
@@ -463,8 +466,10 @@ class Sweep:
                 log.write(f"$ {' '.join(command)}\n")
                 log.flush()
                 # A session of its own: a terminal's Ctrl-C reaches the sweep only, which forwards it once.
-                child = subprocess.Popen(launched(command), stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True, env=os.environ | {"OMP_NUM_THREADS": str(self.threads)})
+                child = subprocess.Popen(
+                    launched(command), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                    env=os.environ | {"OMP_NUM_THREADS": str(self.threads)},
+                )
             self.children.add(child)
         code = child.wait()
         with self.lock:
@@ -481,10 +486,8 @@ class Sweep:
         """Forward the signal to every child's process group (training checkpoints and exits); start nothing new."""
         self.stop_signal = signum
         for child in list(self.children):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(child.pid, signum)
-            except ProcessLookupError:
-                pass
 
     def export(self, job: Job) -> None:
         if self.spec.export:
@@ -494,11 +497,11 @@ class Sweep:
                 if (job.run_dir / name).is_file():
                     shutil.copyfile(job.run_dir / name, target / name)
 
-    def write_report(self, done: list[Job]) -> None:
+    def write_report(self, done: list[Job], out: Path) -> None:
         from unseen.report import write_report
 
         root = Path(self.spec.export) if self.spec.export else self.out
-        write_report([root / job.name for job in done], Path(self.spec.report))
+        write_report([root / job.name for job in done], out)
         self.log(f"report of {len(done)} runs written to {self.spec.report}")
 
     # ----- progress ---------------------------------------------------------------------------------------

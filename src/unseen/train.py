@@ -46,6 +46,7 @@ from unseen.rundir import (
     write_json,
 )
 
+
 def device_of(cfg: RunConfig) -> torch.device:
     if cfg.train.device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -70,11 +71,14 @@ class Trainer:
             action_repeat=cfg.env.action_repeat,
             render_shadows=cfg.env.render_shadows,
         )
-        obs_shape = self.env.observation_space.shape
+        obs_shape = self.env.obs_shape
         self.action_dim = self.env.action_space.shape[0]
         self.agent = make_agent(cfg.algo, obs_shape, self.action_dim, cfg.agent, self.device, cfg.seed)
-        capacity = cfg.train.replay_capacity or cfg.train.steps + math.ceil(cfg.train.steps / self.env.max_episode_steps) + 1
-        self.replay = ReplayBuffer(capacity, (3, *obs_shape[1:]), self.action_dim, cfg.env.frame_stack, run_dir / "replay")
+        episodes = math.ceil(cfg.train.steps / self.env.max_episode_steps)
+        capacity = cfg.train.replay_capacity or cfg.train.steps + episodes + 1
+        self.replay = ReplayBuffer(
+            capacity, (3, *obs_shape[1:]), self.action_dim, cfg.env.frame_stack, run_dir / "replay"
+        )
         # One generator for the loop's own randomness: replay sampling and the seed steps' random actions.
         self.rng = np.random.default_rng(cfg.seed)
         self.step = 0

@@ -43,7 +43,7 @@ def traversable_algos() -> list[str]:
 
 def load_agent(cfg: RunConfig, checkpoint: dict, env: PixelEnv) -> SAC:
     """The run's agent at `checkpoint`, on the CPU, shaped by the run's training environment `env`."""
-    obs_shape, action_dim = env.observation_space.shape, env.action_space.shape[0]
+    obs_shape, action_dim = env.obs_shape, env.action_space.shape[0]
     agent = make_agent(cfg.algo, obs_shape, action_dim, cfg.agent, torch.device("cpu"), cfg.seed)
     agent.load_state_dict(checkpoint["agent"])
     return agent
@@ -116,7 +116,8 @@ def write_traversal(run_dir: Path, out: Path) -> Path:
     cfg = load_config(run_dir / CONFIG_FILE)
     if cfg.algo not in traversable_algos():
         raise UserError(
-            f"{run_dir} is a {cfg.algo} run, which has no decoder to traverse; use a run of {', '.join(traversable_algos())}"
+            f"{run_dir} is a {cfg.algo} run, which has no decoder to traverse; "
+            f"use a run of {', '.join(traversable_algos())}"
         )
     env = make_eval_env(cfg, "none", None)
     try:
@@ -126,9 +127,12 @@ def write_traversal(run_dir: Path, out: Path) -> Path:
             obs, source = rendered_observations(env, BATCH), f"random-action episode (seed {SEED})"
     finally:
         env.close()
+    if not hasattr(agent, "decode"):  # the algo check above rules this out; the check tells the type checker
+        raise TypeError(f"a {cfg.algo} agent has no decode method")
     latents = agent.latents(obs)
     rows, values, origin = sweeps(agent, latents)
-    swept = agent.decode(sweep_grid(latents[0], rows, values).flatten(0, 1)).view(len(rows), values.shape[1], 3, *obs.shape[2:])
+    swept = agent.decode(sweep_grid(latents[0], rows, values).flatten(0, 1))
+    swept = swept.view(len(rows), values.shape[1], 3, *obs.shape[2:])
     reference = torch.stack([obs[0, -3:].float() / 255.0, agent.decode(latents[:1])[0]])
     cells = torch.cat([reference.expand(len(rows), -1, -1, -1, -1), swept], dim=1)
 

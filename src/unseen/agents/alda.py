@@ -45,6 +45,8 @@ and `smoke` ALDA sees exactly what every other method sees (docs/presets.md).
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -71,7 +73,7 @@ class FrameEncoder(nn.Module):
     def __init__(self, image_size: int, latents: int, mlp_dim: int, bf16: bool, channels_last: bool) -> None:
         super().__init__()
         sizes = (3, *CHANNELS)
-        self.convs = nn.Sequential(*(conv_block(nn.Conv2d, a, b) for a, b in zip(sizes, sizes[1:])))
+        self.convs = nn.Sequential(*(conv_block(nn.Conv2d, a, b) for a, b in pairwise(sizes)))
         side = image_size // 2 ** len(CHANNELS)
         self.mlp = nn.Sequential(
             nn.Linear(CHANNELS[-1] * side * side, mlp_dim), nn.GELU(),
@@ -80,7 +82,7 @@ class FrameEncoder(nn.Module):
         )
         self.fast = FastPath(bf16, channels_last)
         self.apply(orthogonal_init)
-        self.to(memory_format=self.fast.memory_format)
+        self.fast.lay_out(self)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         # float32 latents: the retrieval compares them with values 0.18 apart at beta = 100.
@@ -99,14 +101,14 @@ class FrameDecoder(nn.Module):
             nn.Linear(mlp_dim, CHANNELS[-1] * self.side * self.side), nn.GELU(),
         )
         sizes = (*CHANNELS[::-1], 16)
-        blocks = [conv_block(nn.ConvTranspose2d, a, b) for a, b in zip(sizes, sizes[1:])]
+        blocks = [conv_block(nn.ConvTranspose2d, a, b) for a, b in pairwise(sizes)]
         # The reference's last layer is a k3 s1 p1 transposed conv: that is a k3 s1 p1 conv with the kernel
         # flipped and its channels swapped (the same functions, the same initial distribution), and oneDNN
         # runs the conv about 10x faster in bfloat16.
         self.deconvs = nn.Sequential(*blocks, nn.Conv2d(sizes[-1], 3, 3, stride=1, padding=1))
         self.fast = FastPath(bf16, channels_last)
         self.apply(orthogonal_init)
-        self.to(memory_format=self.fast.memory_format)
+        self.fast.lay_out(self)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         h = self.mlp(z).view(-1, CHANNELS[-1], self.side, self.side)
@@ -162,21 +164,29 @@ class ALDAEncoder(nn.Module):
 class ALDA(SAC):
     """SAC on fused, associatively quantized per-frame latents, the encoder trained by reconstruction only."""
 
+    trunk: ALDAEncoder  # what `build_networks` makes
+
     def __init__(
         self, obs_shape: tuple[int, int, int], action_dim: int, cfg: AgentConfig, device: torch.device, seed: int
     ) -> None:
         super().__init__(obs_shape, action_dim, cfg, device, seed)
-        self.decoder = FrameDecoder(obs_shape[1], cfg.alda_latents, cfg.alda_mlp_dim, cfg.bf16, cfg.channels_last).to(device)
+        self.decoder = FrameDecoder(
+            obs_shape[1], cfg.alda_latents, cfg.alda_mlp_dim, cfg.bf16, cfg.channels_last
+        ).to(device)
         self.alda_optimizer = torch.optim.AdamW(
             [*self.trunk.frames.parameters(), *self.decoder.parameters()],
             lr=cfg.alda_lr, weight_decay=cfg.alda_weight_decay, fused=cfg.fast_kernels,
         )
-        self.codebook_optimizer = torch.optim.Adam(self.trunk.quantizer.parameters(), lr=cfg.alda_codebook_lr, fused=cfg.fast_kernels)
+        self.codebook_optimizer = torch.optim.Adam(
+            self.trunk.quantizer.parameters(), lr=cfg.alda_codebook_lr, fused=cfg.fast_kernels
+        )
 
     def build_networks(self, obs_shape: tuple[int, int, int], action_dim: int) -> tuple[nn.Module, Actor, Critic]:
         cfg = self.cfg
         trunk = ALDAEncoder(obs_shape, cfg)
-        actor = Actor(trunk.out_dim, self.projection_dim, cfg.hidden_dim, action_dim, cfg.log_std_min, cfg.log_std_max, nn.GELU)
+        actor = Actor(
+            trunk.out_dim, self.projection_dim, cfg.hidden_dim, action_dim, cfg.log_std_min, cfg.log_std_max, nn.GELU
+        )
         critic = Critic(trunk.out_dim, self.projection_dim, cfg.hidden_dim, action_dim, nn.GELU)
         return trunk, actor, critic
 
@@ -189,7 +199,9 @@ class ALDA(SAC):
         encoder, not the codebook: they have optimizers of their own)."""
         return [*self.trunk.fusion.parameters(), *self.critic.parameters()]
 
-    def encode_batch(self, obs: torch.Tensor, next_obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def encode_batch(
+        self, obs: torch.Tensor, next_obs: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Latents `(B, k, |z_d|)` of `obs` and of `next_obs` (online encoder), and the newest `obs` frame's
         `(B, |z_d|)` with gradient; the rest is computed without. Stacks from the replay buffer overlap
         (`next_obs` is `obs` moved on by one frame): then only the newest frame of `next_obs` is encoded anew."""

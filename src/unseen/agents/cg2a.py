@@ -22,12 +22,18 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from unseen.agents.drq import DrQ
 from unseen.agents.sac import SAC
-from unseen.augment import USES_IMAGES, VIEWS
+from unseen.augment import USES_IMAGES, VIEWS, random_shift
 from unseen.config import AgentConfig, augmentation_names
 from unseen.envs.sources import image_source
-from unseen.grad import combine, diagnostics, gas_weights, per_loss_gradients, uniform_weights, write_gradients
+from unseen.grad import (
+    combine,
+    diagnostics,
+    gas_weights,
+    per_loss_gradients,
+    uniform_weights,
+    write_gradients,
+)
 
 
 class ViewLoss(nn.Module):
@@ -38,7 +44,9 @@ class ViewLoss(nn.Module):
         self.trunk, self.critic = agent.trunk, agent.critic
         self.agent = [agent]  # a list, so the agent's modules are not registered twice
 
-    def forward(self, obs: torch.Tensor, action: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, obs: torch.Tensor, action: torch.Tensor, target: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.trunk(obs)
         return self.agent[0].critic_loss(features, action, target), features
 
@@ -46,18 +54,20 @@ class ViewLoss(nn.Module):
 class CG2A(SAC):
     """SAC whose critic steps along the GAS-weighted, SGS-damped combination of per-augmentation gradients."""
 
-    augment = DrQ.augment
-
     def __init__(
         self, obs_shape: tuple[int, int, int], action_dim: int, cfg: AgentConfig, device: torch.device, seed: int
     ) -> None:
         super().__init__(obs_shape, action_dim, cfg, device, seed)
         self.names = ["shift", *augmentation_names(cfg)]
         self.view_loss = ViewLoss(self)
-        self.overlay_images = None
+        self.overlay_images: torch.Tensor | None = None
         if USES_IMAGES & set(self.names):
             source = image_source(cfg.overlay_dir or None)
             self.overlay_images = source.batch(cfg.overlay_pool, obs_shape[1], self.generator).to(device)
+
+    def augment(self, obs: torch.Tensor) -> torch.Tensor:
+        """tau_0: DrQ's random shift."""
+        return random_shift(obs, pad=self.cfg.shift_pad, generator=self.generator)
 
     def views(self, obs: torch.Tensor) -> torch.Tensor:
         """`(N+1, B, C, H, W)`: tau_0 = random shift, then each named augmentation of tau_0."""
@@ -66,7 +76,11 @@ class CG2A(SAC):
         for name in self.names[1:]:
             images = None
             if name in USES_IMAGES:
-                pick = torch.randint(len(self.overlay_images), (len(obs),), generator=self.generator, device=obs.device)
+                if self.overlay_images is None:
+                    raise RuntimeError(f"augmentation {name!r} needs overlay images, but no pool was drawn")
+                pick = torch.randint(
+                    len(self.overlay_images), (len(obs),), generator=self.generator, device=obs.device
+                )
                 images = self.overlay_images[pick]
             views.append(VIEWS[name](shifted, images, self.generator))
         return torch.stack(views)
@@ -79,7 +93,9 @@ class CG2A(SAC):
         )
         low, high = cfg.sgs_gamma_low, cfg.sgs_gamma_high
         gamma = low + (high - low) * torch.rand((), generator=self.generator, device=self.device).item()
-        direction = combine(grads, gas=cfg.cg2a_gas, sgs=cfg.cg2a_sgs, gamma=gamma, rule=cfg.sgs_rule, clamp=cfg.gas_clamp)
+        direction = combine(
+            grads, gas=cfg.cg2a_gas, sgs=cfg.cg2a_sgs, gamma=gamma, rule=cfg.sgs_rule, clamp=cfg.gas_clamp
+        )
         self.critic_optimizer.zero_grad(set_to_none=True)
         write_gradients(self.critic_parameters(), direction)
         self.critic_optimizer.step()

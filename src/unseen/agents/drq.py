@@ -18,4 +18,5 @@ class DrQ(SAC):
     def augment(self, obs: torch.Tensor) -> torch.Tensor:
         return random_shift(obs, pad=self.cfg.shift_pad, generator=self.generator)
 
-    augment_next = augment
+    def augment_next(self, next_obs: torch.Tensor) -> torch.Tensor:
+        return self.augment(next_obs)

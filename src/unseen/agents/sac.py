@@ -21,6 +21,7 @@ One update (`update`):
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import numpy as np
 import torch
@@ -59,7 +60,8 @@ class SAC:
         """The trunk (uint8 observations -> features with an `out_dim`), the actor and the critic, in this order."""
         cfg = self.cfg
         trunk = ConvTrunk(
-            obs_shape[0], obs_shape[1], cfg.encoder_layers, cfg.encoder_filters, cfg.bf16, cfg.channels_last, cfg.fast_kernels
+            obs_shape[0], obs_shape[1], cfg.encoder_layers, cfg.encoder_filters, cfg.bf16, cfg.channels_last,
+            cfg.fast_kernels,
         )
         actor = Actor(trunk.out_dim, self.projection_dim, cfg.hidden_dim, action_dim, cfg.log_std_min, cfg.log_std_max)
         critic = Critic(trunk.out_dim, self.projection_dim, cfg.hidden_dim, action_dim)
@@ -189,8 +191,12 @@ class SAC:
         }
 
     def state_dict(self) -> dict:
-        state = {name: module.state_dict() for name, module in self.modules().items()}
-        state |= {"log_alpha": self.log_alpha.detach().clone(), "generator": self.generator.get_state(), "updates": self.updates}
+        state: dict[str, Any] = {name: module.state_dict() for name, module in self.modules().items()}
+        state |= {
+            "log_alpha": self.log_alpha.detach().clone(),
+            "generator": self.generator.get_state(),
+            "updates": self.updates,
+        }
         return state
 
     def load_state_dict(self, state: dict) -> None:

@@ -56,11 +56,13 @@ class PixelDecoder(nn.Module):
             deconvs += [nn.ConvTranspose2d(filters, filters, 3, stride=1), nn.ReLU(inplace=True)]
         image_size = obs_shape[1]
         first = (image_size - 3) // 2 + 1  # side after the trunk's stride-2 conv
-        deconvs.append(nn.ConvTranspose2d(filters, obs_shape[0], 3, stride=2, output_padding=image_size - 2 * first - 1))
+        deconvs.append(
+            nn.ConvTranspose2d(filters, obs_shape[0], 3, stride=2, output_padding=image_size - 2 * first - 1)
+        )
         self.deconvs = nn.Sequential(*deconvs)
         self.fast = FastPath(bf16, channels_last)
         self.apply(orthogonal_init)
-        self.to(memory_format=self.fast.memory_format)
+        self.fast.lay_out(self)
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
         h = torch.relu(self.fc(latent)).view(-1, *self.map_shape)
@@ -70,6 +72,8 @@ class PixelDecoder(nn.Module):
 class SACAE(SAC):
     """SAC + a deterministic autoencoder on the critic's encoder (conv trunk + 50-d latent)."""
 
+    trunk: ConvTrunk  # what SAC's `build_networks` makes
+
     def __init__(
         self, obs_shape: tuple[int, int, int], action_dim: int, cfg: AgentConfig, device: torch.device, seed: int
     ) -> None:
@@ -78,10 +82,12 @@ class SACAE(SAC):
             cfg.sac_ae_latent_dim, self.trunk, obs_shape, cfg.encoder_layers, cfg.bf16, cfg.channels_last
         ).to(device)
         self.encoder_optimizer = torch.optim.Adam(
-            [*self.trunk.parameters(), *self.critic.projection.parameters()], lr=cfg.sac_ae_encoder_lr, fused=cfg.fast_kernels
+            [*self.trunk.parameters(), *self.critic.projection.parameters()],
+            lr=cfg.sac_ae_encoder_lr, fused=cfg.fast_kernels,
         )
         self.decoder_optimizer = torch.optim.Adam(
-            self.decoder.parameters(), lr=cfg.sac_ae_decoder_lr, weight_decay=cfg.sac_ae_decoder_weight_decay, fused=cfg.fast_kernels
+            self.decoder.parameters(),
+            lr=cfg.sac_ae_decoder_lr, weight_decay=cfg.sac_ae_decoder_weight_decay, fused=cfg.fast_kernels,
         )
 
     @property

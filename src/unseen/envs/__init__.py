@@ -8,10 +8,10 @@ from typing import Any
 # The GL backend is chosen when mujoco and dm_control are first imported: EGL renders headless on Mesa.
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from unseen.envs.dmc import PixelEnv, suite  # noqa: E402
-from unseen.envs.shifts import INTENSITIES, SHIFTS, VIDEO_MODES, ShiftConfig, resolve_shift  # noqa: E402
-from unseen.envs.sources import ImageSource, image_source  # noqa: E402
-from unseen.errors import InputError  # noqa: E402
+from unseen.envs.dmc import PixelEnv, suite
+from unseen.envs.shifts import INTENSITIES, SHIFTS, VIDEO_MODES, ShiftConfig, resolve_shift
+from unseen.envs.sources import ImageSource, image_source
+from unseen.errors import InputError
 
 # Every task of dm_control's benchmarking suite, named `domain_task` as DMControl-GB and DrQ name them.
 _SUITE = {f"{domain}_{task}": (domain, task) for domain, task in suite.BENCHMARKING}
@@ -33,8 +33,8 @@ def make_env(task: str, shift: str = "none", seed: int = 0, **options: Any) -> P
 
     Options: `image_size` (84), `frame_stack` (3), `action_repeat` (the task's default: cartpole 8,
     finger 2, others 4), `render_shadows` (False), `true_factors` (False: True puts the factors of the newest
-    frame in the info of `reset` and `step`, see `PixelEnv.factors`); and the data of the shifts: `video_dir` (a directory in
-    DMControl-GB's video format; default: procedural videos), `color_file` (a colour table in the format
+    frame in the info of `reset` and `step`, see `PixelEnv.factors`); and the data of the shifts: `video_dir`
+    (a directory in DMControl-GB's video format; default: procedural videos), `color_file` (a colour table in the format
     of DMControl-GB's `color_*.json`; default: our generated tables), `intensity` (distracting_cs: one of
     `INTENSITIES` or easy/medium/hard; default 0.1), `video_mode` ("fast" or "fidelity", video shifts),
     `image_dir` (overlay images for augmentations, `env.image_source`; default: procedural). The same seed

@@ -12,7 +12,7 @@ every entry of the benchmark's files. `python -m unseen.envs.colors` prints the 
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +36,7 @@ GRID_STEP = 0.1
 """`grid_rgb2 - grid_rgb1` in every entry of the benchmark's tables."""
 
 
-@lru_cache(maxsize=None)
+@cache
 def generated_color_table(shift: str, seed: int = COLOR_TABLE_SEED, entries: int = COLOR_TABLE_ENTRIES) -> np.ndarray:
     """Our colour table for `shift` ("color_easy" or "color_hard"), `(entries, 4, 3)`, read-only."""
     rng = np.random.default_rng([seed, list(COLOR_STD).index(shift)])

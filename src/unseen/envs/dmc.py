@@ -76,7 +76,7 @@ class PixelEnv(gym.Env):
     (`factors`, named by `factor_names`).
     """
 
-    metadata = {"render_modes": ["rgb_array"]}
+    metadata = {"render_modes": ["rgb_array"]}  # noqa: RUF012  (gym.Env declares it an instance variable)
 
     def __init__(
         self,
@@ -114,8 +114,8 @@ class PixelEnv(gym.Env):
         """Overlay images for augmentations of runs on this environment (the `image_dir` option)."""
         spec = self._env.action_spec()
         self._action_low, self._action_high = spec.minimum.astype(np.float64), spec.maximum.astype(np.float64)
-        self.action_space = gym.spaces.Box(-1.0, 1.0, spec.shape, np.float32)
-        self.observation_space = gym.spaces.Box(0, 255, (3 * frame_stack, image_size, image_size), np.uint8)
+        self.action_space: gym.spaces.Box = gym.spaces.Box(-1.0, 1.0, spec.shape, np.float32)
+        self.observation_space: gym.spaces.Box = gym.spaces.Box(0, 255, self.obs_shape, np.uint8)
         self._frames: deque[np.ndarray] = deque(maxlen=frame_stack)
         self.episode_steps = 0
         self.true_factors = true_factors
@@ -128,8 +128,15 @@ class PixelEnv(gym.Env):
         )
         """Names of `factors`, the same for every environment of one task and shift."""
         unlimited_hinges = (model.jnt_type == mujoco.mjtJoint.mjJNT_HINGE) & (model.jnt_limited == 0)
-        self.angle_factors: tuple[str, ...] = tuple(f"qpos/{model.joint(j).name}" for j in np.flatnonzero(unlimited_hinges))
+        self.angle_factors: tuple[str, ...] = tuple(
+            f"qpos/{model.joint(j).name}" for j in np.flatnonzero(unlimited_hinges)
+        )
         """Factors that are angles of hinges without limits: the picture repeats every 2 pi of them."""
+
+    @property
+    def obs_shape(self) -> tuple[int, int, int]:
+        """`(3 * frame_stack, image_size, image_size)`: the shape of `observation_space`."""
+        return (3 * self._frame_stack, self._image_size, self._image_size)
 
     @property
     def max_episode_steps(self) -> int:
@@ -171,8 +178,9 @@ class PixelEnv(gym.Env):
         action = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
         action = self._action_low + (action + 1.0) * 0.5 * (self._action_high - self._action_low)
         reward, sim_steps = 0.0, 0
-        for sim_steps in range(1, self._action_repeat + 1):
+        for _ in range(self._action_repeat):
             time_step = self._env.step(action)
+            sim_steps += 1
             reward += time_step.reward or 0.0
             if time_step.last():
                 break

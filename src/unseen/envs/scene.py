@@ -7,7 +7,7 @@ pixels show the skybox and which the floor (a segmentation pass of the same scen
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import mujoco
 import numpy as np
@@ -20,7 +20,7 @@ FLOOR_MATERIAL = "grid"
 _TEXTURE_ASSETS = ("./common/skybox.xml", "./common/materials.xml")
 
 
-@lru_cache(maxsize=None)
+@cache
 def texture_palette(name: str) -> tuple[np.ndarray, np.ndarray]:
     """How the texel colours of dm_control's builtin texture `name` depend on its three colours.
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import mujoco
 import numpy as np
@@ -256,8 +256,11 @@ class VideoBackground(Distraction):
     image space in both modes; the Distracting Control Suite maps it onto the skybox texture instead.
     """
 
-    def __init__(self, scene: Scene, videos: VideoSource, floor_opacity: float, mode: str, playback: Loop | PingPong) -> None:
-        self.scene, self.videos, self.floor_opacity, self.mode, self.playback = scene, videos, floor_opacity, mode, playback
+    def __init__(
+        self, scene: Scene, videos: VideoSource, floor_opacity: float, mode: str, playback: Loop | PingPong
+    ) -> None:
+        self.scene, self.videos, self.floor_opacity = scene, videos, floor_opacity
+        self.mode, self.playback = mode, playback
         self.clip_index = 0
         self.clip: np.ndarray | None = None
         self.factor_names = ("video/clip", "video/frame")
@@ -268,17 +271,20 @@ class VideoBackground(Distraction):
                 scene.paint_texture("grid", green)
 
     def reset(self, random: np.random.Generator) -> None:
-        self.load(int(random.integers(len(self.videos))))
-        self.playback.start(len(self.clip), random)
+        clip = self.load(int(random.integers(len(self.videos))))
+        self.playback.start(len(clip), random)
 
-    def load(self, clip_index: int) -> None:
+    def load(self, clip_index: int) -> np.ndarray:
         self.clip_index = clip_index
         self.clip = self.videos.clip(clip_index, self.scene.renderer.height)
+        return self.clip
 
     def advance(self, sim_steps: int, random: np.random.Generator) -> None:
         self.playback.advance(sim_steps)
 
     def composite(self, frame: np.ndarray) -> np.ndarray:
+        if self.clip is None:
+            raise RuntimeError("a video background composites only after its reset")
         video = self.clip[self.playback.frame]
         if self.mode == "fidelity":
             return np.where(green_screen(frame)[..., None], video, frame)
@@ -309,7 +315,9 @@ def _spherical(point: np.ndarray) -> np.ndarray:
 
 def _cartesian(sphere: np.ndarray) -> np.ndarray:
     radius, azimuth, polar = sphere
-    return radius * np.array([math.sin(polar) * math.cos(azimuth), math.sin(polar) * math.sin(azimuth), math.cos(polar)])
+    return radius * np.array(
+        [math.sin(polar) * math.cos(azimuth), math.sin(polar) * math.sin(azimuth), math.cos(polar)]
+    )
 
 
 def _rotation(axis: np.ndarray, angle: float) -> np.ndarray:
@@ -470,19 +478,29 @@ class ColorJitter(Distraction):
         self.scene.model.mat_rgba[:, :3] = self.rgb
 
 
+Data = TypeVar("Data")
+
+
+def needed(data: Data | None, config: ShiftConfig) -> Data:
+    """`config`'s colour table or videos, which its shift cannot do without."""
+    if data is None:
+        raise ValueError(f"shift {config.name!r} has no data to draw from: make its ShiftConfig with resolve_shift")
+    return data
+
+
 def distractions(config: ShiftConfig, scene: Scene) -> list[Distraction]:
     """The distractions of the shift `config` names, in the order they run."""
     if config.name in COLOR_STD:
-        return [TableColors(scene, config.colors)]
+        return [TableColors(scene, needed(config.colors, config))]
     if config.name in ("video_easy", "video_hard"):
         floor_opacity = 1.0 if config.name == "video_easy" else 0.0
-        return [VideoBackground(scene, config.videos, floor_opacity, config.video_mode, Loop())]
+        return [VideoBackground(scene, needed(config.videos, config), floor_opacity, config.video_mode, Loop())]
     if config.name == "distracting_cs":
         floor_opacity = _GROUND_PLANE_ALPHA.get(scene.domain, 0.3)
         return [
             CameraShake(scene, config.intensity),
             ColorJitter(scene, config.intensity),
-            VideoBackground(scene, config.videos, floor_opacity, "fast", PingPong()),
+            VideoBackground(scene, needed(config.videos, config), floor_opacity, "fast", PingPong()),
         ]
     return []
 

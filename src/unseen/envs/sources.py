@@ -68,10 +68,17 @@ class DirectoryVideos:
     def __init__(self, directory: str | Path, first: int | None = None) -> None:
         self.directory = Path(directory).expanduser()
         if not self.directory.is_dir():
-            raise InputError(f"video directory {self.directory} does not exist; pass a folder of video0.mp4, video1.mp4, ...")
-        named = [(int(m.group(1)), path) for path in self.directory.iterdir() if (m := _VIDEO_NAME.fullmatch(path.name))]
+            raise InputError(
+                f"video directory {self.directory} does not exist; pass a folder of video0.mp4, video1.mp4, ..."
+            )
+        named = [
+            (int(m.group(1)), path) for path in self.directory.iterdir() if (m := _VIDEO_NAME.fullmatch(path.name))
+        ]
         if not named:
-            raise InputError(f"video directory {self.directory} holds no videoN.mp4 files (DMControl-GB's format); pass another --video-dir")
+            raise InputError(
+                f"video directory {self.directory} holds no videoN.mp4 files (DMControl-GB's format); "
+                "pass another --video-dir"
+            )
         self.paths = [path for _, path in sorted(named)][:first]
         for path in self.paths:
             check_mp4(path)
@@ -191,11 +198,14 @@ class ImageDirectory:
     def __init__(self, directory: str | Path, cache_size: int = 20_000) -> None:
         self.directory = Path(directory).expanduser()
         if not self.directory.is_dir():
-            raise InputError(f"image directory {self.directory} does not exist; pass a folder of images (--image-dir)")
+            raise InputError(
+                f"image directory {self.directory} does not exist; pass a folder of images (--image-dir)"
+            )
         self.paths = sorted(p for p in self.directory.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         if not self.paths:
             raise InputError(
-                f"image directory {self.directory} holds no images ({', '.join(IMAGE_SUFFIXES)}); pass another --image-dir"
+                f"image directory {self.directory} holds no images ({', '.join(IMAGE_SUFFIXES)}); "
+                "pass another --image-dir"
             )
         self.description = str(self.directory)
         self._cache: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
@@ -214,7 +224,9 @@ class ImageDirectory:
             with Image.open(self.paths[index]) as picture:
                 pixels = np.asarray(picture.convert("RGB").resize((size, size), Image.Resampling.BILINEAR))
         except (OSError, UnidentifiedImageError, ValueError):
-            raise InputError(f"cannot read the image {self.paths[index]} (corrupt?); remove it or pass another --image-dir") from None
+            raise InputError(
+                f"cannot read the image {self.paths[index]} (corrupt?); remove it or pass another --image-dir"
+            ) from None
         self._cache[key] = pixels.transpose(2, 0, 1).copy()
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)

@@ -22,7 +22,7 @@ def step_times(task: str, shifts: list[str], steps: int, rounds: int, **options)
     envs = {shift: make_env(task, shift, seed=0, **options) for shift in shifts}
     elapsed = {shift: np.zeros(2) for shift in shifts}
     try:
-        for shift, env in envs.items():
+        for env in envs.values():
             env.reset()
             env.step(np.zeros(env.action_space.shape))  # first use: decoding, caches
         rng = np.random.default_rng(0)
@@ -58,7 +58,10 @@ def main() -> None:
     print(f"{'shift':<16}{'steps/s':>9}{'(x none)':>10}{'CPU ms/step':>13}{'(x none)':>10}")
     base = times.get("none")
     for shift, (wall, cpu) in times.items():
-        ratios = [f"{value / reference:.2f}x" if base else "" for value, reference in zip((wall, cpu), base or (1, 1))]
+        ratios = [
+            f"{value / reference:.2f}x" if base else ""
+            for value, reference in zip((wall, cpu), base or (1, 1), strict=True)
+        ]
         print(f"{shift:<16}{1 / wall:>9.0f}{ratios[0]:>10}{cpu * 1e3:>13.2f}{ratios[1]:>10}")
 
 
