@@ -244,8 +244,7 @@ def markdown(run: dict, entries: dict[str, dict], options: DisentangleConfig) ->
         f"actions, {options.random_action_prob:.0%} of steps uniformly random, the same seeds under every shift. "
         f"Normalised mutual information: {options.bins} equal-frequency bins per continuous variable, plug-in "
         f"estimates adjusted for chance by {options.permutations} permutations of whole episodes, entries not above "
-        f"chance at "
-        f"family-wise level {options.alpha} set to 0. "
+        f"chance at family-wise level {options.alpha} set to 0. "
         f"MIG: Chen et al. 2018; InfoM, InfoC: Hsu et al. 2023, over latents with a range above "
         f"{options.min_range_fraction:g} of the largest and some information. All in [0, 1], higher is more "
         "disentangled; docs/disentanglement.md has the definitions and caveats.",

@@ -75,9 +75,8 @@ class CG2A(SAC):
         views = [shifted]
         for name in self.names[1:]:
             images = None
-            if name in USES_IMAGES:
-                if self.overlay_images is None:
-                    raise RuntimeError(f"augmentation {name!r} needs overlay images, but no pool was drawn")
+            # The pool exists whenever a view uses images (__init__); without it, the view itself says so.
+            if name in USES_IMAGES and self.overlay_images is not None:
                 pick = torch.randint(
                     len(self.overlay_images), (len(obs),), generator=self.generator, device=obs.device
                 )
