@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.stats
 import yaml
 from rliable import metrics
 
@@ -238,6 +239,42 @@ def test_probability_of_improvement_by_hand():
     assert stats.probability_of_improvement(x, y) == 0.5
 
 
+def test_improvement_p_value_by_hand():
+    rng = np.random.default_rng(0)
+    high, low = np.array([3.0, 4.0, 5.0]), np.array([0.0, 1.0, 2.0])
+    # 20 ways to deal 6 runs into 3 + 3; only the observed one puts all of X above all of Y
+    assert stats.improvement_p_value([high], [low], 100, rng) == 0.05
+    assert stats.improvement_p_value([low], [high], 100, rng) == 1.0
+    assert stats.improvement_p_value([high, high], [low, low], 100, rng) == pytest.approx(1 / 400)  # tasks deal apart
+    assert stats.improvement_p_value([high[:2]], [low[:2]], 100, rng) == pytest.approx(1 / 6)
+    assert np.isnan(stats.improvement_p_value([high[:1]], [low[:1]], 100, rng))  # one run each: no test
+
+
+def test_improvement_p_value_is_an_exact_permutation_test():
+    rng = np.random.default_rng(5)
+    for n, m in ((3, 3), (5, 4), (2, 6)):
+        x, y = rng.normal(0.5, 1, n), rng.normal(0, 1, m)
+        expected = scipy.stats.mannwhitneyu(x, y, alternative="greater", method="exact").pvalue
+        assert stats.improvement_p_value([x], [y], 100, rng) == pytest.approx(expected)
+        # rank-based: an increasing transformation of the scores changes nothing
+        assert stats.improvement_p_value([np.exp(x)], [np.exp(y)], 100, rng) == pytest.approx(expected)
+    x, y = np.array([1.0, 2.0, 2.0, 3.0]), np.array([2.0, 0.0, 1.0])  # ties count one half, as in P(X > Y)
+    expected = scipy.stats.permutation_test(
+        (x, y), lambda a, b: stats.batched_improvement(a[None], b[None])[0], permutation_type="independent",
+        alternative="greater", n_resamples=np.inf, vectorized=False).pvalue
+    assert stats.improvement_p_value([x], [y], 100, rng) == pytest.approx(expected)
+
+
+def test_improvement_p_value_samples_deals_when_there_are_too_many(monkeypatch):
+    rng = np.random.default_rng(1)
+    x, y = [rng.normal(0.3, 1, 5), rng.normal(0.3, 1, 3)], [rng.normal(0, 1, 4), rng.normal(0, 1, 3)]
+    exact = stats.improvement_p_value(x, y, 100, rng)
+    monkeypatch.setattr(stats, "EXACT_SPLITS", 1)
+    sampled = stats.improvement_p_value(x, y, 20_000, np.random.default_rng(2))
+    assert sampled == pytest.approx(exact, abs=0.01) and sampled != exact
+    assert stats.improvement_p_value(x, y, 20_000, np.random.default_rng(2)) == sampled  # seeded
+
+
 def test_stratified_bootstrap_resamples_within_tasks():
     rng = np.random.default_rng(0)
     # task 1 always 0, task 2 always 1: every stratified resample has half its runs at 0 and half at 1
@@ -292,9 +329,11 @@ def test_aggregate_and_improvement_files(tmp_path):
     improvements = pd.read_csv(tmp_path / "out" / "improvement.csv").set_index(["shift", "x", "y"])
     assert improvements.loc[("none", "drq", "sac"), "probability"] == 1.0  # 600-800 against 100-300
     assert improvements.loc[("none", "sac", "drq"), "probability"] == 0.0
+    assert improvements.loc[("none", "drq", "sac"), "p_value"] == pytest.approx(0.05)  # 1 of 20 deals
     assert list(improvements.index.get_level_values("shift").unique()) == ["none"]
     report = (tmp_path / "out" / "report.md").read_text()
     assert "| none | 0.20 [0.10, 0.30] | 0.70 [0.60, 0.80] |" in report  # IQM of 3 runs = their middle one's mean
+    assert "| drq | 1.00 [1.00, 1.00], p 0.05 | — |" in report
     for name in ("iqm.png", "optimality_gap.png", "improvement.png", "curves_cartpole_swingup.png"):
         assert (tmp_path / "out" / name).stat().st_size > 1000
 

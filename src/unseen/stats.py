@@ -17,8 +17,12 @@ Scores are per task a 1-D array of per-seed scores; tasks may have different see
 
 from __future__ import annotations
 
+import itertools
+import math
 import zlib
+from collections import Counter
 from collections.abc import Callable, Sequence
+from fractions import Fraction
 
 import numpy as np
 import scipy.stats
@@ -29,6 +33,9 @@ NORMALISER = 1000.0
 
 Scores = Sequence[np.ndarray]
 """One array of per-seed scores per task."""
+
+EXACT_SPLITS = 100_000
+"""The most ways to split one task's pooled runs that `improvement_p_value` enumerates; beyond it, it samples."""
 
 
 def iqm(scores: Scores) -> float:
@@ -64,6 +71,59 @@ def batched_improvement(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     greater = (x[:, :, None] > y[:, None, :]).mean(axis=(1, 2))
     equal = (x[:, :, None] == y[:, None, :]).mean(axis=(1, 2))
     return greater + equal / 2
+
+
+def doubled_u(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Twice the Mann-Whitney U of each row pair of `x` (r, n) and `y` (r, m), as integers: 2 #(x > y) + #(x = y)."""
+    greater = (x[:, :, None] > y[:, None, :]).sum(axis=(1, 2))
+    return 2 * greater + (x[:, :, None] == y[:, None, :]).sum(axis=(1, 2))
+
+
+def splits(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every way to deal the pooled runs of `x` (n) and `y` (m) into n for X and m for Y: arrays (C(n+m, n), n)
+    and (C(n+m, n), m), the observed split among them."""
+    pooled = np.concatenate([x, y])
+    chosen = np.zeros((math.comb(len(pooled), len(x)), len(pooled)), dtype=bool)
+    for row, picks in zip(chosen, itertools.combinations(range(len(pooled)), len(x)), strict=True):
+        row[list(picks)] = True
+    everything = np.broadcast_to(pooled, chosen.shape)
+    return everything[chosen].reshape(len(chosen), -1), everything[~chosen].reshape(len(chosen), -1)
+
+
+def improvement_p_value(x: Scores, y: Scores, reps: int, rng: np.random.Generator) -> float:
+    """One-sided p-value of "X tends to score above Y": a permutation test of `probability_of_improvement`.
+
+    Under the null hypothesis, a task's runs of X and Y are exchangeable, so each way of dealing the task's pooled
+    runs into n for X and m for Y is equally likely, independently per task (stratified like the bootstrap). The
+    p-value is the share of those deals whose P(X > Y), averaged over tasks, is at least the observed one. It is
+    exact (every deal, in exact fractions) when each task has at most `EXACT_SPLITS` deals; with n = m = 3 seeds
+    on one task there are 20, so 1/20 = 0.05 is the smallest p-value three seeds can give. Otherwise `reps`
+    random deals estimate it, as (1 + hits) / (1 + reps). NaN when every task of both has one run, as for the
+    intervals. Rank-based: any increasing transformation of the scores leaves it unchanged.
+    """
+    if single_runs(x) and single_runs(y):
+        return np.nan
+    if all(math.comb(len(a) + len(b), len(a)) <= EXACT_SPLITS for a, b in zip(x, y, strict=True)):
+        null: Counter[Fraction] = Counter({Fraction(0): 1})  # distribution of the sum over tasks of P(X > Y)
+        observed = Fraction(0)
+        for a, b in zip(x, y, strict=True):
+            scale = 2 * len(a) * len(b)
+            values, counts = np.unique(doubled_u(*splits(a, b)), return_counts=True)
+            task = [(Fraction(int(v), scale), int(c)) for v, c in zip(values, counts, strict=True)]
+            convolved: Counter[Fraction] = Counter()
+            for (total, n), (v, c) in itertools.product(null.items(), task):
+                convolved[total + v] += n * c
+            null = convolved
+            observed += Fraction(int(doubled_u(a[None], b[None])[0]), scale)
+        return float(Fraction(sum(n for total, n in null.items() if total >= observed), sum(null.values())))
+    statistic = np.zeros(reps)
+    observed_float = 0.0
+    for a, b in zip(x, y, strict=True):
+        pooled = rng.permuted(np.broadcast_to(np.concatenate([a, b]), (reps, len(a) + len(b))), axis=1)
+        statistic += doubled_u(pooled[:, : len(a)], pooled[:, len(a) :]) / (2 * len(a) * len(b))
+        observed_float += doubled_u(a[None], b[None])[0] / (2 * len(a) * len(b))
+    hits = int((statistic >= observed_float - 1e-12).sum())
+    return (1 + hits) / (1 + reps)
 
 
 def resample(scores: np.ndarray, reps: int, rng: np.random.Generator) -> np.ndarray:
