@@ -68,9 +68,7 @@ def batched_optimality_gap(samples: np.ndarray) -> np.ndarray:
 
 def batched_improvement(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """P(X > Y) + P(X = Y) / 2 for each row pair of `x` (reps, n) and `y` (reps, m): the U statistic / (n m)."""
-    greater = (x[:, :, None] > y[:, None, :]).mean(axis=(1, 2))
-    equal = (x[:, :, None] == y[:, None, :]).mean(axis=(1, 2))
-    return greater + equal / 2
+    return doubled_u(x, y) / (2 * x.shape[1] * y.shape[1])
 
 
 def doubled_u(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -96,34 +94,38 @@ def improvement_p_value(x: Scores, y: Scores, reps: int, rng: np.random.Generato
     Under the null hypothesis, a task's runs of X and Y are exchangeable, so each way of dealing the task's pooled
     runs into n for X and m for Y is equally likely, independently per task (stratified like the bootstrap). The
     p-value is the share of those deals whose P(X > Y), averaged over tasks, is at least the observed one. It is
-    exact (every deal, in exact fractions) when each task has at most `EXACT_SPLITS` deals; with n = m = 3 seeds
-    on one task there are 20, so 1/20 = 0.05 is the smallest p-value three seeds can give. Otherwise `reps`
-    random deals estimate it, as (1 + hits) / (1 + reps). NaN when every task of both has one run, as for the
-    intervals. Rank-based: any increasing transformation of the scores leaves it unchanged.
+    exact (`exact_p_value`) when each task has at most `EXACT_SPLITS` deals; with n = m = 3 seeds on one task
+    there are 20, so 1/20 = 0.05 is the smallest p-value three seeds can give. Otherwise `reps` random deals
+    estimate it, as (1 + hits) / (1 + reps). NaN when every task of both has one run, as for the intervals.
+    Rank-based: any increasing transformation of the scores leaves it unchanged.
     """
     if single_runs(x) and single_runs(y):
         return np.nan
-    if all(math.comb(len(a) + len(b), len(a)) <= EXACT_SPLITS for a, b in zip(x, y, strict=True)):
-        null: Counter[Fraction] = Counter({Fraction(0): 1})  # distribution of the sum over tasks of P(X > Y)
-        observed = Fraction(0)
-        for a, b in zip(x, y, strict=True):
-            scale = 2 * len(a) * len(b)
-            values, counts = np.unique(doubled_u(*splits(a, b)), return_counts=True)
-            task = [(Fraction(int(v), scale), int(c)) for v, c in zip(values, counts, strict=True)]
-            convolved: Counter[Fraction] = Counter()
-            for (total, n), (v, c) in itertools.product(null.items(), task):
-                convolved[total + v] += n * c
-            null = convolved
-            observed += Fraction(int(doubled_u(a[None], b[None])[0]), scale)
-        return float(Fraction(sum(n for total, n in null.items() if total >= observed), sum(null.values())))
-    statistic = np.zeros(reps)
-    observed_float = 0.0
-    for a, b in zip(x, y, strict=True):
-        pooled = rng.permuted(np.broadcast_to(np.concatenate([a, b]), (reps, len(a) + len(b))), axis=1)
-        statistic += doubled_u(pooled[:, : len(a)], pooled[:, len(a) :]) / (2 * len(a) * len(b))
-        observed_float += doubled_u(a[None], b[None])[0] / (2 * len(a) * len(b))
-    hits = int((statistic >= observed_float - 1e-12).sum())
+    tasks = list(zip(x, y, strict=True))
+    if all(math.comb(len(a) + len(b), len(a)) <= EXACT_SPLITS for a, b in tasks):
+        return exact_p_value(tasks)
+    null = np.zeros(reps)
+    for a, b in tasks:
+        deals = rng.permuted(np.broadcast_to(np.concatenate([a, b]), (reps, len(a) + len(b))), axis=1)
+        null += batched_improvement(deals[:, : len(a)], deals[:, len(a) :]) / len(tasks)
+    hits = int((null >= probability_of_improvement(x, y) - 1e-12).sum())  # the tolerance absorbs rounding
     return (1 + hits) / (1 + reps)
+
+
+def exact_p_value(tasks: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:
+    """`improvement_p_value` over every deal of every task, in exact fractions: the null distribution of the sum
+    over tasks of P(X > Y) is the convolution of each task's distribution over its deals."""
+    null: Counter[Fraction] = Counter({Fraction(0): 1})
+    observed = Fraction(0)
+    for a, b in tasks:
+        scale = 2 * len(a) * len(b)
+        values, counts = np.unique(doubled_u(*splits(a, b)), return_counts=True)
+        convolved: Counter[Fraction] = Counter()
+        for (total, n), (value, count) in itertools.product(null.items(), zip(values, counts, strict=True)):
+            convolved[total + Fraction(int(value), scale)] += n * int(count)
+        null = convolved
+        observed += Fraction(int(doubled_u(a[None], b[None])[0]), scale)
+    return float(Fraction(sum(n for total, n in null.items() if total >= observed), sum(null.values())))
 
 
 def resample(scores: np.ndarray, reps: int, rng: np.random.Generator) -> np.ndarray:
