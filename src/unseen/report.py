@@ -508,6 +508,11 @@ def interval(value: float, low: float, high: float) -> str:
     return f"{value:.2f} (one seed: no CI)" if np.isnan(low) else f"{value:.2f} [{low:.2f}, {high:.2f}]"
 
 
+def improvement_cell(probability: float, low: float, high: float, p_value: float) -> str:
+    """`P [low, high], p value`; the p-value left out where there is no test (one run each)."""
+    return interval(probability, low, high) + ("" if np.isnan(p_value) else f", p {p_value:.2g}")
+
+
 def stats_markdown(
     runs: pd.DataFrame, aggregates: pd.DataFrame, improvements: pd.DataFrame, options: ReportConfig
 ) -> str:
@@ -523,8 +528,7 @@ def stats_markdown(
             f"**{metric}** of normalised scores (return / 1000), 95% CI\n\n" + markdown_table(["shift", *order], body)
         )
     for shift, rows in improvements.groupby("shift", sort=False):
-        text = {(r.x, r.y): interval(r.probability, r.ci_low, r.ci_high) + ("" if np.isnan(r.p_value) else
-                f", p {r.p_value:.2g}") for r in rows.itertuples()}
+        text = {(r.x, r.y): improvement_cell(r.probability, r.ci_low, r.ci_high, r.p_value) for r in rows.itertuples()}
         present = [m for m in order if m in set(rows["x"])]
         body = [[x, *(text.get((x, y), "—") for y in present)] for x in present]
         parts.append(f"**P(row > column)** on {shift}, 95% CI\n\n" + markdown_table(["X / Y", *present], body))
