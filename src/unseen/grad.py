@@ -138,9 +138,15 @@ def per_loss_gradients(
 
 
 def write_gradients(params: Sequence[torch.Tensor], direction: torch.Tensor) -> None:
-    """Set each parameter's `.grad` to its slice of the flat `direction` (in `params` order), replacing any."""
+    """Set each parameter's `.grad` to its slice of the flat `direction` (in `params` order, each slice in the
+    parameter's logical element order, as `per_loss_gradients` flattens it), replacing any.
+
+    Each gradient is laid out in memory like its parameter (a channels-last conv weight gets a channels-last
+    gradient): optimizers may pair gradient and parameter by memory position, and torch's fused CPU Adam does,
+    so a gradient in another layout would move other weights than its own (issue 16).
+    """
     for p, chunk in zip(params, direction.split([p.numel() for p in params]), strict=True):
-        p.grad = chunk.view(p.shape)
+        p.grad = torch.empty_like(p).copy_(chunk.view(p.shape))
 
 
 def diagnostics(grads: torch.Tensor, names: Sequence[str], weights: torch.Tensor, gamma: float) -> dict[str, float]:
