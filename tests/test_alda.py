@@ -4,6 +4,7 @@ sharing between obs and next_obs, optimizers, presets and validation."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 
 import pytest
@@ -36,7 +37,7 @@ def changed(module: nn.Module, before: dict[str, torch.Tensor]) -> bool:
 
 
 def test_frames_fold_oldest_first_and_shapes_through_fusion():
-    encoder = ALDAEncoder(OBS, tiny_config("alda").agent)
+    encoder = ALDAEncoder(OBS, dataclasses.replace(tiny_config("alda").agent, precision="bf16"))
     obs = batch(4)["obs"]
     frames = encoder.fold(obs)
     assert frames.shape == (4, 3, 3, 32, 32)
@@ -58,7 +59,8 @@ def test_fusion_flattens_like_the_reference_code(latents, flat):
 
 
 def test_frame_encoder_at_64_pixels_flattens_256x4x4():
-    encoder = ALDAEncoder((9, 64, 64), make_config("alda", "walker_walk", "cpu").agent)
+    agent = dataclasses.replace(make_config("alda", "walker_walk", "cpu").agent, precision="bf16")
+    encoder = ALDAEncoder((9, 64, 64), agent)
     assert encoder.frames.mlp[0].in_features == 256 * 4 * 4
     assert [m.out_features for m in encoder.frames.mlp if isinstance(m, nn.Linear)] == [256, 256, 12]
     assert not isinstance(encoder.frames.mlp[-1], nn.Tanh | nn.GELU)  # a linear head: no tanh
@@ -135,7 +137,7 @@ def test_decoder_gets_the_retrieved_values_and_the_loss_is_bce_plus_commitment()
 
 @pytest.mark.parametrize("make", [overlapping_batch, batch])
 def test_shared_frames_give_the_latents_of_encoding_next_obs_anew(make):
-    agent = new_agent("alda", bf16=False)
+    agent = new_agent("alda", precision="float32")
     b = make()
     z, z_next, newest = agent.encode_batch(b["obs"], b["next_obs"])
     with torch.no_grad():

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from unseen import bench
+from unseen.hardware import resolve_precision
 from unseen.replay import ReplayBuffer
 
 
@@ -35,7 +37,8 @@ def test_replay_saving_is_measured_from_the_buffer():
 @pytest.mark.parametrize("fast", [True, False])
 def test_update_paths_switch_every_fast_path_field(fast):
     agent, batch = bench._update_setup("drq", "smoke", fast, batch_size=4)
-    assert (agent.cfg.bf16, agent.cfg.channels_last, agent.cfg.fast_kernels) == (fast, fast, fast)
+    native = resolve_precision("auto", torch.device("cpu")) == "bf16"
+    assert (agent.cfg.bf16, agent.cfg.channels_last, agent.cfg.fast_kernels) == (fast and native, fast, fast)
     assert agent.critic_optimizer.defaults["fused"] is fast
     assert agent.trunk.convs[1].inplace is fast
     assert batch["obs"].shape[0] == 4

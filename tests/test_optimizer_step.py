@@ -21,14 +21,14 @@ from conftest import tiny_config
 from test_sac import batch, new_agent
 
 UPDATES = 4  # two actor, temperature and target updates at the default every-2 schedule
-PLAIN = dict(bf16=False, channels_last=False, fast_kernels=False)
+PLAIN = dict(precision="float32", channels_last=False, fast_kernels=False)
 """The reference path: float32, NCHW weights and activations, PyTorch's per-tensor optimizer loop."""
 
 
-def users_fast_path(algo: str, bf16: bool) -> dict[str, bool]:
+def users_fast_path(algo: str, precision: str) -> dict[str, bool | str]:
     """The layout and kernels a user of `algo` runs (its preset's; ALDA's convs are not channels-last)."""
     agent = tiny_config(algo).agent
-    return dict(bf16=bf16, channels_last=agent.channels_last, fast_kernels=agent.fast_kernels)
+    return dict(precision=precision, channels_last=agent.channels_last, fast_kernels=agent.fast_kernels)
 
 
 def parameters(agent) -> dict[str, torch.Tensor]:
@@ -82,7 +82,7 @@ def cosine(x: torch.Tensor, y: torch.Tensor) -> float:
 def test_users_fast_path_moves_every_parameter_as_the_plain_path(algo):
     """float32 both: the users' layout, fused optimizers and in-place ReLUs change the order of the arithmetic,
     never which weight a gradient moves. Every tensor's step equals the plain path's to float tolerance."""
-    fast, plain = twin_steps(algo, users_fast_path(algo, bf16=False), PLAIN)
+    fast, plain = twin_steps(algo, users_fast_path(algo, precision="float32"), PLAIN)
     moved = [name for name, step in plain.items() if step.any()]
     assert len(moved) > len(plain) // 2, "most tensors should move in four updates"
     for name, step in plain.items():
@@ -107,7 +107,7 @@ def test_bf16_keeps_every_step_direction_of_float32(algo):
     tensor still moves the way float32 moves it. Measured on batches of seeds 0-3 and 10-13: the smallest cosine
     over every tensor of SAC, DrQ, SVEA, CG2A and SAC+AE is 0.88 (a Q head's last layer, an actor projection);
     CG2A's permuted conv gradients gave 0.22-0.5. The bound, 0.8, sits between."""
-    fast, plain = twin_steps(algo, users_fast_path(algo, bf16=True), PLAIN)
+    fast, plain = twin_steps(algo, users_fast_path(algo, "bf16"), PLAIN)
     for name, step in plain.items():
         if step.any():
             similarity = cosine(fast[name], step)
@@ -147,7 +147,7 @@ def test_every_optimizer_step_moves_each_weight_by_its_own_gradient(algo):
     """Every agent with channels-last weights everywhere (ALDA's too) and fused optimizers: each optimizer step
     equals the plain per-tensor Adam step of each parameter with its gradient, exactly. This is the seam the
     CG2A bug crossed; forward and backward arithmetic play no part in it."""
-    agent = new_agent(algo, bf16=False, channels_last=True, fast_kernels=True)
+    agent = new_agent(algo, precision="float32", channels_last=True, fast_kernels=True)
     checked: list[int] = []
     optimizers = [m for m in agent.modules().values() if isinstance(m, torch.optim.Optimizer)]
     for optimizer in optimizers:

@@ -146,8 +146,8 @@ def test_state_dict_round_trip_continues_identically(algo):
 
 
 def test_fast_path_agrees_with_the_reference_path():
-    fast = new_agent(bf16=True, channels_last=True)
-    reference = new_agent(bf16=False, channels_last=False, fast_kernels=False)
+    fast = new_agent(precision="bf16", channels_last=True)
+    reference = new_agent(precision="float32", channels_last=False, fast_kernels=False)
     reference.load_state_dict(copy.deepcopy(fast.state_dict()))
     data = batch(16)
     features = fast.trunk(data["obs"])

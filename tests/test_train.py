@@ -17,7 +17,7 @@ import torch
 
 from unseen import train
 from unseen.cli import main
-from unseen.config import to_dict
+from unseen.config import load_config, to_dict
 from unseen.rundir import TRAIN_LOCK, exclusive
 
 from conftest import tiny_config
@@ -71,6 +71,10 @@ def test_cli_trains_evaluates_and_writes_the_run_directory(tmp_path):
     assert summary["returns"]["none"]["episodes"] == 1
     assert {"torch", "mujoco", "dm_control", "unseen_commit"} <= set(summary["versions"])
     assert summary["wall_time_s"] > 0
+    # precision "auto" is resolved when the run starts: the config holds what ran, the summary the hardware.
+    chosen = load_config(run / "config.yaml").agent.precision
+    assert chosen == ("bf16" if summary["hardware"]["native_bf16"] else "float32")
+    assert f"precision {chosen}" in done.stderr and summary["hardware"]["cpu"]
     train_log = pd.read_csv(run / "train.csv")
     assert list(train_log["step"]) == [125] and train_log["frames"][0] == 1000
     assert {"critic_loss", "actor_loss", "alpha", "episode_return"} <= set(train_log.columns)

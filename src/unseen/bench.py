@@ -82,7 +82,8 @@ def bench_render(steps: int, rounds: int) -> dict[str, float]:
 
 def _update_setup(algo: str, preset: str, fast: bool, batch_size: int):
     cfg = make_config(algo, "walker_walk", preset)
-    cfg.agent.bf16 = cfg.agent.fast_kernels = fast
+    cfg.agent.precision = "auto" if fast else "float32"  # the fast path: the precision native to this machine
+    cfg.agent.fast_kernels = fast
     cfg.agent.channels_last = fast and cfg.agent.channels_last  # the fast path is the preset's own layout
     size, stack = cfg.env.image_size, cfg.env.frame_stack
     agent = make_agent(algo, (3 * stack, size, size), 6, cfg.agent, torch.device("cpu"), seed=0)

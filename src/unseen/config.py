@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from unseen.errors import UserError
+from unseen.hardware import PRECISIONS
 
 ALGOS = ("sac", "drq", "svea", "cg2a", "alda", "sac_ae")
 PRESETS = ("paper", "cpu", "smoke")
@@ -145,14 +146,22 @@ class AgentConfig:
     """SAC+AE: update the autoencoder every this many updates."""
     sac_ae_bits: int = 5
     """SAC+AE: bit depth of the reconstruction target (pixels quantised to this many bits, plus uniform noise)."""
-    bf16: bool = True
-    """Run every conv stack (trunk, ALDA's encoder, decoders) and the projections' Linear layers under bfloat16
-    autocast (LayerNorm, MLPs, losses, targets, optimizers stay float32)."""
+    precision: str = "auto"
+    """"bf16": every conv stack (trunk, ALDA's encoder, decoders) and the projections' Linear layers under bfloat16
+    autocast (LayerNorm, MLPs, losses, targets, optimizers stay float32); "float32": all float32; "auto": bf16 where
+    the hardware computes it natively (AMX, AVX512-BF16, recent GPUs), else float32, resolved when the run starts."""
     channels_last: bool = True
     """Keep conv activations in channels-last memory layout (faster oneDNN kernels on CPU)."""
     fast_kernels: bool = True
     """Fused Adam/AdamW and in-place ReLUs in the conv trunk; false: PyTorch's default optimizer loop and
     out-of-place ReLUs."""
+
+    @property
+    def bf16(self) -> bool:
+        """Whether the fast path computes in bfloat16 (`precision` resolved, `unseen.hardware.resolve_precision`)."""
+        if self.precision == "auto":
+            raise ValueError("agent.precision=auto is resolved for a device first (unseen.hardware.resolve_precision)")
+        return self.precision == "bf16"
 
 
 @dataclass
@@ -278,7 +287,13 @@ def to_dict(cfg: RunConfig) -> dict[str, Any]:
 
 
 def from_dict(data: dict[str, Any]) -> RunConfig:
-    """Inverse of `to_dict`; unknown keys are an error (a config from a newer or older unseen)."""
+    """Inverse of `to_dict`; unknown keys are an error (a config from a newer or older unseen). Configs written
+    before `agent.precision` existed say `agent.bf16: true|false`, read as precision "bf16" or "float32"."""
+    agent = data.get("agent", {})
+    if "bf16" in agent:
+        agent = {key: value for key, value in agent.items() if key != "bf16"}
+        agent["precision"] = "bf16" if data["agent"]["bf16"] else "float32"
+        data = data | {"agent": agent}
     return _build(RunConfig, data, "")
 
 
@@ -421,6 +436,8 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise UserError(
             f"train.eval_shifts={cfg.train.eval_shifts!r} must list distinct names from: {', '.join(SHIFTS)}"
         )
+    if cfg.agent.precision not in PRECISIONS:
+        raise UserError(f"agent.precision must be one of {', '.join(PRECISIONS)}, got {cfg.agent.precision!r}")
     if cfg.train.device not in ("auto", "cpu", "cuda"):
         raise UserError(f"train.device must be auto, cpu or cuda, got {cfg.train.device!r}")
     return cfg

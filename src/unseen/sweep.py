@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from unseen.config import PRESETS, RunConfig, apply_overrides, make_config, to_dict, validate
+from unseen.config import PRESETS, RunConfig, apply_overrides, load_config, make_config, to_dict, validate
 from unseen.envs.shifts import SHIFTS
 from unseen.errors import UserError
 from unseen.report import UNCOMPARED_FIELDS, flatten
@@ -283,8 +283,11 @@ def state(job: Job, spec: SweepSpec, records: dict[str, dict[str, Any]]) -> Stat
     wanted = flatten(to_dict(job_config(job, spec)))
     if not (run_dir / CONFIG_FILE).is_file():
         return State("new", after_training(wanted, spec))
-    saved = flatten(yaml.safe_load((run_dir / CONFIG_FILE).read_text()))
-    differing = sorted(k for k in set(saved) & set(wanted) - UNCOMPARED_FIELDS - {"seed"} if saved[k] != wanted[k])
+    saved = flatten(to_dict(load_config(run_dir / CONFIG_FILE)))
+    # A run resolves precision "auto" for its machine when it starts: any precision it chose is what "auto" asked.
+    chosen = {"agent.precision"} if wanted["agent.precision"] == "auto" else set()
+    compared = set(saved) & set(wanted) - UNCOMPARED_FIELDS - {"seed"} - chosen
+    differing = sorted(k for k in compared if saved[k] != wanted[k])
     if differing:
         first = differing[0]
         raise UserError(

@@ -12,6 +12,7 @@ stopped at step N and resumed ends with the same parameters as one that never st
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import random
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from unseen import runtime
+from unseen import hardware, runtime
 from unseen.agents import make_agent
 from unseen.config import RunConfig, eval_shift_names, load_config, save_config, validate
 from unseen.envs import make_env
@@ -62,6 +63,9 @@ class Trainer:
         self.runtime = runtime.configure()
         runtime.seed_everything(cfg.seed)
         self.device = device_of(cfg)
+        self.hardware = hardware.describe(self.device)
+        print(f"{cfg.algo} on {self.device}: precision {cfg.agent.precision} ({hardware.native_bf16(self.device)[1]}), "
+              f"{self.runtime['torch_threads']} thread(s)", file=sys.stderr, flush=True)
         self.env = make_env(
             cfg.env.task,
             "none",
@@ -201,6 +205,7 @@ class Trainer:
             "wall_time_s": round(self.elapsed, 1),
             "versions": runtime.versions(),
             "runtime": self.runtime,
+            "hardware": self.hardware,
         }
         write_json(self.run_dir / SUMMARY_FILE, summary)
         return summary
@@ -256,8 +261,11 @@ class Trainer:
 
 
 def start(cfg: RunConfig, run_dir: Path, stop_at: int | None = None) -> dict[str, Any] | None:
-    """Start a new run in `run_dir` (which must not hold one) and train it."""
+    """Start a new run in `run_dir` (which must not hold one) and train it. `agent.precision=auto` is resolved for
+    this machine first, so that config.yaml, and every resume on any machine, holds the precision the run uses."""
     validate(cfg)
+    precision = hardware.resolve_precision(cfg.agent.precision, device_of(cfg))
+    cfg = dataclasses.replace(cfg, agent=dataclasses.replace(cfg.agent, precision=precision))
     prepare_run_dir(run_dir)
     with exclusive(run_dir / TRAIN_LOCK, busy(run_dir)):
         prepare_run_dir(run_dir)  # again under the lock: another process may have started a run here meanwhile

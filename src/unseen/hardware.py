@@ -1,0 +1,78 @@
+"""What the machine can do fast: the CPU's name and vector features, and the precision `auto` chooses.
+
+bfloat16 pays only where the hardware computes it natively: CPUs with AMX or AVX512-BF16, CUDA GPUs with bf16
+units (compute capability 8.0 and later). Elsewhere PyTorch emulates it, and on an AVX2-only CPU a bf16 update
+of the `cpu` preset took 5-8x as long as a float32 one (docs/presets.md). So `agent.precision=auto` (the
+default) is resolved once, when a run starts, to "bf16" on such hardware and "float32" everywhere else; the
+run's config.yaml holds the choice, its summary.json the hardware it was made on.
+"""
+
+from __future__ import annotations
+
+import platform
+from functools import cache
+from pathlib import Path
+
+import torch
+
+PRECISIONS = ("auto", "bf16", "float32")
+
+CPU_FEATURES = ("avx2", "avx512", "avx512_bf16", "amx_tile")
+"""The CPU features that decide conv speed, as PyTorch's own CPU detection reports them (`torch.cpu`)."""
+
+
+@cache
+def cpu_name() -> str:
+    """The CPU's model name ("AMD EPYC", "Intel(R) Xeon(R) Platinum 8480+", ...), or the architecture if unknown."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    return platform.processor() or platform.machine()
+
+
+def cpu_features() -> dict[str, bool]:
+    """Which of `CPU_FEATURES` this CPU has."""
+    probes = {
+        "avx2": torch.cpu._is_avx2_supported,
+        "avx512": torch.cpu._is_avx512_supported,
+        "avx512_bf16": torch.cpu._is_avx512_bf16_supported,
+        "amx_tile": torch.cpu._is_amx_tile_supported,
+    }
+    return {name: bool(probe()) for name, probe in probes.items()}
+
+
+def native_bf16(device: torch.device) -> tuple[bool, str]:
+    """Whether `device` computes bfloat16 natively, and why in a few words."""
+    if device.type == "cuda":
+        native = torch.cuda.is_bf16_supported(including_emulation=False)
+        gpu = torch.cuda.get_device_name(device)
+        return native, f"{gpu} {'has' if native else 'lacks'} bf16 units"
+    if device.type != "cpu":
+        return False, f"bf16 is not known to be native on {device.type}"
+    features = cpu_features()
+    units = [name.upper().replace("_", "-") for name in ("amx_tile", "avx512_bf16") if features[name]]
+    if units:
+        return True, f"{cpu_name()} has {' and '.join(units)}"
+    best = "AVX512" if features["avx512"] else "AVX2" if features["avx2"] else "no AVX2"
+    return False, f"{cpu_name()} has {best}, no AMX or AVX512-BF16: bf16 would be emulated"
+
+
+def resolve_precision(requested: str, device: torch.device) -> str:
+    """"auto" becomes "bf16" where `device` computes it natively, else "float32"; an explicit choice stays as it is
+    (bf16 on hardware that emulates it is honoured: slow, but what was asked)."""
+    if requested not in PRECISIONS:
+        raise ValueError(f"unknown precision {requested!r}; choose one of: {', '.join(PRECISIONS)}")
+    if requested == "auto":
+        return "bf16" if native_bf16(device)[0] else "float32"
+    return requested
+
+
+def describe(device: torch.device) -> dict[str, object]:
+    """The hardware a run is made on, for its summary.json."""
+    record: dict[str, object] = {"device": str(device), "cpu": cpu_name(), "cpu_features": cpu_features()}
+    if device.type == "cuda":
+        record["gpu"] = torch.cuda.get_device_name(device)
+    record["native_bf16"] = native_bf16(device)[0]
+    return record
