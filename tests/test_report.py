@@ -341,7 +341,7 @@ def test_aggregate_and_improvement_files(tmp_path):
 def test_curves_say_which_methods_have_only_a_final_point(tmp_path):
     for seed in (1, 2):
         fake_run(tmp_path / "runs", "drq", seed, {"none": 600.0, "video_easy": 200.0}, curve=[0.0, 300.0])
-    report_md = write_report([tmp_path / "runs"], tmp_path / "out", FAST).with_name("report.md").read_text()
+    report_md = write_report([tmp_path / "runs"], tmp_path / "out", FAST).table.with_name("report.md").read_text()
     assert "no curve: video_easy: drq." in report_md
     assert "none:" not in report_md.split("no curve:")[1]  # the training environment has a curve
 
@@ -369,6 +369,108 @@ def test_cli_report(tmp_path, capsys):
     assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "out"), "--reps", "50"]) == 0
     assert "| none | cartpole_swingup | **700** |" in capsys.readouterr().out
     assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "out"), "--reps", "0"]) == 2
+
+
+# ----- several studies in one report ------------------------------------------------------------------------
+
+
+def mixed_studies(root):
+    """Two studies that were never run together: on cartpole_swingup DrQ, CG2A and a one-seed ablation (AC); on
+    walker_walk DrQ and a one-seed SAC. DrQ has both tasks, CG2A and SAC one each."""
+    ac = ["agent.cg2a_gas=false", "agent.cg2a_sgs=false"]
+    for seed in (1, 2):
+        fake_run(root / "swingup" / "runs", "drq", seed, {"none": 600.0 + 100 * seed, "video_hard": 100.0 * seed})
+        fake_run(root / "swingup" / "runs", "cg2a", seed, {"none": 300.0 * seed, "video_hard": 150.0 + seed})
+        fake_run(root / "walker" / "runs", "drq", seed, {"none": 400.0 * seed, "video_hard": 50.0 * seed},
+                 task="walker_walk")
+    fake_run(root / "swingup" / "runs", "cg2a", 1, {"none": 250.0, "video_hard": 120.0}, overrides=ac, name="ac")
+    fake_run(root / "walker" / "runs", "sac", 1, {"none": 900.0, "video_hard": 30.0}, task="walker_walk")
+
+
+def test_a_mix_of_studies_compares_methods_only_over_tasks_they_share(tmp_path, capsys):
+    mixed_studies(tmp_path / "results")
+    assert main(["report", str(tmp_path / "results"), "--out", str(tmp_path / "out"), "--reps", "300"]) == 0
+    printed = capsys.readouterr().out
+    out = tmp_path / "out"
+    table_md = (out / "table.md").read_text()
+    assert "| shift | task | sac | drq | cg2a[AC] | cg2a |" in table_md
+    assert "| none | cartpole_swingup | — | **750 ± 50** | 250 | 450 ± 150 |" in table_md  # one seed: its mean alone
+    assert "| none | walker_walk | **900** | 600 ± 200 | — | — |" in table_md
+    assert "| video_hard | walker_walk | 30 | **75 ± 25** | — | — |" in table_md
+    ablation_md = (out / "ablation.md").read_text()
+    assert "| none | cg2a[AC] | ✓ |  |  | — | 250 |" in ablation_md and "walker_walk" not in ablation_md
+
+    aggregates = pd.read_csv(out / "aggregate.csv")
+    iqm = aggregates[aggregates["metric"] == "IQM"]
+    covered = iqm[iqm["shift"] == "none"].groupby("task_set", sort=False)["method"].agg(list).to_dict()
+    assert covered == {"cartpole_swingup + walker_walk": ["drq"], "cartpole_swingup": ["drq", "cg2a[AC]", "cg2a"],
+                       "walker_walk": ["sac", "drq"]}  # the widest task set first; methods in the table's order
+    assert (iqm.groupby("method")["shift"].nunique() == 2).all()  # the same on video_hard
+    both = iqm.set_index(["shift", "task_set", "method"]).loc[("none", "cartpole_swingup + walker_walk", "drq")]
+    assert both["value"] == pytest.approx(stats.iqm([np.array([0.7, 0.8]), np.array([0.4, 0.8])]))
+    assert (both["tasks"], both["runs"]) == (2, 4)
+    one_seed = iqm.set_index(["shift", "task_set", "method"]).loc[("none", "walker_walk", "sac")]
+    assert one_seed["value"] == 0.9 and np.isnan(one_seed["ci_low"])
+
+    improvements = pd.read_csv(out / "improvement.csv")
+    pairs = set(zip(improvements["task_set"], improvements["x"], improvements["y"], strict=True))
+    assert ("walker_walk", "sac", "drq") in pairs and ("cartpole_swingup", "cg2a", "cg2a[AC]") in pairs
+    assert not any("cg2a" in x and y == "sac" for _, x, y in pairs)  # never compared: no task in common
+    assert not any(tasks == "cartpole_swingup + walker_walk" for tasks, _, _ in pairs)  # drq alone there
+    assert improvements.set_index(["shift", "task_set", "x", "y"]).loc[
+        ("none", "walker_walk", "sac", "drq"), "probability"] == 1.0
+
+    report = (out / "report.md").read_text()
+    assert "| shift | tasks | sac | drq | cg2a[AC] | cg2a |" in report
+    assert "**P(row > column)** on video_hard over walker_walk, 95% CI" in report
+    notes = ["No P(X > Y) over cartpole_swingup + walker_walk on none, video_hard: only drq has runs on all of these "
+             "tasks.", "Not compared (no task in common) on none, video_hard: cg2a[AC] with sac; cg2a with sac."]
+    assert all(f"\n- {note}\n" in report for note in notes)
+    assert printed.count("aggregates: ") == 2 and all(f"aggregates: {note}\n" in printed for note in notes)
+    for name in ("iqm.png", "improvement.png", "curves_cartpole_swingup.png", "curves_walker_walk.png"):
+        assert (out / name).stat().st_size > 1000
+
+
+def test_each_study_keeps_its_numbers_in_a_report_of_several(tmp_path):
+    """The same seeds of one method in two folders are two studies, labelled by folder; every number of a study's
+    own report, intervals included, is in the report of all of them."""
+    mixed_studies(tmp_path / "results")
+    for seed in (1, 2):  # DrQ's seeds once more, on other code, in a third study
+        fake_run(tmp_path / "results" / "old" / "runs", "drq", seed, {"none": 500.0 * seed, "video_hard": 90.0})
+    write_report([tmp_path / "results"], tmp_path / "all", FAST)
+    every_run = pd.read_csv(tmp_path / "all" / "runs.csv").drop_duplicates("run")
+    studies = every_run.groupby("method")["run"].agg(lambda runs: sorted({run.split("/")[-3] for run in runs}))
+    assert studies.to_dict() == {
+        "drq[old/runs/]": ["old"], "drq[swingup/runs/]": ["swingup"],  # told apart: seeds 1 and 2 twice
+        "drq": ["walker"], "sac": ["walker"], "cg2a": ["swingup"], "cg2a[AC]": ["swingup"]}
+    labels = dict(zip(every_run["run"], every_run["method"], strict=True))
+    combined = {name: pd.read_csv(tmp_path / "all" / f"{name}.csv", dtype=str)  # numbers as written
+                for name in ("table", "aggregate", "improvement")}
+    for study in ("swingup", "walker", "old"):
+        write_report([tmp_path / "results" / study / "runs"], tmp_path / study, FAST)
+        runs = pd.read_csv(tmp_path / study / "runs.csv").drop_duplicates("run")
+        rename = dict(zip(runs["method"], runs["run"].map(labels), strict=True))
+        (task,) = runs["task"].unique()
+        own = pd.read_csv(tmp_path / study / "table.csv", dtype=str).set_index(["shift", "task"])
+        every = combined["table"].set_index(["shift", "task"]).loc[own.index]
+        for column in own.columns.drop("best"):
+            method, stat = column.rsplit(" ", 1)
+            pd.testing.assert_series_equal(own[column], every[f"{rename[method]} {stat}"], check_names=False)
+        for name, methods in (("aggregate", ["method"]), ("improvement", ["x", "y"])):
+            own = pd.read_csv(tmp_path / study / f"{name}.csv", dtype=str)
+            own[methods] = own[methods].replace(rename)
+            over_task = combined[name][combined[name]["task_set"] == task].drop(columns="task_set")
+            found = own.merge(over_task, how="left", indicator=True)
+            assert (found["_merge"] == "both").all(), (study, name)  # "old" has one method: no P(X > Y)
+
+
+def test_a_run_in_a_second_folder_without_a_shared_seed_is_one_more_seed(tmp_path):
+    fake_run(tmp_path / "first", "drq", 1, {"none": 600.0})
+    fake_run(tmp_path / "later", "drq", 2, {"none": 800.0})
+    assert table(collect([tmp_path])).set_index("method").loc["drq", "seeds"] == 2
+    runs = collect([tmp_path, tmp_path / "later"])  # a run found twice is one run
+    assert list(runs["run"]) == [str(tmp_path / "first" / "drq-cartpole_swingup-seed1"),
+                                 str(tmp_path / "later" / "drq-cartpole_swingup-seed2")]
 
 
 @pytest.mark.parametrize("results", sorted(p.parent.name for p in RESULTS.glob("*/runs")))

@@ -231,8 +231,10 @@ def run_report(args: argparse.Namespace) -> int:
         raise UserError("pass run directories (or --grad RUN_DIR)")
     if args.reps <= 0:
         raise UserError(f"--reps must be positive, got {args.reps}")
-    path = write_report(args.dirs, args.out, ReportConfig(args.reps, args.bootstrap_seed))
-    print(path.read_text(), end="")
+    report = write_report(args.dirs, args.out, ReportConfig(args.reps, args.bootstrap_seed))
+    print(report.table.read_text(), end="")
+    for note in report.notes:
+        print(f"aggregates: {note}")
     print(f"written to {args.out} (report.md lists every table and figure)")
     return 0
 

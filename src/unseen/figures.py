@@ -8,6 +8,7 @@ title and the caption, so a missing curve is never mistaken for a flat one.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,8 @@ from unseen.config import ReportConfig
 from unseen.envs.shifts import SHIFTS
 
 PANEL_COLUMNS = 3
+TITLE_WIDTH = 24
+"""Characters per line of an interval panel's title: a comparison named by its tasks wraps, a shift's name fits."""
 
 
 def pyplot():
@@ -64,9 +67,10 @@ def curve(
 
 
 def draw_curves(
-    task: str, rows: pd.DataFrame, order: list[str], path: Path, options: ReportConfig
+    task: str, rows: pd.DataFrame, order: list[str], streams: dict[str, str], path: Path, options: ReportConfig
 ) -> dict[str, list[str]]:
-    """One figure for `task`: a panel per shift. Returns per shift the methods drawn as a single final point."""
+    """One figure for `task`: a panel per shift. Returns per shift the methods drawn as a single final point. Each
+    band's draws are seeded by the method's seeding name (`report.method_labels`)."""
     plt = pyplot()
     shifts = [s for s in SHIFTS if s in set(rows["shift"])]
     columns = min(PANEL_COLUMNS, len(shifts))
@@ -76,7 +80,8 @@ def draw_curves(
     point_only: dict[str, list[str]] = {}
     for ax, shift in zip(axes.flat, shifts, strict=False):  # the grid's panels beyond the shifts are hidden below
         for method in order:
-            found = curve(rows[(rows["shift"] == shift) & (rows["method"] == method)], options, task, shift, method)
+            found = curve(rows[(rows["shift"] == shift) & (rows["method"] == method)], options, task, shift,
+                          streams[method])
             if found is None:
                 continue
             frames, mean, low, high, seeds = found
@@ -109,19 +114,21 @@ def draw_curves(
 
 
 def draw_intervals(aggregates: pd.DataFrame, metric: str, order: list[str], path: Path) -> None:
-    """rliable's interval plot of one metric: a panel per shift, a bar (95% CI) and a tick (point) per method."""
+    """rliable's interval plot of one metric: a panel per comparison (shift, and task set where a shift has several),
+    a bar (95% CI) and a tick (point) per method."""
     from rliable import plot_utils
 
     plt = pyplot()
     rows = aggregates[aggregates["metric"] == metric]
-    shifts = list(dict.fromkeys(rows["shift"]))
-    by = rows.set_index(["method", "shift"])
-    points = {m: np.array([by["value"].get((m, s), np.nan) for s in shifts]) for m in order}
+    panels = list(dict.fromkeys(rows["comparison"]))
+    by = rows.set_index(["method", "comparison"])
+    points = {m: np.array([by["value"].get((m, p), np.nan) for p in panels]) for m in order}
     intervals = {
-        m: np.array([[by[c].get((m, s), np.nan) for s in shifts] for c in ("ci_low", "ci_high")]) for m in order
+        m: np.array([[by[c].get((m, p), np.nan) for p in panels] for c in ("ci_low", "ci_high")]) for m in order
     }
+    titles = [textwrap.fill(panel, TITLE_WIDTH) for panel in panels]
     fig, axes = plot_utils.plot_interval_estimates(
-        points, intervals, metric_names=shifts, algorithms=order, colors=colors(order), max_ticks=3,
+        points, intervals, metric_names=titles, algorithms=order, colors=colors(order), max_ticks=3,
         xlabel=f"{metric} of return / 1000", row_height=max(0.45, 1.5 / len(order)), subfigure_width=2.6,
         xlabel_y_coordinate=-0.35 / len(order) ** 0.5,
     )
@@ -132,27 +139,27 @@ def draw_intervals(aggregates: pd.DataFrame, metric: str, order: list[str], path
 
 
 def draw_improvement(improvements: pd.DataFrame, order: list[str], path: Path) -> bool:
-    """rliable's probability-of-improvement plot, a panel per shift, each unordered pair once (X after Y in the
-    method order: newer methods over their baselines); False when no shift has two methods."""
+    """rliable's probability-of-improvement plot, a panel per comparison, each unordered pair once (X after Y in the
+    method order: newer methods over their baselines); False when no comparison has two methods."""
     from rliable import plot_utils
 
     plt = pyplot()
     pairs = improvements[improvements["x"].map(order.index) > improvements["y"].map(order.index)]
-    shifts = list(dict.fromkeys(pairs["shift"]))
-    if not shifts:
+    panels = list(dict.fromkeys(pairs["comparison"]))
+    if not panels:
         return False
-    counts = pairs.groupby("shift", sort=False).size()
-    fig, axes = plt.subplots(len(shifts), 1, figsize=(6, 0.4 * counts.sum() + 1.2 * len(shifts)), squeeze=False,
+    counts = pairs.groupby("comparison", sort=False).size()
+    fig, axes = plt.subplots(len(panels), 1, figsize=(6, 0.4 * counts.sum() + 1.2 * len(panels)), squeeze=False,
                              gridspec_kw={"height_ratios": list(counts + 2), "hspace": 0.9})
-    for ax, shift in zip(axes.flat, shifts, strict=True):
-        rows = pairs[pairs["shift"] == shift]
+    for ax, panel in zip(axes.flat, panels, strict=True):
+        rows = pairs[pairs["comparison"] == panel]
         keys = [f"{r.x}|{r.y}" for r in rows.itertuples()]
         plot_utils.plot_probability_of_improvement(
             dict(zip(keys, rows["probability"], strict=True)),
             dict(zip(keys, rows[["ci_low", "ci_high"]].to_numpy(), strict=True)),
             pair_separator="|", ax=ax, xticks=[0, 0.25, 0.5, 0.75, 1.0],
         )
-        ax.set_title(shift, fontsize="x-large", pad=22)
+        ax.set_title(panel, fontsize="x-large", pad=22)
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return True
@@ -162,10 +169,11 @@ def write_figures(runs: pd.DataFrame, aggregates: pd.DataFrame, improvements: pd
                   out: Path, options: ReportConfig) -> str:
     """Write every figure into `out`; returns their Markdown section (images and captions)."""
     evals = evaluations(runs)
+    streams = dict(zip(runs["method"], runs["stream"], strict=True))
     parts = []
     for task in sorted(runs["task"].unique()):
         name = f"curves_{task}.png"
-        point_only = draw_curves(task, evals[evals["task"] == task], order, out / name, options)
+        point_only = draw_curves(task, evals[evals["task"] == task], order, streams, out / name, options)
         missing = "; ".join(f"{shift}: {', '.join(methods)}" for shift, methods in point_only.items())
         parts.append(
             f"![{task}]({name})\n\n{task}: return of the deterministic policy against environment frames, one panel "

@@ -15,13 +15,15 @@ says what each number means):
 A run's METHOD is its algorithm, plus CG2A's ablation switches when they are not the full method, plus any other
 config field in which it differs from runs of the same algorithm on the same task (fields that cannot change what
 a run learns, `UNCOMPARED_FIELDS`, aside): runs are averaged together only when their configs agree.
-Runs of different presets are never reported together. Text outputs are byte-identical for the same inputs.
+Runs of different presets are never reported together. Runs of several studies are: the tables show every task,
+and the aggregates compare methods only over tasks each of them has (`comparisons`); the same seed of a method in two
+folders makes two methods, labelled by folder. Text outputs are byte-identical for the same inputs.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,12 +57,15 @@ _DEFAULT = AgentConfig()
 
 
 def collect(dirs: list[Path]) -> pd.DataFrame:
-    """One row per (run, shift) from every summary.json at any depth under `dirs`, with the run's METHOD."""
-    runs = []
+    """One row per (run, shift) from every summary.json at any depth under `dirs`, with the run's METHOD. A run found
+    under two of `dirs` (`results results/cpu`) is one run, never a second seed."""
+    found: dict[Path, Path] = {}
     for root in dirs:
         if not root.exists():
             raise UserError(f"{root} does not exist; pass run directories or folders that hold them")
-        runs += [load_run(path.parent) for path in sorted(root.rglob(SUMMARY_FILE))]
+        for path in sorted(root.rglob(SUMMARY_FILE)):
+            found.setdefault(path.parent.resolve(), path.parent)
+    runs = [load_run(run_dir) for run_dir in found.values()]
     if not runs:
         raise UserError(f"no finished runs ({SUMMARY_FILE}) under {', '.join(map(str, dirs))}")
     presets = sorted({run.summary["preset"] for run in runs})
@@ -70,12 +75,14 @@ def collect(dirs: list[Path]) -> pd.DataFrame:
     rows = []
     for run in runs:
         summary = run.summary
+        method, stream = labels[run.path]
         for shift, result in summary["returns"].items():
             rows.append(
                 {
                     "run": run.path,
                     "algo": run.algo,
-                    "method": labels[run.path],
+                    "method": method,
+                    "stream": stream,
                     "task": summary["task"],
                     "preset": summary["preset"],
                     "seed": summary["seed"],
@@ -152,24 +159,56 @@ def ablation_parts(switch: dict[str, Any]) -> list[str]:
     return parts + ([f"gamma={switch['gamma']}"] if switch["sgs"] and switch["gamma"] != DEFAULT_GAMMA else [])
 
 
-def method_labels(runs: list[Run]) -> dict[str, str]:
-    """Each run's METHOD: `algo`, then in brackets its CG2A ablation and every compared config field in which it
-    differs from another run of the same algorithm, ablation and task (fields a config lacks are not compared)."""
+def method_labels(runs: list[Run]) -> dict[str, tuple[str, str]]:
+    """Each run's METHOD and the name its bootstrap draws are seeded by.
+
+    The METHOD is `algo`, then in brackets its CG2A ablation and every compared config field in which it differs
+    from another run of the same algorithm, ablation and task (fields a config lacks are not compared), then, when
+    runs so named share a seed on a task, the folder each comes from: one seed twice is two studies (the same
+    method re-run on other code, say), never two seeds to average. The seeding name leaves the folder out, so that
+    a study's intervals in a report of several studies are those of its own report.
+    """
     def base(run: Run) -> tuple[str, ...]:
         return (run.algo, *ablation_parts(switches(run.config)))
 
     groups: dict[tuple, list[Run]] = {}
     for run in runs:
         groups.setdefault((run.summary["task"], base(run)), []).append(run)
-    labels = {}
+    parts: dict[str, list[str]] = {}
     for group in groups.values():
         shared = set.intersection(*(set(run.config) for run in group)) - UNCOMPARED_FIELDS
         differing = sorted(key for key in shared if len({repr(run.config[key]) for run in group}) > 1)
         for run in group:
-            algo, *parts = base(run)
-            parts += [f"{key}={show_value(run.config[key])}" for key in differing]
-            labels[run.path] = f"{algo}[{', '.join(parts)}]" if parts else algo
+            parts[run.path] = [*base(run), *(f"{key}={show_value(run.config[key])}" for key in differing)]
+    named: dict[tuple, list[Run]] = {}
+    for run in runs:
+        named.setdefault((run.summary["task"], *parts[run.path]), []).append(run)
+    labels = {}
+    for group in named.values():
+        seeds = [run.summary["seed"] for run in group]
+        folder = {run.path: Path(run.path).resolve().parent for run in group}
+        names = folder_names(list(folder.values()))
+        split = len(set(seeds)) < len(seeds) and len(names) > 1
+        for run in group:
+            stream = bracketed(parts[run.path])
+            labels[run.path] = (bracketed([*parts[run.path], names[folder[run.path]]]) if split else stream, stream)
     return labels
+
+
+def bracketed(parts: list[str]) -> str:
+    """`["drq", "a=1", "b=2"]` -> `drq[a=1, b=2]`; `["drq"]` -> `drq`."""
+    algo, *rest = parts
+    return f"{algo}[{', '.join(rest)}]" if rest else algo
+
+
+def folder_names(folders: list[Path]) -> dict[Path, str]:
+    """Each folder by what follows the path components all of them share (at least its own name), ending in `/` so
+    that it reads as a folder, never as a config field: `results/cpu/runs` -> `cpu/runs/` beside `results/old/runs`."""
+    unique = sorted(set(folders))
+    shared = 0
+    while shared < min(len(f.parts) for f in unique) - 1 and len({f.parts[shared] for f in unique}) == 1:
+        shared += 1
+    return {folder: "/".join(folder.parts[shared:]) + "/" for folder in unique}
 
 
 def show_value(value: Any) -> str:
@@ -457,51 +496,139 @@ def ablation_csv(runs: pd.DataFrame) -> str:
 # ----- aggregate statistics (rliable) ------------------------------------------------------------------------
 
 
-def score_sets(runs: pd.DataFrame) -> dict[str, tuple[list[str], dict[str, list[np.ndarray]]]]:
-    """Per shift: the tasks every method evaluated on it, and per method one array of normalised per-seed scores
-    per task (return / 1000). A method without runs on a shift is left out of that shift."""
-    sets = {}
+@dataclass(frozen=True)
+class Comparison:
+    """Methods compared on one shift over one set of tasks, each of which every one of them has runs on."""
+
+    shift: str
+    tasks: tuple[str, ...]
+    scores: dict[str, list[np.ndarray]]
+    """Per method one array of normalised per-seed scores (return / 1000) per task, in the order of `tasks`."""
+    title: str
+    """How the report names it: the shift, followed by the tasks when some shift has several comparisons."""
+
+    @property
+    def task_set(self) -> str:
+        return " + ".join(self.tasks)
+
+
+def comparisons(runs: pd.DataFrame) -> list[Comparison]:
+    """Per shift (benchmark order), one comparison over every set of tasks that some of its methods share
+    (`shared_task_sets`), holding every method with runs on all of them; a method without runs on a shift is left
+    out of that shift. An aggregate over tasks compares methods fairly only over tasks each of them has: a method
+    missing a task is compared over the tasks it has, never scored as if it had failed the others. When all of a
+    shift's methods have the same tasks, as in one study, the shift has one comparison and keeps its plain name."""
+    found = []
+    for shift, has in tasks_by_method(runs).items():
+        rows = runs[runs["shift"] == shift]
+        for tasks in shared_task_sets(list(has.values())):
+            scores = {
+                m: [rows.loc[(rows["method"] == m) & (rows["task"] == t)].sort_values("seed")["return"].to_numpy()
+                    / stats.NORMALISER for t in sorted(tasks)]
+                for m in has if tasks <= has[m]
+            }
+            found.append(Comparison(shift, tuple(sorted(tasks)), scores, title=shift))
+    if several_task_sets(found):
+        return [replace(c, title=f"{c.shift} over {c.task_set}") for c in found]
+    return found
+
+
+def tasks_by_method(runs: pd.DataFrame) -> dict[str, dict[str, frozenset[str]]]:
+    """Per shift (benchmark order), the tasks each method that has runs on it (in `method_order`) has runs on."""
+    order = method_order(runs)
+    found = {}
     for shift in sorted(runs["shift"].unique(), key=SHIFT_ORDER.__getitem__):
         rows = runs[runs["shift"] == shift]
-        methods = [m for m in method_order(runs) if m in set(rows["method"])]
-        tasks = sorted(set.intersection(*(set(rows.loc[rows["method"] == m, "task"]) for m in methods)))
-        scores = {
-            m: [rows.loc[(rows["method"] == m) & (rows["task"] == t)].sort_values("seed")["return"].to_numpy()
-                / stats.NORMALISER for t in tasks]
-            for m in methods
-        }
-        sets[shift] = (tasks, scores)
-    return sets
+        found[shift] = {m: frozenset(rows.loc[rows["method"] == m, "task"]) for m in order if m in set(rows["method"])}
+    return found
 
 
-def aggregate(runs: pd.DataFrame, options: ReportConfig) -> pd.DataFrame:
-    """IQM and optimality gap per shift and method with 95% stratified bootstrap CIs."""
+def shared_task_sets(sets: list[frozenset[str]]) -> list[frozenset[str]]:
+    """Each of `sets` and every task set that some of them have in common, the largest first, then by name."""
+    found = set(sets)
+    while more := {a & b for a in found for b in found} - found - {frozenset()}:
+        found |= more
+    return sorted(found, key=lambda tasks: (-len(tasks), sorted(tasks)))
+
+
+def several_task_sets(compared: list[Comparison]) -> bool:
+    """Whether some shift has more than one comparison: then every aggregate is named by its tasks."""
+    return len({c.shift for c in compared}) < len(compared)
+
+
+def seeding_names(runs: pd.DataFrame) -> dict[str, str]:
+    """Each method's seeding name (`method_labels`)."""
+    return dict(zip(runs["method"], runs["stream"], strict=True))
+
+
+def aggregate(runs: pd.DataFrame, compared: list[Comparison], options: ReportConfig) -> pd.DataFrame:
+    """IQM and optimality gap per comparison and method with 95% stratified bootstrap CIs. The draws are seeded by
+    shift, method (its seeding name) and metric alone: a method's numbers over some tasks are those of a report of
+    its runs on those tasks."""
+    streams = seeding_names(runs)
     rows = []
-    for shift, (tasks, scores) in score_sets(runs).items():
-        for method, score in scores.items():
+    for comparison in compared:
+        for method, score in comparison.scores.items():
             for metric, point, batched in (("IQM", stats.iqm, stats.batched_iqm),
                                            ("optimality gap", stats.optimality_gap, stats.batched_optimality_gap)):
-                rng = stats.generator(options.seed, shift, method, metric)
+                rng = stats.generator(options.seed, comparison.shift, streams[method], metric)
                 low, high = stats.stratified_interval(score, batched, options.reps, rng)
-                rows.append({"shift": shift, "method": method, "metric": metric, "value": point(score),
-                             "ci_low": low, "ci_high": high, "tasks": len(tasks), "runs": sum(map(len, score))})
+                rows.append({"shift": comparison.shift, "task_set": comparison.task_set,
+                             "comparison": comparison.title, "method": method, "metric": metric,
+                             "value": point(score), "ci_low": low, "ci_high": high, "tasks": len(comparison.tasks),
+                             "runs": sum(map(len, score))})
     return pd.DataFrame(rows)
 
 
-def improvement(runs: pd.DataFrame, options: ReportConfig) -> pd.DataFrame:
-    """P(X > Y) per shift for every ordered pair of methods, with 95% stratified independent bootstrap CIs and the
-    one-sided permutation p-value of X scoring above Y (`stats.improvement_p_value`)."""
+def improvement(runs: pd.DataFrame, compared: list[Comparison], options: ReportConfig) -> pd.DataFrame:
+    """P(X > Y) per comparison for every ordered pair of its methods, with 95% stratified independent bootstrap CIs
+    and the one-sided permutation p-value of X scoring above Y (`stats.improvement_p_value`), seeded as in
+    `aggregate`."""
+    streams = seeding_names(runs)
     rows = []
-    for shift, (tasks, scores) in score_sets(runs).items():
+    for comparison in compared:
+        scores = comparison.scores
         for x in scores:
             for y in scores:
                 if x != y:
-                    rng = stats.generator(options.seed, shift, x, y)
+                    rng = stats.generator(options.seed, comparison.shift, streams[x], streams[y])
                     low, high = stats.improvement_interval(scores[x], scores[y], options.reps, rng)
-                    rows.append({"shift": shift, "x": x, "y": y, "probability": stats.probability_of_improvement(
-                        scores[x], scores[y]), "ci_low": low, "ci_high": high, "p_value": stats.improvement_p_value(
-                        scores[x], scores[y], options.reps, rng), "tasks": len(tasks)})
-    return pd.DataFrame(rows, columns=["shift", "x", "y", "probability", "ci_low", "ci_high", "p_value", "tasks"])
+                    rows.append({"shift": comparison.shift, "task_set": comparison.task_set,
+                                 "comparison": comparison.title, "x": x, "y": y,
+                                 "probability": stats.probability_of_improvement(scores[x], scores[y]),
+                                 "ci_low": low, "ci_high": high,
+                                 "p_value": stats.improvement_p_value(scores[x], scores[y], options.reps, rng),
+                                 "tasks": len(comparison.tasks)})
+    return pd.DataFrame(rows, columns=["shift", "task_set", "comparison", "x", "y", "probability", "ci_low", "ci_high",
+                                       "p_value", "tasks"])
+
+
+def stats_csv(frame: pd.DataFrame, named: bool) -> str:
+    """`aggregate`'s or `improvement`'s rows as CSV. The task set is a column only when comparisons are `named` by
+    their tasks (`several_task_sets`): otherwise the shift decides it and `tasks` counts it, as in one study."""
+    return frame.drop(columns=["comparison"] if named else ["comparison", "task_set"]).to_csv(
+        index=False, float_format="%.6g")
+
+
+def not_aggregated(runs: pd.DataFrame, compared: list[Comparison]) -> list[str]:
+    """One line per thing the aggregates leave out, with the shifts it holds on: P(X > Y) over a task set only one
+    method has all of, and pairs of methods that share no task on a shift (never compared). Nothing when every
+    shift has one task set: each of its methods then has all of its tasks."""
+    if not several_task_sets(compared):
+        return []
+    shifts: dict[tuple[str, str], list[str]] = {}
+    for comparison in compared:
+        if len(comparison.scores) == 1:
+            only = next(iter(comparison.scores))
+            key = (f"No P(X > Y) over {comparison.task_set}", f"only {only} has runs on all of these tasks")
+            shifts.setdefault(key, []).append(comparison.shift)
+    for shift, has in tasks_by_method(runs).items():
+        methods = list(has)
+        apart = {n: [m for m in methods[:i] if not has[m] & has[n]] for i, n in enumerate(methods)}
+        if any(apart.values()):
+            detail = "; ".join(f"{n} with {', '.join(ms)}" for n, ms in apart.items() if ms)
+            shifts.setdefault(("Not compared (no task in common)", detail), []).append(shift)
+    return [f"{what} on {', '.join(names)}: {detail}." for (what, detail), names in shifts.items()]
 
 
 def interval(value: float, low: float, high: float) -> str:
@@ -513,37 +640,43 @@ def improvement_cell(probability: float, low: float, high: float, p_value: float
     return interval(probability, low, high) + ("" if np.isnan(p_value) else f", p {p_value:.2g}")
 
 
-def stats_markdown(
-    runs: pd.DataFrame, aggregates: pd.DataFrame, improvements: pd.DataFrame, options: ReportConfig
-) -> str:
-    """IQM and optimality gap tables (rows shift, columns method) and a P(X > Y) matrix per shift."""
+def stats_markdown(runs: pd.DataFrame, aggregates: pd.DataFrame, improvements: pd.DataFrame, named: bool,
+                   notes: list[str], options: ReportConfig) -> str:
+    """IQM and optimality gap tables (rows shift, and task set when comparisons are `named` by it; columns method),
+    a P(X > Y) matrix per comparison, their caption and the `not_aggregated` notes."""
     order = method_order(runs)
+    keys = ["shift", "task_set"] if named else ["shift"]
     parts = []
     for metric in ("IQM", "optimality gap"):
         rows = aggregates[aggregates["metric"] == metric]
-        text = {(r.shift, r.method): interval(r.value, r.ci_low, r.ci_high) for r in rows.itertuples()}
-        shifts = list(dict.fromkeys(rows["shift"]))
-        body = [[shift, *(text.get((shift, m), "—") for m in order)] for shift in shifts]
-        parts.append(
-            f"**{metric}** of normalised scores (return / 1000), 95% CI\n\n" + markdown_table(["shift", *order], body)
-        )
-    for shift, rows in improvements.groupby("shift", sort=False):
+        text = {(r.comparison, r.method): interval(r.value, r.ci_low, r.ci_high) for r in rows.itertuples()}
+        body = [[*first[keys], *(text.get((first.comparison, m), "—") for m in order)]
+                for _, first in rows.drop_duplicates("comparison").iterrows()]
+        header = ["shift", "tasks"][: len(keys)] + order
+        parts.append(f"**{metric}** of normalised scores (return / 1000), 95% CI\n\n" + markdown_table(header, body))
+    for comparison, rows in improvements.groupby("comparison", sort=False):
         text = {(r.x, r.y): improvement_cell(r.probability, r.ci_low, r.ci_high, r.p_value) for r in rows.itertuples()}
         present = [m for m in order if m in set(rows["x"])]
         body = [[x, *(text.get((x, y), "—") for y in present)] for x in present]
-        parts.append(f"**P(row > column)** on {shift}, 95% CI\n\n" + markdown_table(["X / Y", *present], body))
-    return "\n".join(parts) + "\n" + stats_caption(aggregates, options) + "\n"
+        parts.append(f"**P(row > column)** on {comparison}, 95% CI\n\n" + markdown_table(["X / Y", *present], body))
+    listed = "".join(f"\n- {note}" for note in notes)
+    return "\n".join(parts) + "\n" + stats_caption(aggregates, named, options) + "\n" + listed + "\n" * bool(notes)
 
 
-def stats_caption(aggregates: pd.DataFrame, options: ReportConfig) -> str:
+def stats_caption(aggregates: pd.DataFrame, named: bool, options: ReportConfig) -> str:
     narrow = aggregates.groupby("shift", sort=False)["tasks"].min()
+    covered = (
+        "The methods were not all run on the same tasks, so each aggregate covers the tasks its row or matrix names, "
+        "with every method that has runs on all of them: methods are only compared over tasks each of them has."
+        if named else
+        f"Tasks per shift: {', '.join(f'{s}: {n}' for s, n in narrow.items())} (those every method was evaluated on)."
+    )
     return (
         "Scores are returns / 1000 (DMControl's maximum). IQM: the mean of the middle 50% of all runs' scores; "
         "optimality gap: the mean shortfall of scores below 1 (lower is better); P(X > Y): the probability that a "
         "run of X scores above a run of Y on the same task, averaged over tasks (rliable 1.2.0's metrics). 95% "
         f"percentile intervals from a stratified bootstrap over seeds within each task ({options.reps:,} resamples, "
-        f"seed {options.seed}). Tasks per shift: {', '.join(f'{s}: {n}' for s, n in narrow.items())} (those every "
-        "method was evaluated on). With few seeds the intervals are wide and coarse: they say how much the "
+        f"seed {options.seed}). {covered} With few seeds the intervals are wide and coarse: they say how much the "
         "numbers could move with other seeds, not that differences inside them are real; an interval of [1.00, "
         "1.00] only says that every resample kept the two methods' runs apart. p: the one-sided p-value of X "
         "scoring above Y, from a permutation test that deals each task's pooled runs of X and Y anew (exact when "
@@ -560,13 +693,22 @@ def write_text(path: Path, text: str) -> Path:
     return path
 
 
-def write_report(dirs: list[Path], out: Path, options: ReportConfig = ReportConfig()) -> Path:
-    """Write every output listed in the module docstring into `out`; returns table.md."""
+@dataclass(frozen=True)
+class Written:
+    """What `write_report` wrote: table.md, and what the aggregates leave out (`not_aggregated`), for the command
+    line to print beside the table."""
+
+    table: Path
+    notes: list[str]
+
+
+def write_report(dirs: list[Path], out: Path, options: ReportConfig = ReportConfig()) -> Written:
+    """Write every output listed in the module docstring into `out`."""
     from unseen import figures
 
     runs = collect(dirs)
     out.mkdir(parents=True, exist_ok=True)
-    runs.drop(columns=["gas", "sgs", "gamma"]).to_csv(out / "runs.csv", index=False)
+    runs.drop(columns=["stream", "gas", "sgs", "gamma"]).to_csv(out / "runs.csv", index=False)
     means, stds, seeds, best = generalization(runs)
     write_text(out / "table.csv", wide_csv(means, stds, seeds, best))
     write_text(out / "table.tex", latex(runs))
@@ -581,11 +723,13 @@ def write_report(dirs: list[Path], out: Path, options: ReportConfig = ReportConf
         sections += ["## CG2A ablations\n", write_text(out / "ablation.md", ablation_markdown(cg2a)).read_text()]
         write_text(out / "ablation.tex", ablation_latex(cg2a))
         write_text(out / "ablation.csv", ablation_csv(cg2a))
-    aggregates, improvements = aggregate(runs, options), improvement(runs, options)
-    aggregates.to_csv(out / "aggregate.csv", index=False, float_format="%.6g")
-    improvements.to_csv(out / "improvement.csv", index=False, float_format="%.6g")
-    sections += ["## Aggregate statistics\n", stats_markdown(runs, aggregates, improvements, options)]
+    compared = comparisons(runs)
+    named, notes = several_task_sets(compared), not_aggregated(runs, compared)
+    aggregates, improvements = aggregate(runs, compared, options), improvement(runs, compared, options)
+    write_text(out / "aggregate.csv", stats_csv(aggregates, named))
+    write_text(out / "improvement.csv", stats_csv(improvements, named))
+    sections += ["## Aggregate statistics\n", stats_markdown(runs, aggregates, improvements, named, notes, options)]
     figure_section = figures.write_figures(runs, aggregates, improvements, method_order(runs), out, options)
     sections += ["## Figures\n", figure_section]
     write_text(out / "report.md", "\n".join(sections))
-    return table_path
+    return Written(table_path, notes)
