@@ -38,7 +38,7 @@ def configure_threads() -> dict[str, object]:
     threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     threads = int(os.environ.get("OMP_NUM_THREADS", threads))
     torch.set_num_threads(threads)
-    return {"torch_threads": threads}
+    return {"torch_threads": threads, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default")}
 
 
 def configure() -> dict[str, object]:
