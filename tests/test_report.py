@@ -491,3 +491,20 @@ def test_readme_shows_the_committed_study_table():
     assert table in (RESULTS.parent / "README.md").read_text(), (
         "README's results table differs from results/cpu/table.md"
     )
+
+
+def test_caption_names_the_precisions_when_runs_differ_in_it(tmp_path):
+    fake_run(tmp_path / "a", "drq", 1, {"none": 600.0}, overrides=["agent.precision=bf16"])
+    fake_run(tmp_path / "a", "cg2a", 1, {"none": 200.0}, overrides=["agent.precision=float32"])
+    assert "Precision differs: bf16 (drq); float32 (cg2a)." in markdown(collect([tmp_path / "a"]))
+    fake_run(tmp_path / "b", "sac", 1, {"none": 300.0}, overrides=["agent.precision=bf16"])
+    assert "Precision" not in markdown(collect([tmp_path / "b"]))  # one precision: nothing to say
+
+
+def test_a_config_from_before_precision_is_the_same_method_as_its_bf16_twin(tmp_path):
+    fake_run(tmp_path, "drq", 1, {"none": 600.0}, overrides=["agent.precision=bf16"])
+    legacy = fake_run(tmp_path, "drq", 2, {"none": 800.0}, overrides=["agent.precision=bf16"])
+    config = legacy / "config.yaml"
+    config.write_text(config.read_text().replace("precision: bf16", "bf16: true"))
+    runs = collect([tmp_path])
+    assert methods(runs) == ["drq"] and set(runs["precision"]) == {"bf16"}

@@ -287,14 +287,18 @@ def to_dict(cfg: RunConfig) -> dict[str, Any]:
 
 
 def from_dict(data: dict[str, Any]) -> RunConfig:
-    """Inverse of `to_dict`; unknown keys are an error (a config from a newer or older unseen). Configs written
-    before `agent.precision` existed say `agent.bf16: true|false`, read as precision "bf16" or "float32"."""
+    """Inverse of `to_dict`; unknown keys are an error (a config from a newer or older unseen)."""
+    return _build(RunConfig, upgraded(data), "")
+
+
+def upgraded(data: dict[str, Any]) -> dict[str, Any]:
+    """A saved config with renamed fields under their current names: configs written before `agent.precision`
+    existed say `agent.bf16: true|false`, which is precision "bf16" or "float32"."""
     agent = data.get("agent", {})
-    if "bf16" in agent:
-        agent = {key: value for key, value in agent.items() if key != "bf16"}
-        agent["precision"] = "bf16" if data["agent"]["bf16"] else "float32"
-        data = data | {"agent": agent}
-    return _build(RunConfig, data, "")
+    if "bf16" not in agent:
+        return data
+    renamed = {key: value for key, value in agent.items() if key != "bf16"}
+    return data | {"agent": renamed | {"precision": "bf16" if agent["bf16"] else "float32"}}
 
 
 def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:

@@ -32,7 +32,7 @@ import pandas as pd
 import yaml
 
 from unseen import stats
-from unseen.config import ALGOS, AgentConfig, ReportConfig
+from unseen.config import ALGOS, AgentConfig, ReportConfig, upgraded
 from unseen.envs.shifts import SHIFTS
 from unseen.errors import UserError
 from unseen.rundir import CONFIG_FILE, SUMMARY_FILE
@@ -93,6 +93,7 @@ def collect(dirs: list[Path]) -> pd.DataFrame:
                     "source": result.get("source", "none" if shift == "none" else "unrecorded"),
                     "intensity": result.get("intensity", np.nan),
                     "wall_time_min": summary["wall_time_s"] / 60 if "wall_time_s" in summary else np.nan,
+                    "precision": run.config.get("agent.precision", "unrecorded"),
                     **switches(run.config),
                 }
             )
@@ -120,7 +121,7 @@ def load_run(run_dir: Path) -> Run:
             f"{run_dir} has {SUMMARY_FILE} but no {CONFIG_FILE}; reports need the config to tell methods apart"
         )
     summary = json.loads((run_dir / SUMMARY_FILE).read_text())
-    return Run(str(run_dir), summary, flatten(yaml.safe_load(path.read_text())))
+    return Run(str(run_dir), summary, flatten(upgraded(yaml.safe_load(path.read_text()))))
 
 
 def flatten(config: dict[str, Any]) -> dict[str, Any]:
@@ -332,8 +333,19 @@ def caption(runs: pd.DataFrame, best: str = "of each row") -> str:
         f"Preset `{runs['preset'].iloc[0]}`, {frames} environment frames; each cell is the mean over seeds ({seeds}) "
         f"of each seed's mean return over {episodes} evaluation episodes, ± the standard deviation across seeds "
         f"(numpy's, ddof=0; none is printed for one seed); the best mean {best} (as printed) in bold. "
-        f"Data: {sources(runs)}."
+        f"Data: {sources(runs)}.{precisions(runs)}"
     )
+
+
+def precisions(runs: pd.DataFrame) -> str:
+    """A sentence naming each precision and its methods when the runs differ in it (bf16 and float32 runs are
+    different computations, agent.precision), else nothing."""
+    used = runs.groupby("precision", sort=True)["method"].unique()
+    if len(used) < 2:
+        return ""
+    order = method_order(runs)
+    named = [f"{precision} ({', '.join(sorted(methods, key=order.index))})" for precision, methods in used.items()]
+    return f" Precision differs: {'; '.join(named)}."
 
 
 def span(values: pd.Series, thousands: bool = False) -> str:
