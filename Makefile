@@ -28,10 +28,10 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/mypy
 
-# cartpole_swingup, not _balance: an untrained policy already scores ~400 on balance, and 4,000 smoke steps
-# do not beat it, while on swingup they lift the return from ~20 to ~200 (measured; README "Set up and run").
-# 48x48 frames and batches of 32: a CPU without native bf16 trains in float32, where the smoke preset's 64x64
-# update with batch 64 took 239 ms against 84 ms (AMD EPYC, 2 threads), and the demo must stay within 10 minutes.
+# cartpole_swingup, not _balance: an untrained policy already scores ~400 on balance. 48x48 frames and batches of
+# 32: a CPU without native bf16 trains in float32, where the smoke preset's 64x64 update with batch 64 took 239 ms
+# against 84 ms (AMD EPYC, 2 threads), and the demo must stay within 10 minutes (8 min 4 s there). At this budget
+# the agent does not yet score clearly above an untrained one (README "Set up and run").
 DEMO_SETTINGS := env.image_size=48 train.batch_size=32
 demo: $(STAMP)
 	$(VENV)/bin/unseen train --algo drq --task cartpole_swingup --preset smoke --steps 4000 --out $(DEMO_DIR) \
