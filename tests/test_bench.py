@@ -1,13 +1,29 @@
-"""`unseen bench`'s pieces: interleaved timing, the ratios it derives, and what its two update paths switch."""
+"""`unseen bench`'s pieces at tiny sizes: interleaved timing, the ratios it derives, what its two update paths switch,
+the peaks and the one updates are held against, the machine record, environment speed, thread sharing, the tables.
+Nothing here asserts a time: the machine running the tests may be busy."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import json
+import re
+import subprocess
+
 import pytest
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
-from unseen import bench
+from unseen import bench, hardware
+from unseen.agents import AGENTS
+from unseen.envs import SHIFTS
 from unseen.hardware import resolve_precision
 from unseen.replay import ReplayBuffer
+
+CPU = torch.device("cpu")
+AVX2 = {"avx2": True, "avx512": False, "avx512_bf16": False, "amx_tile": False}
+AVX512_BF16 = AVX2 | {"avx512": True, "avx512_bf16": True}
+AMX = AVX512_BF16 | {"amx_tile": True}
 
 
 def test_interleaved_warms_up_then_alternates_the_candidates():
@@ -37,8 +53,134 @@ def test_replay_saving_is_measured_from_the_buffer():
 @pytest.mark.parametrize("fast", [True, False])
 def test_update_paths_switch_every_fast_path_field(fast):
     agent, batch = bench._update_setup("drq", "smoke", fast, batch_size=4)
-    native = resolve_precision("auto", torch.device("cpu")) == "bf16"
+    native = resolve_precision("auto", CPU) == "bf16"
     assert (agent.cfg.bf16, agent.cfg.channels_last, agent.cfg.fast_kernels) == (fast and native, fast, fast)
     assert agent.critic_optimizer.defaults["fused"] is fast
     assert agent.trunk.convs[1].inplace is fast
     assert batch["obs"].shape[0] == 4
+
+
+def test_full_update_includes_the_actor_step_in_every_update():
+    agent, batch = bench._update_setup("drq", "smoke", False, batch_size=4)
+    steps: list[int] = []
+    update_actor = agent.update_actor_and_alpha
+    agent.update_actor_and_alpha = lambda features: steps.append(agent.updates) or update_actor(features)
+    bench.full_update(agent, batch, count=3)
+    assert len(steps) == 3
+    with FlopCounterMode(display=False) as plain:
+        agent.update(batch)  # the count now makes this one critic-only
+    assert len(steps) == 3 and bench.update_flops("drq", "smoke", 4) > plain.get_total_flops() > 0
+
+
+def test_peaks_in_both_precisions_with_the_chosen_one_autos():
+    peaks = bench.bench_peaks(matmul_size=32, conv_batch=1, rounds=1)
+    assert {precision: set(kernels) for precision, kernels in peaks.items()} == {
+        "float32": {"matmul", "conv"}, "bf16": {"matmul", "conv"}
+    }
+    assert all(gflops > 0 for kernels in peaks.values() for gflops in kernels.values())
+    chosen = bench.chosen_peak(peaks)
+    assert chosen["precision"] == resolve_precision("auto", CPU)
+    assert chosen["gflops"] == max(peaks[chosen["precision"]].values()) == peaks[chosen["precision"]][chosen["kernel"]]
+
+
+@pytest.mark.parametrize("features, precision", [(AVX2, "float32"), (AMX, "bf16")])
+def test_chosen_peak_is_the_larger_kernel_in_the_precision_auto_picks(features, precision, monkeypatch):
+    monkeypatch.setattr(hardware, "cpu_features", lambda: features)
+    peaks = {"float32": {"matmul": 120.0, "conv": 150.0}, "bf16": {"matmul": 700.0, "conv": 500.0}}
+    chosen = bench.chosen_peak(peaks)
+    assert (chosen["precision"], chosen["kernel"]) == (precision, "conv" if precision == "float32" else "matmul")
+    assert chosen["gflops"] == max(peaks[precision].values())
+
+
+def test_share_of_peak_is_achieved_over_peak():
+    gflop = bench.update_flops("drq", "smoke", 4) / 1e9
+    efficiency = bench.update_efficiency({"drq": 4.0}, {"drq": gflop}, peak_gflops=50.0)["drq"]
+    assert efficiency["gflop_per_update"] == gflop > 0
+    assert efficiency["update_ms"] == pytest.approx(250.0)
+    assert efficiency["gflops"] == pytest.approx(4.0 * gflop)
+    assert efficiency["share_of_peak"] == pytest.approx(efficiency["gflops"] / 50.0)
+
+
+def test_machine_names_the_cpu_its_features_and_autos_precision():
+    record = bench.machine()
+    assert record["cpu"] == hardware.cpu_name() and record["cpu_features"].keys() == set(hardware.CPU_FEATURES)
+    assert record["precision_auto"] == resolve_precision("auto", CPU)
+    assert record["precision_auto_why"] == hardware.native_bf16(CPU)[1]
+    assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", bench.machine_slug(record))
+
+
+def test_machine_slug_tells_apart_cpus_of_one_name():
+    intel = {"cpu": "Intel(R) Xeon(R) Platinum 8480+ CPU @ 2.00GHz", "cpu_features": AMX, "cores": 112}
+    assert bench.machine_slug(intel) == "intel-xeon-platinum-8480-amx-tile-112cores"
+    epyc = {"cpu": "AMD EPYC", "cpu_features": AVX2, "cores": 2}
+    assert bench.machine_slug(epyc) == "amd-epyc-avx2-2cores"
+    assert bench.machine_slug(epyc | {"cpu_features": AVX512_BF16}) == "amd-epyc-avx512-bf16-2cores"
+
+
+def test_env_speed_per_frame_size_and_shift():
+    speeds = bench.bench_env_speed([16, 24], steps=2, rounds=1, shifts=("none", "color_easy"))
+    assert {size: set(shifts) for size, shifts in speeds.items()} == {
+        "16x16": {"none", "color_easy"}, "24x24": {"none", "color_easy"}
+    }
+    assert all(rate > 0 for shifts in speeds.values() for rate in shifts.values())
+
+
+def test_sharing_runs_its_cases_and_reports_ratios(monkeypatch):
+    cases: list[tuple[list[int], bool]] = []
+    busy: list[subprocess.Popen] = []
+    start_busy = bench.busy_process
+
+    @contextlib.contextmanager
+    def watched_busy():
+        with start_busy() as process:
+            busy.append(process)
+            yield process
+
+    def side_by_side(threads, preset, batch_size, rounds):
+        cases.append((list(threads), bool(busy) and busy[-1].poll() is None))
+        return [{(1,): 0.9, (1, 1): 1.0, (2,): 0.8}[tuple(threads)] + 0.1 * bool(busy)] * len(threads)
+
+    monkeypatch.setattr(bench, "busy_process", watched_busy)
+    monkeypatch.setattr(bench, "updates_side_by_side", side_by_side)
+    result = bench.bench_sharing("smoke", rounds=1, batch_size=4)
+    # alone, side by side, then 2 and 1 threads beside the busy process, which is gone afterwards
+    assert cases == [([1], False), ([1, 1], False), ([2], True), ([1], True)]
+    assert busy[0].poll() is not None
+    assert result["side_by_side_over_alone"] == pytest.approx([1.0 / 0.9] * 2)
+    assert result["update_ms_1_thread_side_by_side"] == pytest.approx([1000.0, 1000.0])
+    assert result["two_over_one_thread_beside_busy"] == pytest.approx(0.9 / 1.0)
+
+
+def test_side_by_side_workers_time_real_updates_and_a_failed_one_raises():
+    seconds = bench.updates_side_by_side([1, 1], "smoke", batch_size=4, rounds=1)
+    assert len(seconds) == 2 and all(value > 0 for value in seconds)
+    with pytest.raises(RuntimeError, match="stopped before its updates"):
+        bench.updates_side_by_side([1], "no-such-preset", batch_size=4, rounds=1)
+
+
+def test_markdown_shows_every_section(monkeypatch):
+    monkeypatch.setattr(bench, "updates_side_by_side", lambda threads, *_: [0.5] * len(threads))
+    peaks = {"float32": {"matmul": 120.0, "conv": 150.0}, "bf16": {"matmul": 700.0, "conv": 500.0}}
+    chosen = bench.chosen_peak(peaks)
+    updates_per_s = {algo: {"cpu": 2.0, "paper": 1.0} for algo in AGENTS}
+    update = {"update_ms": 100.0, "update_ms_reference": 200.0, "update_speedup": 2.0}
+    result = {
+        "machine": bench.machine(), "quick": True, "plan": dataclasses.asdict(bench.QUICK), "minutes": 4.2,
+        "render_fps": 260.0, "render_fps_baseline": 58.0, "render_speedup": 4.5,
+        "peak_gflops": peaks, "chosen_peak": chosen, "update_cpu": update, "update_paper": update,
+        "updates_per_s": updates_per_s, **bench.cost_ratios(updates_per_s),
+        "efficiency_cpu": bench.update_efficiency(
+            {algo: 2.0 for algo in AGENTS}, dict.fromkeys(AGENTS, 0.15 * chosen["gflops"]), chosen["gflops"]
+        ),
+        **bench.bench_replay(), "grad_extraction_cpu": {"fast_sequential_over_concat": 1.1},
+        "env_steps_per_s": {"84x84": dict.fromkeys(SHIFTS, 200.0), "64x64": dict.fromkeys(SHIFTS, 250.0)},
+        "eval_episodes_per_min": 30.0, "eval_minutes_10_episodes_6_shifts": 2.0,
+        "sharing_cpu": bench.bench_sharing("smoke", rounds=1, batch_size=4),
+    }
+    json.dumps(result)  # what --json and --out write
+    text = bench.markdown(result)
+    assert hardware.cpu_name() in text and f"**{resolve_precision('auto', CPU)}**" in text
+    assert f"Chosen peak: **{chosen['gflops']:.1f} GFLOP/s** ({chosen['kernel']}, {chosen['precision']})" in text
+    assert all(f"| {algo} | " in text for algo in AGENTS) and text.count("| 30% |") == len(AGENTS)
+    assert all(f"| {shift} | 200 | 250 |" in text for shift in SHIFTS)
+    assert "| two 1-thread processes side by side | 500 / 500 | 1.00 / 1.00 | < 1.2 each |" in text

@@ -123,9 +123,15 @@ def build_parser() -> Parser:
     show.add_argument("--image-size", type=int, default=84, help="frame size in pixels (default: 84, what agents see)")
     add_source_arguments(show)
 
-    bench = commands.add_parser("bench", help="measure throughput as ratios against baselines run beside it")
-    bench.add_argument("--quick", action="store_true", help="fewer repetitions: a few minutes on 2 cores")
+    bench = commands.add_parser(
+        "bench", help="measure the machine's peaks and unseen's throughput (updates, environments, evaluation, "
+        "thread sharing), as ratios measured in one run; prints Markdown tables",
+    )
+    bench.add_argument("--quick", action="store_true", help="fewer repetitions: about 5 minutes on 2 idle cores")
     bench.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    bench.add_argument("--out", type=Path,
+                       help="also write OUT/<machine>.json and OUT/<machine>.md, named after the CPU, its widest "
+                       "vector feature and its cores (e.g. amd-epyc-avx2-2cores)")
     return parser
 
 
@@ -258,16 +264,25 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    import json
-
-    from unseen.bench import run
+    from unseen.bench import machine_slug, markdown, run
+    from unseen.rundir import write_json
 
     result = run(args.quick)
-    text = json.dumps(result, indent=2)
-    print(text)
+    table = markdown(result)
+    print(table, end="")
+    written: list[Path] = []
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n")
+        write_json(args.json, result)
+        written.append(args.json)
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        stem = args.out / machine_slug(result["machine"])
+        write_json(stem.with_suffix(".json"), result)
+        stem.with_suffix(".md").write_text(table)
+        written += [stem.with_suffix(".json"), stem.with_suffix(".md")]
+    for path in written:
+        print(f"written to {path}")
     return 0
 
 
