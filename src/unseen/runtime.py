@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from unseen import hardware
+
 # glibc mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
@@ -81,5 +83,5 @@ def versions() -> dict[str, str]:
         "unseen_commit": source_commit(),
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": hardware.cpu_name(),
     }
