@@ -138,28 +138,31 @@ def test_sharing_runs_its_cases_and_reports_ratios(monkeypatch):
 
     def side_by_side(threads, preset, batch_size, rounds):
         cases.append((list(threads), bool(busy) and busy[-1].poll() is None))
-        return [{(1,): 0.9, (1, 1): 1.0, (2,): 0.8}[tuple(threads)] + 0.1 * bool(busy)] * len(threads)
+        seconds = {(1,): 0.9, (1, 1): 1.0, (2,): 0.8, (0,): 0.85}[tuple(threads)] + 0.1 * bool(busy)
+        return [(seconds, count or 1) for count in threads]
 
     monkeypatch.setattr(bench, "busy_process", watched_busy)
     monkeypatch.setattr(bench, "updates_side_by_side", side_by_side)
     result = bench.bench_sharing("smoke", rounds=1, batch_size=4)
-    # alone, side by side, then 2 and 1 threads beside the busy process, which is gone afterwards
-    assert cases == [([1], False), ([1, 1], False), ([2], True), ([1], True)]
+    # alone, side by side, then threads as a run chooses them, 2 and 1 beside the busy process, gone afterwards
+    assert cases == [([1], False), ([1, 1], False), ([0], True), ([2], True), ([1], True)]
     assert busy[0].poll() is not None
     assert result["side_by_side_over_alone"] == pytest.approx([1.0 / 0.9] * 2)
     assert result["update_ms_1_thread_side_by_side"] == pytest.approx([1000.0, 1000.0])
     assert result["two_over_one_thread_beside_busy"] == pytest.approx(0.9 / 1.0)
+    assert result["auto_over_one_thread_beside_busy"] == pytest.approx(0.95 / 1.0)
+    assert result["threads_auto_beside_busy"] == 1
 
 
 def test_side_by_side_workers_time_real_updates_and_a_failed_one_raises():
-    seconds = bench.updates_side_by_side([1, 1], "smoke", batch_size=4, rounds=1)
-    assert len(seconds) == 2 and all(value > 0 for value in seconds)
+    timed = bench.updates_side_by_side([1, 2], "smoke", batch_size=4, rounds=1)
+    assert [threads for _, threads in timed] == [1, 2] and all(seconds > 0 for seconds, _ in timed)
     with pytest.raises(RuntimeError, match="stopped before its updates"):
         bench.updates_side_by_side([1], "no-such-preset", batch_size=4, rounds=1)
 
 
 def test_markdown_shows_every_section(monkeypatch):
-    monkeypatch.setattr(bench, "updates_side_by_side", lambda threads, *_: [0.5] * len(threads))
+    monkeypatch.setattr(bench, "updates_side_by_side", lambda threads, *_: [(0.5, count or 1) for count in threads])
     peaks = {"float32": {"matmul": 120.0, "conv": 150.0}, "bf16": {"matmul": 700.0, "conv": 500.0}}
     chosen = bench.chosen_peak(peaks)
     updates_per_s = {algo: {"cpu": 2.0, "paper": 1.0} for algo in AGENTS}

@@ -58,3 +58,53 @@ def test_configs_from_before_precision_read_their_bf16_switch(bf16, precision):
     data["agent"] = {key: value for key, value in data["agent"].items() if key != "precision"} | {"bf16": bf16}
     cfg = from_dict(data)
     assert cfg.agent.precision == precision and cfg.agent.bf16 is bf16
+
+
+def proc_stat(monkeypatch, snapshots: list[dict[str, tuple[int, int]]], cpus: set[int]) -> None:
+    """`free_cores` reads (idle, total) ticks twice: give it `snapshots` on a machine whose process may use `cpus`."""
+    readings = iter(snapshots)
+    monkeypatch.setattr(hardware, "_cpu_times", lambda: next(readings))
+    monkeypatch.setattr(hardware.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(hardware.os, "sched_getaffinity", lambda pid: cpus)
+    monkeypatch.setattr(hardware, "usable_cores", lambda: len(cpus))
+
+
+@pytest.mark.parametrize(
+    "idle_ticks, free",
+    [
+        ((100, 100), 2),  # nobody else: both cores
+        ((0, 100), 1),  # one busy process: the other core
+        ((0, 0), 1),  # both busy: still one thread
+        ((60, 70), 1),  # 1.3 cores idle rounds to 1
+        ((90, 80), 2),  # background noise: 1.7 rounds to 2
+    ],
+)
+def test_free_cores_counts_the_idle_share_of_this_process_cpus(monkeypatch, idle_ticks, free):
+    before = {"cpu0": (0, 0), "cpu1": (0, 0), "cpu2": (0, 0)}
+    # cpu2 is idle but outside this process's affinity: it does not count.
+    after = {"cpu0": (idle_ticks[0], 100), "cpu1": (idle_ticks[1], 100), "cpu2": (100, 100)}
+    proc_stat(monkeypatch, [before, after], {0, 1})
+    assert hardware.free_cores() == free
+
+
+def test_threads_are_asked_for_then_omp_num_threads_then_the_free_cores(monkeypatch):
+    monkeypatch.setattr(hardware, "free_cores", lambda: 1)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert hardware.resolve_threads(0) == 1
+    assert hardware.resolve_threads(3) == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert hardware.resolve_threads(0) == 2
+    assert hardware.resolve_threads(4) == 4
+    with pytest.raises(ValueError, match="threads must be >= 0"):
+        hardware.resolve_threads(-1)
+
+
+def test_this_machine_has_free_cores_within_its_usable_ones():
+    assert 1 <= hardware.free_cores(interval=0.05) <= hardware.usable_cores()
+
+
+def test_negative_threads_fail_validation():
+    cfg = make_config("drq", "cartpole_swingup", "smoke")
+    cfg.train.threads = -1
+    with pytest.raises(UserError, match=r"train\.threads must be zero or positive"):
+        validate(cfg)

@@ -122,6 +122,20 @@ def test_resume_equals_uninterrupted(tmp_path, uninterrupted, stop_at):
         pd.testing.assert_frame_equal(logs_without_time(whole, log), logs_without_time(tmp_path / "split", log))
 
 
+def test_a_run_keeps_the_threads_it_started_with(tmp_path, monkeypatch):
+    # 1 and 2 threads sum floats in other orders: a resume computes as the run did, whatever the machine offers now.
+    run = tmp_path / "run"
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    train.start(tiny_config(steps=30), run, stop_at=10)
+    assert load_config(run / "config.yaml").train.threads == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    try:
+        summary = train.resume(run)
+    finally:
+        torch.set_num_threads(1)
+    assert summary["runtime"]["torch_threads"] == 1
+
+
 def test_logs_written_after_the_checkpoint_are_dropped_on_resume(tmp_path):
     run = tmp_path / "run"
     train.start(tiny_config(steps=STEPS), run, stop_at=100)

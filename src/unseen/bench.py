@@ -343,23 +343,27 @@ def bench_env_speed(
 
 def update_worker(preset: str, batch_size: int, rounds: int) -> None:
     """The body of one `updates_side_by_side` process: set up a DrQ agent, say "ready", wait for a line on stdin,
-    then print the median seconds of `rounds` `full_update`s (after one warm-up) on the fast path."""
-    runtime.configure()  # threads from OMP_NUM_THREADS, the allocator: as `unseen train` starts
+    then print the median seconds of `rounds` `full_update`s (after one warm-up) on the fast path and its threads."""
+    threads = runtime.configure()["torch_threads"]  # as `unseen train` starts: OMP_NUM_THREADS, else the free cores
     agent, batch = _update_setup("drq", preset, True, batch_size)
     print("ready", flush=True)
     sys.stdin.readline()
-    print(interleaved({"update": partial(full_update, agent, batch)}, rounds)["update"], flush=True)
+    print(interleaved({"update": partial(full_update, agent, batch)}, rounds)["update"], threads, flush=True)
 
 
-def updates_side_by_side(threads: Sequence[int], preset: str, batch_size: int, rounds: int) -> list[float]:
-    """Median seconds per DrQ update of one process per entry of `threads` (its intra-op threads), run at once.
+def updates_side_by_side(
+    threads: Sequence[int], preset: str, batch_size: int, rounds: int
+) -> list[tuple[float, int]]:
+    """Median seconds per DrQ update, and the intra-op threads it ran with, of one process per entry of `threads`
+    (its threads; 0: chosen as `unseen train` chooses them, from the free cores), run at once.
 
     Each process sets itself up (imports, agent, batch) before any starts timing, so the timed updates overlap.
     """
     code = f"from unseen.bench import update_worker; update_worker({preset!r}, {batch_size}, {rounds})"
+    inherited = {name: value for name, value in os.environ.items() if name != "OMP_NUM_THREADS"}
     workers = [
         subprocess.Popen(
-            [sys.executable, "-c", code], env=os.environ | {"OMP_NUM_THREADS": str(count)},
+            [sys.executable, "-c", code], env=inherited | ({"OMP_NUM_THREADS": str(count)} if count else {}),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )
         for count in threads
@@ -378,7 +382,8 @@ def updates_side_by_side(threads: Sequence[int], preset: str, batch_size: int, r
             output, _ = worker.communicate()
             if worker.returncode != 0:
                 raise RuntimeError(f"a bench worker failed (exit code {worker.returncode})")
-            seconds.append(float(output))
+            median, used = output.split()
+            seconds.append((float(median), int(used)))
         return seconds
     finally:
         for worker in workers:
@@ -405,20 +410,25 @@ def bench_sharing(preset: str, rounds: int, batch_size: int | None = None) -> di
     """How DrQ updates of `preset` (its batch unless `batch_size`) share the machine, each case in subprocesses.
 
     (a) a 1-thread process alone against two 1-thread processes side by side: each should lose < 20%
-    (`side_by_side_over_alone` < 1.2 for both). (b) beside one busy process, a 2-thread update against a
-    1-thread one: two threads should never be slower (`two_over_one_thread_beside_busy` <= 1). OpenMP threads
-    that spin while waiting (OMP_WAIT_POLICY=ACTIVE) took 1.76x in (b), passive ones (unseen's default) 0.99x.
+    (`side_by_side_over_alone` < 1.2 for both). (b) beside one busy process, a run's own choice of threads (from
+    the free cores, `unseen.hardware.resolve_threads`) against 1 thread: it should never be slower
+    (`auto_over_one_thread_beside_busy` <= 1); 2 threads forced there, for comparison. OpenMP threads that spin
+    while waiting (OMP_WAIT_POLICY=ACTIVE) took 1.76x in (b), passive ones (unseen's default) 0.99-1.27x.
     """
     batch_size = batch_size or make_config("drq", "walker_walk", preset).train.batch_size
-    alone = updates_side_by_side([1], preset, batch_size, rounds)[0]
-    pair = updates_side_by_side([1, 1], preset, batch_size, rounds)
+    alone = updates_side_by_side([1], preset, batch_size, rounds)[0][0]
+    pair = [seconds for seconds, _ in updates_side_by_side([1, 1], preset, batch_size, rounds)]
     with busy_process():
-        two = updates_side_by_side([2], preset, batch_size, rounds)[0]
-        one = updates_side_by_side([1], preset, batch_size, rounds)[0]
+        auto, auto_threads = updates_side_by_side([0], preset, batch_size, rounds)[0]
+        two = updates_side_by_side([2], preset, batch_size, rounds)[0][0]
+        one = updates_side_by_side([1], preset, batch_size, rounds)[0][0]
     return {
         "update_ms_1_thread_alone": 1000 * alone,
         "update_ms_1_thread_side_by_side": [1000 * seconds for seconds in pair],
         "side_by_side_over_alone": [seconds / alone for seconds in pair],
+        "threads_auto_beside_busy": auto_threads,
+        "update_ms_auto_beside_busy": 1000 * auto,
+        "auto_over_one_thread_beside_busy": auto / one,
         "update_ms_2_threads_beside_busy": 1000 * two,
         "update_ms_1_thread_beside_busy": 1000 * one,
         "two_over_one_thread_beside_busy": two / one,
@@ -591,8 +601,11 @@ def markdown(result: Mapping[str, Any]) -> str:
                 " / ".join(f"{ratio:.2f}" for ratio in sharing["side_by_side_over_alone"]),
                 "< 1.2 each",
             ],
-            ["2 threads beside a busy process", f"{sharing['update_ms_2_threads_beside_busy']:.0f}",
-             f"{sharing['two_over_one_thread_beside_busy']:.2f}", "<= 1"],
+            [f"threads chosen from the free cores ({sharing['threads_auto_beside_busy']}) beside a busy process",
+             f"{sharing['update_ms_auto_beside_busy']:.0f}", f"{sharing['auto_over_one_thread_beside_busy']:.2f}",
+             "<= 1"],
+            ["2 threads forced beside the busy process", f"{sharing['update_ms_2_threads_beside_busy']:.0f}",
+             f"{sharing['two_over_one_thread_beside_busy']:.2f}", ""],
             ["1 thread beside the busy process", f"{sharing['update_ms_1_thread_beside_busy']:.0f}", "", ""],
         ],
     )

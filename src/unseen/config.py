@@ -192,6 +192,8 @@ class TrainConfig:
     """Save an mp4 of the first episode of every evaluation."""
     device: str = "auto"
     """Torch device: "auto" (CUDA when available, else CPU), "cpu" or "cuda"."""
+    threads: int = 0
+    """Intra-op CPU threads; 0: OMP_NUM_THREADS if set, else the cores free when the run starts (saved with the run)."""
 
 
 @dataclass
@@ -403,6 +405,7 @@ def validate(cfg: RunConfig) -> RunConfig:
         "train.replay_capacity": cfg.train.replay_capacity,
         "train.eval_every": cfg.train.eval_every,
         "train.checkpoint_every": cfg.train.checkpoint_every,
+        "train.threads": cfg.train.threads,
         "agent.shift_pad": cfg.agent.shift_pad,
         "agent.svea_alpha": cfg.agent.svea_alpha,
         "agent.svea_beta": cfg.agent.svea_beta,

@@ -43,6 +43,7 @@ UNCOMPARED_FIELDS = frozenset(
     {
         "seed",  # what seeds are for
         "train.tensorboard", "train.video", "train.device",  # outputs and hardware
+        "train.threads",  # the order of floating-point sums, like the hardware: not what a method is
         "train.checkpoint_every",  # a resumed run equals an uninterrupted one (tests/test_train.py)
         "train.eval_episodes", "train.final_eval_episodes", "train.eval_shifts",  # what is measured, not learned
         "agent.grad_log_every",  # diagnostics read gradients, never change them

@@ -35,17 +35,17 @@ def configure_allocator() -> dict[str, object]:
     return {"allocator": "glibc mmap_max=0 trim_threshold=1GiB" if ok else "default (mallopt failed)"}
 
 
-def configure_threads() -> dict[str, object]:
-    """Use every core this process may run on for intra-op parallelism, unless OMP_NUM_THREADS says otherwise."""
-    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    threads = int(os.environ.get("OMP_NUM_THREADS", threads))
+def configure_threads(threads: int = 0) -> dict[str, object]:
+    """Compute with `threads` intra-op threads (0: `hardware.resolve_threads` chooses: OMP_NUM_THREADS, else the
+    free cores)."""
+    threads = hardware.resolve_threads(threads)
     torch.set_num_threads(threads)
     return {"torch_threads": threads, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default")}
 
 
-def configure() -> dict[str, object]:
+def configure(threads: int = 0) -> dict[str, object]:
     """Apply the allocator and thread settings; returns what was set, for the run's records."""
-    return configure_allocator() | configure_threads()
+    return configure_allocator() | configure_threads(threads)
 
 
 def seed_everything(seed: int) -> None:

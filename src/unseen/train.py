@@ -60,7 +60,7 @@ class Trainer:
     def __init__(self, cfg: RunConfig, run_dir: Path, checkpoint: dict[str, Any] | None = None) -> None:
         self.cfg = validate(cfg)
         self.run_dir = run_dir
-        self.runtime = runtime.configure()
+        self.runtime = runtime.configure(cfg.train.threads)
         runtime.seed_everything(cfg.seed)
         self.device = device_of(cfg)
         self.hardware = hardware.describe(self.device)
@@ -261,11 +261,16 @@ class Trainer:
 
 
 def start(cfg: RunConfig, run_dir: Path, stop_at: int | None = None) -> dict[str, Any] | None:
-    """Start a new run in `run_dir` (which must not hold one) and train it. `agent.precision=auto` is resolved for
-    this machine first, so that config.yaml, and every resume on any machine, holds the precision the run uses."""
+    """Start a new run in `run_dir` (which must not hold one) and train it. `agent.precision=auto` and
+    `train.threads=0` are resolved for this machine first, so that config.yaml, and every resume on any machine,
+    holds the precision and thread count the run computes with."""
     validate(cfg)
     precision = hardware.resolve_precision(cfg.agent.precision, device_of(cfg))
-    cfg = dataclasses.replace(cfg, agent=dataclasses.replace(cfg.agent, precision=precision))
+    threads = hardware.resolve_threads(cfg.train.threads)
+    cfg = dataclasses.replace(
+        cfg, agent=dataclasses.replace(cfg.agent, precision=precision),
+        train=dataclasses.replace(cfg.train, threads=threads),
+    )
     prepare_run_dir(run_dir)
     with exclusive(run_dir / TRAIN_LOCK, busy(run_dir)):
         prepare_run_dir(run_dir)  # again under the lock: another process may have started a run here meanwhile
