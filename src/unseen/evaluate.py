@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ import torch
 from numpy.typing import ArrayLike
 from tqdm import tqdm
 
+from unseen import hardware
 from unseen.agents import SAC, make_agent
 from unseen.config import RunConfig, load_config
 from unseen.envs import SHIFTS, PixelEnv, make_env, resolve_sources
@@ -191,7 +191,7 @@ def evaluate_parallel(
     """Returns per shift (in episode order) and each shift's data record, from `workers` processes (0: one per core)."""
     seeds = eval_seeds(cfg.seed, episodes)
     jobs = [(shift, index) for shift in shifts for index in range(episodes)]
-    workers = min(workers or os.cpu_count() or 1, len(jobs))
+    workers = min(workers or hardware.usable_cores(), len(jobs))
     returns: dict[str, list[float]] = {shift: [0.0] * episodes for shift in shifts}
     records: dict[str, dict] = {}
     context = multiprocessing.get_context("spawn")  # no fork: the parent may hold a GL context

@@ -28,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from unseen import hardware
 from unseen.config import PRESETS, RunConfig, apply_overrides, load_config, make_config, to_dict, validate
 from unseen.envs.shifts import SHIFTS
 from unseen.errors import UserError
@@ -362,7 +363,7 @@ def launched(command: list[str]) -> list[str]:
 
 
 def available_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return hardware.usable_cores()
 
 
 class Sweep:
