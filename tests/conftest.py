@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +22,10 @@ def tiny_config(algo: str = "drq", steps: int = 60, seed: int = 0) -> RunConfig:
     cfg.agent.encoder_filters = 8
     cfg.agent.projection_dim = 16
     cfg.agent.hidden_dim = 32
-    cfg.agent.alda_mlp_dim = 32
-    cfg.agent.alda_embedding_dim = 16
-    cfg.agent.sac_ae_latent_dim = 8
+    own = {field.name for field in dataclasses.fields(cfg.agent)}
+    for name, value in {"alda_mlp_dim": 32, "alda_embedding_dim": 16, "sac_ae_latent_dim": 8}.items():
+        if name in own:  # the algorithm's own small latents
+            setattr(cfg.agent, name, value)
     cfg.train.seed_steps = 20
     cfg.train.batch_size = 8
     cfg.train.eval_every = 70

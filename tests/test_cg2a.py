@@ -120,7 +120,7 @@ def test_diagnostics_every_k_updates():
     ],
 )
 def test_bad_cg2a_settings_are_refused_with_the_fix(field, value, message):
-    cfg = tiny_config("cg2a")
+    cfg = tiny_config("svea" if field.startswith("svea") else "cg2a")
     setattr(cfg.agent, field, value)
     with pytest.raises(UserError, match=message):
         validate(cfg)

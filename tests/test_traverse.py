@@ -14,7 +14,7 @@ from PIL import Image
 from unseen import train
 from unseen.agents import AGENTS
 from unseen.cli import main
-from unseen.evaluate import make_eval_env
+from unseen.evaluate import make_run_env
 from unseen.traverse import BATCH, ROWS, rendered_observations, replay_observations, sweep_grid, sweeps, write_traversal
 
 from conftest import tiny_config
@@ -107,7 +107,7 @@ def test_traversal_without_a_replay_buffer_renders_observations(cli_run, tmp_pat
     state = torch.load(copy / train.CHECKPOINT_FILE, weights_only=False)["replay"]
     assert replay_observations(copy, cfg, state, 4) is None
     assert replay_observations(run, cfg, state, 4).shape == (4, 9, 32, 32)
-    env = make_eval_env(cfg, "none", None)
+    env = make_run_env(cfg, "none", None)
     rendered = rendered_observations(env, 5)
     env.close()
     assert rendered.shape == (5, 9, 32, 32) and rendered.dtype == torch.uint8

@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 from typing import NoReturn
 
-from unseen.config import ALGOS, PRESETS, ReportConfig, apply_overrides, make_config
+from unseen.agents import algos
+from unseen.config import PRESETS, ReportConfig, apply_overrides, make_config
 from unseen.errors import Interrupted, UserError
 
 
@@ -20,22 +21,19 @@ class Parser(argparse.ArgumentParser):
 
 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
-    """Where the shifts' data comes from (default: procedural videos and images, our colour tables)."""
-    parser.add_argument("--video-dir",
-                        help="videos in DMControl-GB's format (video0.mp4, ...) for video_* and distracting_cs")
-    parser.add_argument("--image-dir", help="a folder of images at any depth (Places365 works) for overlays")
-    parser.add_argument("--color-file", help="a colour table in the format of DMControl-GB's color_*.json for color_*")
-    parser.add_argument("--intensity",
-                        help="distracting_cs: 0.025 0.05 0.1 0.15 0.2 0.3 0.4 0.5 or easy/medium/hard (default: 0.1)")
-    parser.add_argument("--video-mode",
-                        help="video_*: fast (segmentation, default) or fidelity (DMControl-GB's green screen)")
+    """Where the shifts' data comes from: every environment family's data options (`EnvFamily.source_options`)
+    as `--flags` (default: each family's own; DMControl: procedural videos and images, our colour tables)."""
+    from unseen.envs import all_source_options, source_flag
+
+    for name, text in all_source_options().items():
+        parser.add_argument(source_flag(name), help=text)
 
 
 def source_options(args: argparse.Namespace) -> dict[str, str]:
     """The data-source options given on the command line, as `make_env` options."""
-    from unseen.envs import SOURCE_OPTIONS
+    from unseen.envs import all_source_options
 
-    return {name: getattr(args, name) for name in SOURCE_OPTIONS if getattr(args, name) is not None}
+    return {name: getattr(args, name) for name in all_source_options() if getattr(args, name, None) is not None}
 
 
 def add_disentangle_arguments(report: argparse.ArgumentParser) -> None:
@@ -61,7 +59,7 @@ def build_parser() -> Parser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     train = commands.add_parser("train", help="train an agent; writes one run directory")
-    train.add_argument("--algo", choices=ALGOS, help="algorithm (required unless --resume)")
+    train.add_argument("--algo", choices=algos(), help="algorithm (required unless --resume)")
     train.add_argument("--task", help="DMControl task, e.g. cartpole_swingup (required unless --resume)")
     train.add_argument("--preset", choices=PRESETS, default="cpu", help="defaults of PROTOCOL.md (default: cpu)")
     train.add_argument("--seed", type=int, default=0, help="seed of everything random (default: 0)")
@@ -252,12 +250,12 @@ def run_sweep(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from unseen.envs import SHIFTS
+    from unseen.envs import family_of
     from unseen.show import draw_gallery
 
     if args.frames <= 0:
         raise UserError(f"--frames must be positive, got {args.frames}")
-    path = draw_gallery(args.task, args.shifts or list(SHIFTS), args.out, args.frames, args.seed,
+    path = draw_gallery(args.task, args.shifts or list(family_of(args.task).shifts), args.out, args.frames, args.seed,
                         image_size=args.image_size, **source_options(args))
     print(f"written to {path}")
     return 0

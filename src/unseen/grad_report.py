@@ -15,11 +15,12 @@ import pandas as pd
 
 from unseen.errors import UserError
 from unseen.report import write_text
+from unseen.rundir import TRAIN_LOG
 
 
 def grad_log(run_dir: Path) -> pd.DataFrame:
     """The rows of a CG2A run's train.csv that hold gradient diagnostics: `step` and every `grad/` column."""
-    path = run_dir / "train.csv"
+    path = run_dir / TRAIN_LOG
     if not path.is_file():
         raise UserError(f"{path} does not exist; pass a run directory made by unseen train --algo cg2a")
     log = pd.read_csv(path)

@@ -8,6 +8,8 @@ from typing import Any
 
 import pandas as pd
 
+from unseen.rundir import EVAL_LOG, TENSORBOARD_DIR, TRAIN_LOG
+
 
 class CsvLog:
     """Append rows of scalars to a CSV file; new columns widen the file (rewritten once when they appear)."""
@@ -40,8 +42,8 @@ class RunLogger:
     """train.csv, eval.csv and TensorBoard scalars of one run directory."""
 
     def __init__(self, run_dir: Path, tensorboard: bool, resume_step: int | None = None) -> None:
-        self.train = CsvLog(run_dir / "train.csv")
-        self.eval = CsvLog(run_dir / "eval.csv")
+        self.train = CsvLog(run_dir / TRAIN_LOG)
+        self.eval = CsvLog(run_dir / EVAL_LOG)
         if resume_step is not None:
             self.train.truncate(resume_step)
             self.eval.truncate(resume_step)
@@ -50,7 +52,7 @@ class RunLogger:
             from torch.utils.tensorboard import SummaryWriter
 
             # purge_step hides events written after the checkpoint when a run resumes.
-            self.writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=resume_step)
+            self.writer = SummaryWriter(str(run_dir / TENSORBOARD_DIR), purge_step=resume_step)
 
     def log_train(self, row: dict[str, Any]) -> None:
         self.train.write(row)

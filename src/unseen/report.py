@@ -32,12 +32,12 @@ import pandas as pd
 import yaml
 
 from unseen import stats
-from unseen.config import ALGOS, AgentConfig, ReportConfig, upgraded
-from unseen.envs.shifts import SHIFTS
+from unseen.agents import algos
+from unseen.agents.cg2a import CG2AConfig
+from unseen.config import ReportConfig, upgraded
+from unseen.envs import all_shifts, families_of, family_of
 from unseen.errors import UserError
 from unseen.rundir import CONFIG_FILE, SUMMARY_FILE
-
-SHIFT_ORDER = {shift: i for i, shift in enumerate(SHIFTS)}
 
 UNCOMPARED_FIELDS = frozenset(
     {
@@ -50,7 +50,7 @@ UNCOMPARED_FIELDS = frozenset(
 )
 """Config fields that cannot change what a run learns: runs that differ only in these are one method."""
 
-_DEFAULT = AgentConfig()
+_DEFAULT = CG2AConfig()
 
 
 # ----- collecting runs and naming their methods -------------------------------------------------------------
@@ -223,7 +223,7 @@ def method_order(runs: pd.DataFrame) -> list[str]:
     methods = runs.drop_duplicates("method")
 
     def key(row: Any) -> tuple:
-        algo_rank = ALGOS.index(row.algo) if row.algo in ALGOS else len(ALGOS)
+        algo_rank = algos().index(row.algo) if row.algo in algos() else len(algos())
         table4 = 0 if row.gas is None else 2 * bool(row.sgs) + bool(row.gas)  # AC, AC+GAS, AC+SGS, full
         other_gamma = isinstance(row.gamma, str) and row.gamma != DEFAULT_GAMMA
         return algo_rank, row.algo, table4, other_gamma, row.method
@@ -247,7 +247,7 @@ def table(runs: pd.DataFrame) -> pd.DataFrame:
         }
     ).reset_index()
     order = {method: i for i, method in enumerate(method_order(runs))}
-    keys = {"shift": SHIFT_ORDER, "method": order}
+    keys = {"shift": shift_order(), "method": order}
     return cells.sort_values(["shift", "task", "method"], key=lambda c: c.map(keys[c.name]) if c.name in keys else c)
 
 
@@ -358,7 +358,7 @@ def span(values: pd.Series, thousands: bool = False) -> str:
 def sources(runs: pd.DataFrame) -> str:
     """Per shift (benchmark order) the data sources its evaluations used, with distracting_cs's intensity."""
     parts = []
-    for shift in sorted(set(runs["shift"]) - {"none"}, key=SHIFT_ORDER.__getitem__):
+    for shift in sorted(set(runs["shift"]) - {"none"}, key=shift_order().__getitem__):
         rows = runs[runs["shift"] == shift]
         used = sorted(rows["source"].unique())
         intensities = sorted(rows["intensity"].dropna().unique())
@@ -417,7 +417,7 @@ def retention(runs: pd.DataFrame) -> pd.DataFrame:
     shifted = runs[runs["shift"] != "none"].copy()
     shifted["kept"] = shifted["return"] / shifted["run"].map(trained.where(trained > 0))
     kept = shifted.groupby(["shift", "task", "method"])["kept"].mean().unstack("method")
-    rows = sorted(kept.index, key=lambda key: (SHIFT_ORDER[key[0]], key[1]))
+    rows = sorted(kept.index, key=lambda key: (shift_order()[key[0]], key[1]))
     return kept.reindex(index=rows, columns=[m for m in method_order(runs) if m in kept.columns])
 
 
@@ -458,7 +458,7 @@ def ablation(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
     means, stds, seeds = (
         cells.pivot(index=["shift", "method"], columns="task", values=v) for v in ("mean", "std", "seeds")
     )
-    rows = sorted(means.index, key=lambda key: (SHIFT_ORDER[key[0]], order.index(key[1])))
+    rows = sorted(means.index, key=lambda key: (shift_order()[key[0]], order.index(key[1])))
     means, stds, seeds = (frame.reindex(index=rows, columns=tasks) for frame in (means, stds, seeds))
     best = pd.concat([best_flags(group, axis=0) for _, group in means.groupby(level="shift", sort=False)])
     return means, stds, seeds, best.reindex(index=rows), [marks[method] for _, method in rows]
@@ -515,7 +515,8 @@ class Comparison:
     shift: str
     tasks: tuple[str, ...]
     scores: dict[str, list[np.ndarray]]
-    """Per method one array of normalised per-seed scores (return / 1000) per task, in the order of `tasks`."""
+    """Per method one array of normalised per-seed scores (`EnvFamily.normalised`: DMControl's return / 1000) per
+    task, in the order of `tasks`."""
     title: str
     """How the report names it: the shift, followed by the tasks when some shift has several comparisons."""
 
@@ -535,8 +536,9 @@ def comparisons(runs: pd.DataFrame) -> list[Comparison]:
         rows = runs[runs["shift"] == shift]
         for tasks in shared_task_sets(list(has.values())):
             scores = {
-                m: [rows.loc[(rows["method"] == m) & (rows["task"] == t)].sort_values("seed")["return"].to_numpy()
-                    / stats.NORMALISER for t in sorted(tasks)]
+                m: [family_of(t).normalised(
+                        rows.loc[(rows["method"] == m) & (rows["task"] == t)].sort_values("seed")["return"].to_numpy())
+                    for t in sorted(tasks)]
                 for m in has if tasks <= has[m]
             }
             found.append(Comparison(shift, tuple(sorted(tasks)), scores, title=shift))
@@ -549,7 +551,7 @@ def tasks_by_method(runs: pd.DataFrame) -> dict[str, dict[str, frozenset[str]]]:
     """Per shift (benchmark order), the tasks each method that has runs on it (in `method_order`) has runs on."""
     order = method_order(runs)
     found = {}
-    for shift in sorted(runs["shift"].unique(), key=SHIFT_ORDER.__getitem__):
+    for shift in sorted(runs["shift"].unique(), key=shift_order().__getitem__):
         rows = runs[runs["shift"] == shift]
         found[shift] = {m: frozenset(rows.loc[rows["method"] == m, "task"]) for m in order if m in set(rows["method"])}
     return found
@@ -665,17 +667,29 @@ def stats_markdown(runs: pd.DataFrame, aggregates: pd.DataFrame, improvements: p
         body = [[*first[keys], *(text.get((first.comparison, m), "—") for m in order)]
                 for _, first in rows.drop_duplicates("comparison").iterrows()]
         header = ["shift", "tasks"][: len(keys)] + order
-        parts.append(f"**{metric}** of normalised scores (return / 1000), 95% CI\n\n" + markdown_table(header, body))
+        parts.append(f"**{metric}** of normalised scores ({score_formula(runs)}), 95% CI\n\n"
+                     + markdown_table(header, body))
     for comparison, rows in improvements.groupby("comparison", sort=False):
         text = {(r.x, r.y): improvement_cell(r.probability, r.ci_low, r.ci_high, r.p_value) for r in rows.itertuples()}
         present = [m for m in order if m in set(rows["x"])]
         body = [[x, *(text.get((x, y), "—") for y in present)] for x in present]
         parts.append(f"**P(row > column)** on {comparison}, 95% CI\n\n" + markdown_table(["X / Y", *present], body))
     listed = "".join(f"\n- {note}" for note in notes)
-    return "\n".join(parts) + "\n" + stats_caption(aggregates, named, options) + "\n" + listed + "\n" * bool(notes)
+    caption = stats_caption(runs, aggregates, named, options)
+    return "\n".join(parts) + "\n" + caption + "\n" + listed + "\n" * bool(notes)
 
 
-def stats_caption(aggregates: pd.DataFrame, named: bool, options: ReportConfig) -> str:
+def score_formula(runs: pd.DataFrame) -> str:
+    """How the scores of `runs` come from returns, per environment family of their tasks: "return / 1000"."""
+    return "; ".join(family.score_formula() for family in families_of(runs["task"].unique()))
+
+
+def shift_order() -> dict[str, int]:
+    """Shifts in benchmark order: every registered family's, "none" first."""
+    return {shift: i for i, shift in enumerate(all_shifts())}
+
+
+def stats_caption(runs: pd.DataFrame, aggregates: pd.DataFrame, named: bool, options: ReportConfig) -> str:
     narrow = aggregates.groupby("shift", sort=False)["tasks"].min()
     covered = (
         "The methods were not all run on the same tasks, so each aggregate covers the tasks its row or matrix names, "
@@ -683,8 +697,9 @@ def stats_caption(aggregates: pd.DataFrame, named: bool, options: ReportConfig) 
         if named else
         f"Tasks per shift: {', '.join(f'{s}: {n}' for s, n in narrow.items())} (those every method was evaluated on)."
     )
+    scores = "; ".join(family.score_note() for family in families_of(runs["task"].unique()))
     return (
-        "Scores are returns / 1000 (DMControl's maximum). IQM: the mean of the middle 50% of all runs' scores; "
+        f"Scores are {scores}. IQM: the mean of the middle 50% of all runs' scores; "
         "optimality gap: the mean shortfall of scores below 1 (lower is better); P(X > Y): the probability that a "
         "run of X scores above a run of Y on the same task, averaged over tasks (rliable 1.2.0's metrics). 95% "
         f"percentile intervals from a stratified bootstrap over seeds within each task ({options.reps:,} resamples, "

@@ -29,12 +29,12 @@ from typing import Any
 import yaml
 
 from unseen.config import PRESETS, RunConfig, apply_overrides, load_config, make_config, to_dict, validate
-from unseen.envs.shifts import SHIFTS
+from unseen.envs import all_shifts, all_tasks, check_shifts, source_flag
 from unseen.errors import UserError
 from unseen.report import UNCOMPARED_FIELDS, flatten
-from unseen.rundir import CHECKPOINT_FILE, CONFIG_FILE, SUMMARY_FILE, TRAIN_LOCK, exclusive, held
+from unseen.rundir import CHECKPOINT_FILE, CONFIG_FILE, EVAL_LOG, SUMMARY_FILE, TRAIN_LOCK, TRAIN_LOG, exclusive, held
 
-EXPORTED_FILES = (CONFIG_FILE, "train.csv", "eval.csv", SUMMARY_FILE)
+EXPORTED_FILES = (CONFIG_FILE, TRAIN_LOG, EVAL_LOG, SUMMARY_FILE)
 """The small files of a run that `export` copies (checkpoints, replay, videos and TensorBoard stay behind);
 train.csv exists once an episode has ended."""
 
@@ -48,7 +48,7 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 class EvalSpec:
     """The final zero-shot evaluation every run of the sweep must have."""
 
-    shifts: list[str] = field(default_factory=lambda: list(SHIFTS))
+    shifts: list[str] = field(default_factory=lambda: list(all_shifts()))
     """Shifts every run is evaluated on (`unseen eval --shifts`)."""
     episodes: int = 10
     """Episodes per shift; a shift evaluated with another count is evaluated again."""
@@ -169,14 +169,16 @@ def parse_spec(data: Any) -> SweepSpec:
         raise UserError("name at least one method in algos or variants")
     entry = check_keys(fields.get("eval") or {}, EvalSpec, "eval")
     spec.eval = EvalSpec(
-        shifts=check_list(entry.get("shifts", list(SHIFTS)), str, "eval.shifts"),
+        shifts=check_list(entry.get("shifts", list(all_shifts())), str, "eval.shifts"),
         episodes=check(entry.get("episodes", 10), int, "eval.episodes"),
         **{name: check_optional(entry.get(name), (str, int, float), f"eval.{name}") for name in
            ("video_dir", "image_dir", "color_file", "intensity", "video_mode")},
     )
-    unknown = [shift for shift in spec.eval.shifts if shift not in SHIFTS]
+    unknown = [shift for shift in spec.eval.shifts if shift not in all_shifts()]
     if unknown:
-        raise UserError(f"unknown shift(s) {', '.join(unknown)} in eval.shifts; valid shifts: {', '.join(SHIFTS)}")
+        raise UserError(
+            f"unknown shift(s) {', '.join(unknown)} in eval.shifts; valid shifts: {', '.join(all_shifts())}"
+        )
     if spec.eval.episodes <= 0:
         raise UserError(f"eval.episodes must be positive, got {spec.eval.episodes}")
     return spec
@@ -230,16 +232,20 @@ class Job:
         return self.run_dir.name
 
 
+def shift_records(spec: SweepSpec) -> dict[str, dict[str, Any]]:
+    """Per evaluation shift what a current evaluation records about its data, every task's shifts and data options
+    checked first (`unseen.envs.check_shifts`)."""
+    return {shift: record for task in spec.tasks for shift, record in check_shifts(task, spec.eval.shifts,
+                                                                                  spec.sources).items()}
+
+
 def plan(spec: SweepSpec) -> list[Job]:
     """Every run, seeds outermost (a stopped sweep has seed 1 of every method before seed 2 of any), each config
     resolved and validated against this build's algorithms, tasks and fields before anything starts."""
-    from unseen.envs import TASKS, resolve_sources
-
-    unknown = [task for task in spec.tasks if task not in TASKS]
+    unknown = [task for task in spec.tasks if task not in all_tasks()]
     if unknown:
-        raise UserError(f"unknown task(s) {', '.join(unknown)}; choose from: {', '.join(TASKS)}")
-    for shift in spec.eval.shifts:
-        resolve_sources(shift, **spec.sources)
+        raise UserError(f"unknown task(s) {', '.join(unknown)}; choose from: {', '.join(all_tasks())}")
+    shift_records(spec)
     jobs = []
     for seed in spec.seeds:
         for task in spec.tasks:
@@ -325,9 +331,6 @@ def evaluated(entry: dict[str, Any] | None, shift: str, episodes: int, record: d
 
 RUNNING_ELSEWHERE = f"another process is training it ({TRAIN_LOCK} is held)"
 
-SOURCE_FLAGS = {"video_dir": "--video-dir", "image_dir": "--image-dir", "color_file": "--color-file",
-                "intensity": "--intensity", "video_mode": "--video-mode"}
-
 
 def train_command(job: Job, spec: SweepSpec, resume: bool) -> list[str]:
     command = [sys.executable, "-m", "unseen.cli", "train"]
@@ -343,7 +346,7 @@ def eval_command(job: Job, spec: SweepSpec, shifts: list[str], workers: int) -> 
     command = [sys.executable, "-m", "unseen.cli", "eval", str(job.run_dir), "--shifts", *shifts,
                "--episodes", str(spec.eval.episodes), "--workers", str(workers)]
     for name, value in spec.sources.items():
-        command += [SOURCE_FLAGS[name], value]
+        command += [source_flag(name), value]
     return command
 
 
@@ -369,11 +372,9 @@ class Sweep:
     """The worker pool: `workers` runs at a time, each child with `cores // workers` threads."""
 
     def __init__(self, spec: SweepSpec, jobs: list[Job], workers: int) -> None:
-        from unseen.envs import resolve_sources
-
         self.spec, self.jobs, self.workers = spec, jobs, workers
         self.threads = max(1, available_cores() // workers)
-        self.records = {shift: resolve_sources(shift, **spec.sources)[0].record for shift in spec.eval.shifts}
+        self.records = shift_records(spec)
         self.out = Path(spec.out)
         self.lock = threading.RLock()  # re-entered by the signal handler if it interrupts a log line
         self.children: set[subprocess.Popen] = set()

@@ -29,16 +29,18 @@ from tqdm import tqdm
 from unseen import hardware, runtime
 from unseen.agents import make_agent
 from unseen.config import RunConfig, eval_shift_names, load_config, save_config, validate
-from unseen.envs import make_env
 from unseen.errors import Interrupted, UserError
-from unseen.evaluate import evaluate
+from unseen.evaluate import evaluate, make_run_env
 from unseen.logs import RunLogger
 from unseen.replay import ReplayBuffer
 from unseen.rundir import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
+    REPLAY_DIR,
     SUMMARY_FILE,
     TRAIN_LOCK,
+    VIDEO_DIR,
+    device_of,
     exclusive,
     prepare_run_dir,
     read_checkpoint,
@@ -46,12 +48,6 @@ from unseen.rundir import (
     summary_entry,
     write_json,
 )
-
-
-def device_of(cfg: RunConfig) -> torch.device:
-    if cfg.train.device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(cfg.train.device)
 
 
 class Trainer:
@@ -66,22 +62,14 @@ class Trainer:
         self.hardware = hardware.describe(self.device)
         print(f"{cfg.algo} on {self.device}: precision {cfg.agent.precision} ({hardware.native_bf16(self.device)[1]}), "
               f"{self.runtime['torch_threads']} thread(s)", file=sys.stderr, flush=True)
-        self.env = make_env(
-            cfg.env.task,
-            "none",
-            seed=cfg.seed,
-            image_size=cfg.env.image_size,
-            frame_stack=cfg.env.frame_stack,
-            action_repeat=cfg.env.action_repeat,
-            render_shadows=cfg.env.render_shadows,
-        )
+        self.env = make_run_env(cfg, "none")
         obs_shape = self.env.obs_shape
         self.action_dim = self.env.action_space.shape[0]
         self.agent = make_agent(cfg.algo, obs_shape, self.action_dim, cfg.agent, self.device, cfg.seed)
         episodes = math.ceil(cfg.train.steps / self.env.max_episode_steps)
         capacity = cfg.train.replay_capacity or cfg.train.steps + episodes + 1
         self.replay = ReplayBuffer(
-            capacity, (3, *obs_shape[1:]), self.action_dim, cfg.env.frame_stack, run_dir / "replay"
+            capacity, (3, *obs_shape[1:]), self.action_dim, cfg.env.frame_stack, run_dir / REPLAY_DIR
         )
         # One generator for the loop's own randomness: replay sampling and the seed steps' random actions.
         self.rng = np.random.default_rng(cfg.seed)
@@ -184,7 +172,7 @@ class Trainer:
         """Evaluate on every shift of `train.eval_shifts`; one eval.csv row each."""
         rows = []
         for shift in eval_shift_names(self.cfg.train):
-            video = self.run_dir / "videos" / f"{shift}_step{self.step}.mp4" if self.cfg.train.video else None
+            video = self.run_dir / VIDEO_DIR / f"{shift}_step{self.step}.mp4" if self.cfg.train.video else None
             result = evaluate(self.agent, self.cfg, shift, episodes, video)
             rows.append({"step": self.step, "frames": self.frames, **result.row})
             self.logger.log_eval(rows[-1])

@@ -21,21 +21,48 @@ One update (`update`):
 from __future__ import annotations
 
 import copy
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
-from unseen.config import AgentConfig
+from unseen.agents.base import AgentConfig
+from unseen.errors import UserError
 from unseen.nets import Actor, ConvTrunk, Critic
+from unseen.schema import param
+
+if TYPE_CHECKING:
+    from unseen.config import EnvConfig
+
+
+@dataclass
+class SACConfig(AgentConfig):
+    """SAC's entropy temperature and squashed Gaussian actor on top of the common base."""
+
+    alpha_lr: float = param(1e-4, gt=0)
+    """Adam learning rate of the entropy temperature."""
+    alpha_beta1: float = param(0.5, ge=0, lt=1)
+    """Adam beta1 of the entropy temperature."""
+    init_temperature: float = param(0.1, gt=0)
+    """Initial entropy temperature alpha (its logarithm is what is learned)."""
+    log_std_min: float = -10.0
+    """Lower bound of the actor's log standard deviation."""
+    log_std_max: float = 2.0
+    """Upper bound of the actor's log standard deviation."""
+
+    def check(self, env: EnvConfig) -> None:
+        super().check(env)
+        if self.log_std_min >= self.log_std_max:
+            raise UserError("agent.log_std_min must be below agent.log_std_max")
 
 
 class SAC:
     """Soft actor-critic from pixels; subclasses change what the critic sees through `augment`."""
 
     def __init__(
-        self, obs_shape: tuple[int, int, int], action_dim: int, cfg: AgentConfig, device: torch.device, seed: int
+        self, obs_shape: tuple[int, int, int], action_dim: int, cfg: SACConfig, device: torch.device, seed: int
     ) -> None:
         self.cfg = cfg
         self.device = device

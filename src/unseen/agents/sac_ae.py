@@ -25,13 +25,47 @@ the trunk and the decoder's transposed convs.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from unseen.agents.sac import SAC
-from unseen.config import AgentConfig
+from unseen.agents.sac import SAC, SACConfig
 from unseen.nets import ConvTrunk, FastPath, orthogonal_init
+from unseen.schema import param
+
+if TYPE_CHECKING:
+    from unseen.config import RunConfig
+
+
+@dataclass
+class SACAEConfig(SACConfig):
+    """SAC's fields and the autoencoder's (docs/methods.md, "SAC+AE")."""
+
+    sac_ae_latent_dim: int = param(50, gt=0)
+    """SAC+AE: width of the autoencoder latent (Linear, LayerNorm, tanh) shared with the critic, and of the actor's
+    projection."""
+    sac_ae_latent_lambda: float = param(1e-6, ge=0)
+    """SAC+AE: weight of the L2 penalty 0.5 * ||latent||^2 in the reconstruction loss."""
+    sac_ae_encoder_lr: float = param(1e-3, ge=0)
+    """SAC+AE: Adam learning rate of the encoder (conv trunk + latent) for the reconstruction loss."""
+    sac_ae_decoder_lr: float = param(1e-3, ge=0)
+    """SAC+AE: Adam learning rate of the decoder."""
+    sac_ae_decoder_weight_decay: float = param(1e-7, ge=0)
+    """SAC+AE: L2 weight decay of the decoder's Adam."""
+    sac_ae_update_every: int = param(1, gt=0)
+    """SAC+AE: update the autoencoder every this many updates."""
+    sac_ae_bits: int = param(5, ge=1, le=8)
+    """SAC+AE: bit depth of the reconstruction target (pixels quantised to this many bits, plus uniform noise)."""
+
+
+def preset(cfg: RunConfig) -> None:
+    """SAC+AE's changes to a resolved preset: its published encoder (Yarats et al.), 4 conv layers of 32 filters at
+    84x84, in the `paper` preset."""
+    if cfg.preset == "paper":
+        cfg.agent.encoder_layers = 4
 
 
 def reconstruction_target(obs: torch.Tensor, bits: int, generator: torch.Generator) -> torch.Tensor:
@@ -73,9 +107,10 @@ class SACAE(SAC):
     """SAC + a deterministic autoencoder on the critic's encoder (conv trunk + 50-d latent)."""
 
     trunk: ConvTrunk  # what SAC's `build_networks` makes
+    cfg: SACAEConfig
 
     def __init__(
-        self, obs_shape: tuple[int, int, int], action_dim: int, cfg: AgentConfig, device: torch.device, seed: int
+        self, obs_shape: tuple[int, int, int], action_dim: int, cfg: SACAEConfig, device: torch.device, seed: int
     ) -> None:
         super().__init__(obs_shape, action_dim, cfg, device, seed)
         self.decoder = PixelDecoder(
