@@ -17,9 +17,7 @@ from unseen.errors import UserError
 from unseen.grad import combine
 from unseen.grad_report import grad_log, grad_summary
 
-from conftest import tiny_config
-from test_sac import batch, new_agent
-from test_train import tiny_overrides
+from conftest import batch, new_agent, tiny_config, tiny_overrides
 
 
 def gradient_at_step(agent, b):

@@ -508,3 +508,21 @@ def test_a_config_from_before_precision_is_the_same_method_as_its_bf16_twin(tmp_
     config.write_text(config.read_text().replace("precision: bf16", "bf16: true"))
     runs = collect([tmp_path])
     assert methods(runs) == ["drq"] and set(runs["precision"]) == {"bf16"}
+
+
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        (["report", "runs", "--out", "o"], ["report", "tables", "runs", "--out", "o"]),
+        (["report", "--grad", "a", "b", "--out", "o"], ["report", "grad", "a", "b", "--out", "o"]),
+        (["report", "--disentangle", "a", "--samples", "9"], ["report", "disentangle", "a", "--samples", "9"]),
+        (["report", "--traverse", "a"], ["report", "traverse", "a"]),
+        (["report", "traverse", "a"], ["report", "traverse", "a"]),
+        (["train", "--algo", "drq"], ["train", "--algo", "drq"]),
+    ],
+)
+def test_the_report_flags_before_subcommands_still_work(old, new):
+    from unseen.cli import build_parser, report_argv
+
+    assert report_argv(old) == new
+    assert build_parser().parse_args(new).command == new[0]

@@ -17,8 +17,7 @@ from unseen.cli import main
 from unseen.evaluate import make_run_env
 from unseen.traverse import BATCH, ROWS, rendered_observations, replay_observations, sweep_grid, sweeps, write_traversal
 
-from conftest import tiny_config
-from test_train import tiny_overrides
+from conftest import tiny_config, tiny_overrides
 
 STEPS = 45
 AUTOENCODERS = ("alda", "sac_ae")
@@ -79,7 +78,7 @@ def test_resume_equals_uninterrupted(cli_run, tmp_path):
 
 @pytest.mark.parametrize("algo", AUTOENCODERS)
 def test_checkpoint_holds_every_module_and_optimizer(algo):
-    from test_sac import new_agent
+    from conftest import new_agent
 
     agent = new_agent(algo)
     held = {id(module) for module in agent.modules().values()}

@@ -1,4 +1,4 @@
-"""`unseen report --disentangle RUN_DIR`: how disentangled a trained agent's latents are against the
+"""`unseen report disentangle RUN_DIR`: how disentangled a trained agent's latents are against the
 simulator's true factors (docs/disentanglement.md).
 
 For each shift: a fixed, seeded set of observations with the factors that made them (`collect`), their

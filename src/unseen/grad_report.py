@@ -1,4 +1,4 @@
-"""CG2A's gradient diagnostics as pictures and tables (the paper's Figure 1): `unseen report --grad RUN_DIR...`.
+"""CG2A's gradient diagnostics as pictures and tables (the paper's Figure 1): `unseen report grad RUN_DIR...`.
 
 A CG2A run logs, every `agent.grad_log_every` updates, each view's critic-gradient norm, the weights applied,
 the pairwise cosines, the conflict fraction and gamma (`unseen.grad.diagnostics`, into train.csv under `grad/`).

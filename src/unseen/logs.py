@@ -11,6 +11,33 @@ import pandas as pd
 from unseen.rundir import EVAL_LOG, TENSORBOARD_DIR, TRAIN_LOG
 
 
+class MetricMeans:
+    """Means of an agent's metrics over a logging interval. An update's metrics may be tensors on the agent's device:
+    they are summed there, and read to the host once per interval (`take`), not once per update."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, Any] = {}
+        self.counts: dict[str, int] = {}
+
+    def add(self, metrics: dict[str, Any]) -> None:
+        for key, value in metrics.items():
+            self.sums[key] = self.sums.get(key, 0.0) + value
+            self.counts[key] = self.counts.get(key, 0) + 1
+
+    def take(self) -> dict[str, float]:
+        """The mean of every metric since the last `take`, in first-seen order; then start a new interval."""
+        means = {key: float(total) / self.counts[key] for key, total in self.sums.items()}
+        self.sums, self.counts = {}, {}
+        return means
+
+    def state_dict(self) -> dict[str, Any]:
+        # Plain floats: a float32 sum converts exactly, and adding the next tensor to it rounds as before.
+        return {"sums": {key: float(total) for key, total in self.sums.items()}, "counts": dict(self.counts)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.sums, self.counts = dict(state["sums"]), dict(state["counts"])
+
+
 class CsvLog:
     """Append rows of scalars to a CSV file; new columns widen the file (rewritten once when they appear)."""
 

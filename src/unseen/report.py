@@ -1,7 +1,7 @@
 """Reports from run directories: the CG2A paper's tables, learning curves and rliable's aggregate statistics.
 
-`unseen report DIR... --out DIR` finds every finished run (`summary.json`) at any depth and writes (docs/reports.md
-says what each number means):
+`unseen report tables DIR... --out DIR` finds every finished run (`summary.json`) at any depth and writes
+(docs/reports.md says what each number means):
   table.md / .csv / .tex      Tables 1-2 of the CG2A paper: rows shift and task, columns methods, each cell the
                               mean over seeds of each seed's mean return, +- the standard deviation across seeds
   ablation.md / .csv / .tex   Table 4 (AC, AC+GAS, AC+SGS, full, and fixed or other gamma), when such runs exist

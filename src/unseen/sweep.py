@@ -79,7 +79,7 @@ class SweepSpec:
     """A sweep file: every run is one method (an algorithm or a variant) on one task with one seed."""
 
     preset: str
-    """Preset of every run (PROTOCOL.md); a report never mixes presets."""
+    """Preset of every run (docs/protocol.md); a report never mixes presets."""
     tasks: list[str]
     """DMControl tasks."""
     seeds: list[int]

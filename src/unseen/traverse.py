@@ -1,4 +1,4 @@
-"""`unseen report --traverse RUN_DIR`: latent traversals of an agent with a decoder (ALDA, SAC+AE).
+"""`unseen report traverse RUN_DIR`: latent traversals of an agent with a decoder (ALDA, SAC+AE).
 
 One picture for one observation: a row per latent, that latent swept over a range of values while every other
 latent keeps the observation's own value, each cell the decoded newest frame. The first two columns are the

@@ -1,4 +1,4 @@
-"""ALDA (Associative Latent DisentAnglement; Batra & Sukhatme, ICML 2025), METHODS.md "ALDA", step by step.
+"""ALDA (Associative Latent DisentAnglement; Batra & Sukhatme, ICML 2025), docs/methods.md "ALDA", step by step.
 
 Networks (as the public reference code builds them; the paper leaves them open):
   - Frame folding: `(B, 3k, H, W) -> (B*k, 3, H, W)`, every frame encoded on its own.
@@ -53,6 +53,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from unseen.agents.base import Metrics
 from unseen.agents.sac import SAC, SACConfig
 from unseen.errors import UserError
 from unseen.latent import RETRIEVALS, QuantizedLatent, commitment_loss, quantization_loss
@@ -288,7 +289,7 @@ class ALDA(SAC):
         z_next = torch.cat([z[:, 1:], rest[:, older:]], dim=1) if overlap else rest[:, older:]
         return z, z_next, newest
 
-    def update_critic(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, float], torch.Tensor]:
+    def update_critic(self, batch: dict[str, torch.Tensor]) -> tuple[Metrics, torch.Tensor]:
         z, z_next, newest = self.encode_batch(batch["obs"], batch["next_obs"])
         with torch.no_grad():
             target = self.soft_target(batch, self.trunk.fuse(z_next), self.trunk_target(batch["next_obs"]))
@@ -298,10 +299,10 @@ class ALDA(SAC):
         self.codebook_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.critic_optimizer.step()
-        metrics = {"critic_loss": loss.item(), "q_target": target.mean().item()}
+        metrics: Metrics = {"critic_loss": loss.detach(), "q_target": target.mean().detach()}
         return metrics | self.update_alda(newest, batch["obs"][:, -3:]), features
 
-    def update_alda(self, z: torch.Tensor, frame: torch.Tensor) -> dict[str, float]:
+    def update_alda(self, z: torch.Tensor, frame: torch.Tensor) -> Metrics:
         """The ALDA loss of the newest frames' latents `z (B, |z_d|)` and pixels `frame (B, 3, H, W)`; one step."""
         cfg = self.cfg
         out = self.trunk.quantizer(z)
@@ -317,10 +318,10 @@ class ALDA(SAC):
         self.alda_optimizer.step()
         self.codebook_optimizer.step()  # the critic's gradient (if routed) and the quantization loss's
         return {
-            "alda_loss": loss.item(),
-            "reconstruction_loss": reconstruction.item(),
-            "commitment_loss": commitment.item(),
-            "quantization_loss": quantization.item(),
+            "alda_loss": loss.detach(),
+            "reconstruction_loss": reconstruction.detach(),
+            "commitment_loss": commitment.detach(),
+            "quantization_loss": quantization.detach(),
         }
 
     @torch.no_grad()

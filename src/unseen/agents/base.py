@@ -22,6 +22,10 @@ from unseen.schema import param
 if TYPE_CHECKING:
     from unseen.config import EnvConfig, RunConfig
 
+Metrics = dict[str, torch.Tensor | float]
+"""An update's losses and diagnostics by name: scalar tensors left on the device (the trainer averages them over a
+logging interval and reads them once), or floats."""
+
 
 @dataclass
 class AgentConfig:
@@ -94,7 +98,7 @@ class Agent(Protocol):
         """The action for one uint8 observation `(C, H, W)`: the policy's mean if `deterministic`, else a sample."""
         ...
 
-    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+    def update(self, batch: dict[str, torch.Tensor]) -> Metrics:
         """One learning step on a replay batch; its losses and diagnostics by name."""
         ...
 

@@ -1,7 +1,7 @@
-"""CG2A (Conflict-aware Gradient Agreement Augmentation), METHODS.md "CG2A", equation by equation.
+"""CG2A (Conflict-aware Gradient Agreement Augmentation), docs/methods.md "CG2A", equation by equation.
 
 One critic update:
-  1. TD target `y` on the non-augmented next observation (METHODS.md; the paper's Eq. 2 `max_a Q` read as
+  1. TD target `y` on the non-augmented next observation (docs/methods.md; the paper's Eq. 2 `max_a Q` read as
      SAC's soft target): `SAC.td_target`.
   2. Augmentation combination: `tau_0` = random shift of `o_t` (the SAC+shift baseline's view), and
      `tau_i = aug_i(tau_0(o_t))` for the names in `agent.cg2a_augmentations` (default random conv, overlay
@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from unseen.agents.base import Metrics
 from unseen.agents.drq import DrQConfig
 from unseen.agents.sac import SAC
 from unseen.augment import USES_IMAGES, VIEWS, random_shift
@@ -151,7 +152,7 @@ class CG2A(SAC):
             views.append(VIEWS[name](shifted, images, self.generator))
         return torch.stack(views)
 
-    def update_critic(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, float], torch.Tensor]:
+    def update_critic(self, batch: dict[str, torch.Tensor]) -> tuple[Metrics, torch.Tensor]:
         cfg = self.cfg
         target = self.td_target(batch)
         grads, losses, features = per_loss_gradients(
@@ -165,7 +166,7 @@ class CG2A(SAC):
         self.critic_optimizer.zero_grad(set_to_none=True)
         write_gradients(self.critic_parameters(), direction)
         self.critic_optimizer.step()
-        metrics = {"critic_loss": losses.mean().item(), "q_target": target.mean().item()}
+        metrics: Metrics = {"critic_loss": losses.mean().detach(), "q_target": target.mean().detach()}
         if cfg.grad_log_every and self.updates % cfg.grad_log_every == 0:
             weights = gas_weights(grads, cfg.gas_clamp) if cfg.cg2a_gas else uniform_weights(grads)
             metrics |= diagnostics(grads, self.names, weights, gamma)

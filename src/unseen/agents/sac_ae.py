@@ -1,5 +1,5 @@
 """SAC+AE (Yarats et al., 2019/2021, "Improving sample efficiency in model-free RL from images"): SAC whose
-encoder is also a deterministic autoencoder's, the baseline of ALDA's tables (METHODS.md "ALDA").
+encoder is also a deterministic autoencoder's, the baseline of ALDA's tables (docs/methods.md "ALDA").
 
 What follows the paper and its public code (`pytorch_sac_ae`, defaults of its train.py):
   - Encoder = the conv trunk + a latent (Linear, LayerNorm, tanh; 50-d) shared with the critic: in our
@@ -32,6 +32,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from unseen.agents.base import Metrics
 from unseen.agents.sac import SAC, SACConfig
 from unseen.nets import ConvTrunk, FastPath, orthogonal_init
 from unseen.schema import param
@@ -129,13 +130,13 @@ class SACAE(SAC):
     def projection_dim(self) -> int:
         return self.cfg.sac_ae_latent_dim
 
-    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+    def update(self, batch: dict[str, torch.Tensor]) -> Metrics:
         metrics = super().update(batch)
         if self.updates % self.cfg.sac_ae_update_every == 0:
             metrics |= self.update_autoencoder(batch["obs"].to(self.device, non_blocking=True))
         return metrics
 
-    def update_autoencoder(self, obs: torch.Tensor) -> dict[str, float]:
+    def update_autoencoder(self, obs: torch.Tensor) -> Metrics:
         """One step of encoder and decoder on `MSE(reconstruction, target) + lambda * mean(0.5 ||h||^2)`."""
         latent = self.critic.projection(self.trunk(obs))
         target = reconstruction_target(obs, self.cfg.sac_ae_bits, self.generator)
@@ -147,7 +148,7 @@ class SACAE(SAC):
         loss.backward()
         self.encoder_optimizer.step()
         self.decoder_optimizer.step()
-        return {"reconstruction_loss": reconstruction.item(), "latent_penalty": latent_penalty.item()}
+        return {"reconstruction_loss": reconstruction.detach(), "latent_penalty": latent_penalty.detach()}
 
     @torch.no_grad()
     def latents(self, obs: torch.Tensor) -> torch.Tensor:

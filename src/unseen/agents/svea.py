@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
+from unseen.agents.base import Metrics
 from unseen.agents.drq import DrQ, DrQConfig
 from unseen.augment import random_conv
 from unseen.schema import param
@@ -37,7 +38,7 @@ class SVEA(DrQ):
 
     cfg: SVEAConfig
 
-    def update_critic(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, float], torch.Tensor]:
+    def update_critic(self, batch: dict[str, torch.Tensor]) -> tuple[Metrics, torch.Tensor]:
         target = self.td_target(batch)
         shifted = self.augment(batch["obs"])
         features = self.trunk(torch.cat([shifted, random_conv(shifted, generator=self.generator)]))
@@ -48,5 +49,7 @@ class SVEA(DrQ):
         self.critic_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.critic_optimizer.step()
-        metrics = {"critic_loss": loss.item(), "critic_loss_conv": conv_loss.item(), "q_target": target.mean().item()}
+        metrics: Metrics = {
+            "critic_loss": loss.detach(), "critic_loss_conv": conv_loss.detach(), "q_target": target.mean().detach()
+        }
         return metrics, clean
