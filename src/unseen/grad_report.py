@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from unseen.errors import UserError
-from unseen.report import write_text
 from unseen.rundir import TRAIN_LOG
+from unseen.tables import write_text
 
 
 def grad_log(run_dir: Path) -> pd.DataFrame:

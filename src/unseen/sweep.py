@@ -31,8 +31,8 @@ import yaml
 from unseen.config import PRESETS, RunConfig, apply_overrides, load_config, make_config, to_dict, validate
 from unseen.envs import all_shifts, all_tasks, check_shifts, source_flag
 from unseen.errors import UserError
-from unseen.report import UNCOMPARED_FIELDS, flatten
 from unseen.rundir import CHECKPOINT_FILE, CONFIG_FILE, EVAL_LOG, SUMMARY_FILE, TRAIN_LOCK, TRAIN_LOG, exclusive, held
+from unseen.runs import UNCOMPARED_FIELDS, flatten
 
 EXPORTED_FILES = (CONFIG_FILE, TRAIN_LOG, EVAL_LOG, SUMMARY_FILE)
 """The small files of a run that `export` copies (checkpoints, replay, videos and TensorBoard stay behind);

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -171,3 +171,33 @@ class CG2A(SAC):
             weights = gas_weights(grads, cfg.gas_clamp) if cfg.cg2a_gas else uniform_weights(grads)
             metrics |= diagnostics(grads, self.names, weights, gamma)
         return metrics, features[0]
+
+
+# ----- how reports name a CG2A run ---------------------------------------------------------------------------
+
+_DEFAULTS = CG2AConfig()
+
+
+def switches(config: dict[str, Any]) -> dict[str, Any]:
+    """CG2A's ablation switches (Table 4: GAS, SGS; Figure 4: gamma) of a run; empty for other algorithms.
+
+    A config written before a switch existed ran the full method, so a missing field reads as its default.
+    """
+    if config["algo"] != "cg2a":
+        return {"gas": None, "sgs": None, "gamma": None}
+    low = config.get("agent.sgs_gamma_low", _DEFAULTS.sgs_gamma_low)
+    high = config.get("agent.sgs_gamma_high", _DEFAULTS.sgs_gamma_high)
+    sgs = bool(config.get("agent.cg2a_sgs", _DEFAULTS.cg2a_sgs))
+    gamma = (f"{low:g}" if low == high else f"U({low:g},{high:g})") if sgs else None
+    return {"gas": bool(config.get("agent.cg2a_gas", _DEFAULTS.cg2a_gas)), "sgs": sgs, "gamma": gamma}
+
+
+DEFAULT_GAMMA = f"U({_DEFAULTS.sgs_gamma_low:g},{_DEFAULTS.sgs_gamma_high:g})"
+
+
+def ablation_parts(switch: dict[str, Any]) -> list[str]:
+    """The label parts of a CG2A ablation: `AC[+GAS][+SGS]` unless both are on, `gamma=...` unless the default."""
+    if switch["gas"] is None:
+        return []
+    parts = [] if switch["gas"] and switch["sgs"] else ["AC" + "+GAS" * switch["gas"] + "+SGS" * switch["sgs"]]
+    return parts + ([f"gamma={switch['gamma']}"] if switch["sgs"] and switch["gamma"] != DEFAULT_GAMMA else [])
