@@ -109,3 +109,21 @@ def test_registering_clashing_families_fails(toy_family):
         register_family(replace(TOY, name="toy2"))
     with pytest.raises(ValueError, match="start with 'none'"):
         register_family(replace(TOY, name="toy3", tasks=("toy_3",), shifts=("dark",)))
+
+
+def test_a_sweep_file_takes_the_data_options_of_every_family():
+    from dataclasses import replace
+
+    from unseen.sweep import parse_spec
+
+    lit = register_family(replace(TOY, name="lit", tasks=("lit_line",), source_options=("light",),
+                                  option_help={"light": "how bright"}))
+    try:
+        base = {"preset": "smoke", "tasks": ["lit_line"], "seeds": [0], "out": "runs", "algos": ["drq"]}
+        spec = parse_spec(base | {"eval": {"shifts": ["none"], "light": 2, "intensity": "easy"}})
+        assert spec.sources == {"light": "2", "intensity": "easy"}
+        from unseen.cli import build_parser, source_options
+
+        assert source_options(build_parser().parse_args(["eval", "run", "--light", "3"])) == {"light": "3"}
+    finally:
+        del envs.FAMILIES[lit.name]

@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 from unseen.config import PRESETS, RunConfig, apply_overrides, load_config, make_config, to_dict, validate
-from unseen.envs import all_shifts, all_tasks, check_shifts, source_flag
+from unseen.envs import all_shifts, all_source_options, all_tasks, check_shifts, source_flag
 from unseen.errors import UserError
 from unseen.rundir import CHECKPOINT_FILE, CONFIG_FILE, EVAL_LOG, SUMMARY_FILE, TRAIN_LOCK, TRAIN_LOG, exclusive, held
 from unseen.runs import UNCOMPARED_FIELDS, flatten
@@ -52,16 +52,10 @@ class EvalSpec:
     """Shifts every run is evaluated on (`unseen eval --shifts`)."""
     episodes: int = 10
     """Episodes per shift; a shift evaluated with another count is evaluated again."""
-    video_dir: str | None = None
-    """Videos in DMControl-GB's format for video_* and distracting_cs (default: procedural)."""
-    image_dir: str | None = None
-    """Overlay images for the shifts that use them (default: procedural)."""
-    color_file: str | None = None
-    """A colour table in DMControl-GB's format for color_* (default: generated)."""
-    intensity: str | None = None
-    """distracting_cs intensity (default 0.1)."""
-    video_mode: str | None = None
-    """video_*: fast or fidelity (default fast)."""
+    sources: dict[str, str] = field(default_factory=dict)
+    """The shifts' data options, written in the file beside `shifts` and `episodes`: those of every registered
+    environment family (`unseen.envs.all_source_options`; DMControl's video_dir, image_dir, color_file, intensity,
+    video_mode), each default when absent."""
 
 
 @dataclass
@@ -109,9 +103,7 @@ class SweepSpec:
     @property
     def sources(self) -> dict[str, str]:
         """The data-source options of the evaluation, as `make_env` options."""
-        from unseen.envs import SOURCE_OPTIONS
-
-        return {name: str(getattr(self.eval, name)) for name in SOURCE_OPTIONS if getattr(self.eval, name) is not None}
+        return self.eval.sources
 
 
 # ----- reading and checking a sweep file --------------------------------------------------------------------
@@ -167,12 +159,13 @@ def parse_spec(data: Any) -> SweepSpec:
         )
     if not spec.methods:
         raise UserError("name at least one method in algos or variants")
-    entry = check_keys(fields.get("eval") or {}, EvalSpec, "eval")
+    options = tuple(all_source_options())
+    entry = check_keys(fields.get("eval") or {}, EvalSpec, "eval", extra=options, without=("sources",))
     spec.eval = EvalSpec(
         shifts=check_list(entry.get("shifts", list(all_shifts())), str, "eval.shifts"),
         episodes=check(entry.get("episodes", 10), int, "eval.episodes"),
-        **{name: check_optional(entry.get(name), (str, int, float), f"eval.{name}") for name in
-           ("video_dir", "image_dir", "color_file", "intensity", "video_mode")},
+        sources={name: str(check(entry[name], (str, int, float), f"eval.{name}")) for name in options
+                 if entry.get(name) is not None},
     )
     unknown = [shift for shift in spec.eval.shifts if shift not in all_shifts()]
     if unknown:
@@ -184,8 +177,11 @@ def parse_spec(data: Any) -> SweepSpec:
     return spec
 
 
-def check_keys(data: Any, cls: type, where: str) -> dict[str, Any]:
-    names = [f.name for f in dataclasses.fields(cls)]
+def check_keys(
+    data: Any, cls: type, where: str, extra: tuple[str, ...] = (), without: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """`data` if it is a mapping whose keys are fields of `cls` (less `without`, plus `extra`)."""
+    names = [f.name for f in dataclasses.fields(cls) if f.name not in without] + list(extra)
     if not isinstance(data, dict):
         raise UserError(f"{where} must be a mapping with keys from: {', '.join(names)}")
     unknown = sorted(map(str, set(data) - set(names)))
