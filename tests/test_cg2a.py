@@ -17,9 +17,7 @@ from unseen.errors import UserError
 from unseen.grad import combine
 from unseen.grad_report import grad_log, grad_summary
 
-from conftest import tiny_config
-from test_sac import batch, new_agent
-from test_train import tiny_overrides
+from conftest import batch, new_agent, tiny_config, tiny_overrides
 
 
 def gradient_at_step(agent, b):
@@ -120,7 +118,7 @@ def test_diagnostics_every_k_updates():
     ],
 )
 def test_bad_cg2a_settings_are_refused_with_the_fix(field, value, message):
-    cfg = tiny_config("cg2a")
+    cfg = tiny_config("svea" if field.startswith("svea") else "cg2a")
     setattr(cfg.agent, field, value)
     with pytest.raises(UserError, match=message):
         validate(cfg)

@@ -115,3 +115,50 @@ def test_bad_agent_settings_are_refused_with_the_fix(algo, field, value, message
     setattr(cfg.agent, field, value)
     with pytest.raises(UserError, match=message):
         validate(cfg)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("agent.actor_lr=-0.5", "agent.actor_lr must be positive, got -0.5"),
+        ("agent.init_temperature=-1", "agent.init_temperature must be positive, got -1.0"),
+        ("agent.alpha_beta1=1", r"agent.alpha_beta1 must lie in \[0, 1\), got 1.0"),
+        ("agent.critic_lr=nan", "agent.critic_lr must be a finite number"),
+        ("env.frame_stack=0", "env.frame_stack must be positive, got 0"),
+        ("agent.precision=fp8", "agent.precision must be one of auto, bf16, float32, got 'fp8'"),
+    ],
+)
+def test_every_numeric_field_has_its_range_checked(override, message):
+    cfg = apply_overrides(make_config("drq", "cartpole_swingup", "smoke"), [override])
+    with pytest.raises(UserError, match=message):
+        validate(cfg)
+
+
+def test_a_field_of_another_algorithm_is_a_one_line_error():
+    with pytest.raises(UserError, match=r"drq has no field 'agent.alda_latents' \(only alda\); drop the override"):
+        apply_overrides(make_config("drq", "cartpole_swingup", "smoke"), ["agent.alda_latents=8"])
+    assert not hasattr(make_config("drq", "cartpole_swingup").agent, "alda_latents")
+    assert apply_overrides(make_config("alda", "cartpole_swingup"), ["agent.alda_latents=8"]).agent.alda_latents == 8
+
+
+def test_legacy_flat_agent_sections_load_when_foreign_fields_hold_their_defaults():
+    from unseen.config import legacy_defaults
+
+    data = to_dict(make_config("drq", "cartpole_swingup", "cpu"))
+    flat = legacy_defaults() | data["agent"]  # every algorithm's fields, as configs were written before issue 19
+    flat.pop("precision")
+    data["agent"] = flat | {"bf16": False}
+    expected = make_config("drq", "cartpole_swingup", "cpu")
+    expected.agent.precision = "float32"
+    assert from_dict(data) == expected
+    data["agent"]["alda_latents"] = 8
+    with pytest.raises(UserError, match=r"agent\.alda_latents=8 belongs to another algorithm than drq"):
+        from_dict(data)
+
+
+def test_the_default_run_config_is_the_paper_preset():
+    from unseen.config import RunConfig
+
+    assert to_dict(validate(RunConfig())) == to_dict(make_config("drq", "cartpole_swingup", "paper")) | {
+        "train": to_dict(RunConfig())["train"]
+    }

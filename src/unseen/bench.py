@@ -29,8 +29,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from unseen import hardware, runtime
-from unseen.agents import AGENTS, CG2A, make_agent
-from unseen.agents.sac import SAC
+from unseen.agents import AGENTS, CG2A, Agent, make_agent
 from unseen.config import make_config
 from unseen.envs import SHIFTS, make_env
 from unseen.envs.dmc import suite
@@ -91,7 +90,7 @@ def bench_render(steps: int, rounds: int) -> dict[str, float]:
     }
 
 
-def _update_setup(algo: str, preset: str, fast: bool, batch_size: int) -> tuple[SAC, dict[str, torch.Tensor]]:
+def _update_setup(algo: str, preset: str, fast: bool, batch_size: int) -> tuple[Agent, dict[str, torch.Tensor]]:
     """An agent of `preset` on the fast path (precision auto: the one native to this machine, the preset's memory
     layout, fused Adam, in-place ReLUs) or the straightforward reference (float32, NCHW, PyTorch's default Adam loop),
     and a batch of random frames from a replay buffer."""
@@ -110,7 +109,7 @@ def _update_setup(algo: str, preset: str, fast: bool, batch_size: int) -> tuple[
     return agent, batch
 
 
-def full_update(agent: SAC, batch: dict[str, torch.Tensor], count: int = 1) -> None:
+def full_update(agent: Agent, batch: dict[str, torch.Tensor], count: int = 1) -> None:
     """`count` updates on `batch`, each including the actor's and temperature's step (and the targets').
 
     In training every `actor_update_every`-th update does (a tenth of DrQ's FLOPs at the `cpu` preset: the actor's

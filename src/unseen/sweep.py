@@ -30,12 +30,12 @@ import yaml
 
 from unseen import hardware
 from unseen.config import PRESETS, RunConfig, apply_overrides, load_config, make_config, to_dict, validate
-from unseen.envs.shifts import SHIFTS
+from unseen.envs import all_shifts, all_source_options, all_tasks, check_shifts, source_flag
 from unseen.errors import UserError
-from unseen.report import UNCOMPARED_FIELDS, flatten
-from unseen.rundir import CHECKPOINT_FILE, CONFIG_FILE, SUMMARY_FILE, TRAIN_LOCK, exclusive, held
+from unseen.rundir import CHECKPOINT_FILE, CONFIG_FILE, EVAL_LOG, SUMMARY_FILE, TRAIN_LOCK, TRAIN_LOG, exclusive, held
+from unseen.runs import UNCOMPARED_FIELDS, flatten
 
-EXPORTED_FILES = (CONFIG_FILE, "train.csv", "eval.csv", SUMMARY_FILE)
+EXPORTED_FILES = (CONFIG_FILE, TRAIN_LOG, EVAL_LOG, SUMMARY_FILE)
 """The small files of a run that `export` copies (checkpoints, replay, videos and TensorBoard stay behind);
 train.csv exists once an episode has ended."""
 
@@ -49,20 +49,14 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 class EvalSpec:
     """The final zero-shot evaluation every run of the sweep must have."""
 
-    shifts: list[str] = field(default_factory=lambda: list(SHIFTS))
+    shifts: list[str] = field(default_factory=lambda: list(all_shifts()))
     """Shifts every run is evaluated on (`unseen eval --shifts`)."""
     episodes: int = 10
     """Episodes per shift; a shift evaluated with another count is evaluated again."""
-    video_dir: str | None = None
-    """Videos in DMControl-GB's format for video_* and distracting_cs (default: procedural)."""
-    image_dir: str | None = None
-    """Overlay images for the shifts that use them (default: procedural)."""
-    color_file: str | None = None
-    """A colour table in DMControl-GB's format for color_* (default: generated)."""
-    intensity: str | None = None
-    """distracting_cs intensity (default 0.1)."""
-    video_mode: str | None = None
-    """video_*: fast or fidelity (default fast)."""
+    sources: dict[str, str] = field(default_factory=dict)
+    """The shifts' data options, written in the file beside `shifts` and `episodes`: those of every registered
+    environment family (`unseen.envs.all_source_options`; DMControl's video_dir, image_dir, color_file, intensity,
+    video_mode), each default when absent."""
 
 
 @dataclass
@@ -80,7 +74,7 @@ class SweepSpec:
     """A sweep file: every run is one method (an algorithm or a variant) on one task with one seed."""
 
     preset: str
-    """Preset of every run (PROTOCOL.md); a report never mixes presets."""
+    """Preset of every run (docs/protocol.md); a report never mixes presets."""
     tasks: list[str]
     """DMControl tasks."""
     seeds: list[int]
@@ -110,9 +104,7 @@ class SweepSpec:
     @property
     def sources(self) -> dict[str, str]:
         """The data-source options of the evaluation, as `make_env` options."""
-        from unseen.envs import SOURCE_OPTIONS
-
-        return {name: str(getattr(self.eval, name)) for name in SOURCE_OPTIONS if getattr(self.eval, name) is not None}
+        return self.eval.sources
 
 
 # ----- reading and checking a sweep file --------------------------------------------------------------------
@@ -168,23 +160,29 @@ def parse_spec(data: Any) -> SweepSpec:
         )
     if not spec.methods:
         raise UserError("name at least one method in algos or variants")
-    entry = check_keys(fields.get("eval") or {}, EvalSpec, "eval")
+    options = tuple(all_source_options())
+    entry = check_keys(fields.get("eval") or {}, EvalSpec, "eval", extra=options, without=("sources",))
     spec.eval = EvalSpec(
-        shifts=check_list(entry.get("shifts", list(SHIFTS)), str, "eval.shifts"),
+        shifts=check_list(entry.get("shifts", list(all_shifts())), str, "eval.shifts"),
         episodes=check(entry.get("episodes", 10), int, "eval.episodes"),
-        **{name: check_optional(entry.get(name), (str, int, float), f"eval.{name}") for name in
-           ("video_dir", "image_dir", "color_file", "intensity", "video_mode")},
+        sources={name: str(check(entry[name], (str, int, float), f"eval.{name}")) for name in options
+                 if entry.get(name) is not None},
     )
-    unknown = [shift for shift in spec.eval.shifts if shift not in SHIFTS]
+    unknown = [shift for shift in spec.eval.shifts if shift not in all_shifts()]
     if unknown:
-        raise UserError(f"unknown shift(s) {', '.join(unknown)} in eval.shifts; valid shifts: {', '.join(SHIFTS)}")
+        raise UserError(
+            f"unknown shift(s) {', '.join(unknown)} in eval.shifts; valid shifts: {', '.join(all_shifts())}"
+        )
     if spec.eval.episodes <= 0:
         raise UserError(f"eval.episodes must be positive, got {spec.eval.episodes}")
     return spec
 
 
-def check_keys(data: Any, cls: type, where: str) -> dict[str, Any]:
-    names = [f.name for f in dataclasses.fields(cls)]
+def check_keys(
+    data: Any, cls: type, where: str, extra: tuple[str, ...] = (), without: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """`data` if it is a mapping whose keys are fields of `cls` (less `without`, plus `extra`)."""
+    names = [f.name for f in dataclasses.fields(cls) if f.name not in without] + list(extra)
     if not isinstance(data, dict):
         raise UserError(f"{where} must be a mapping with keys from: {', '.join(names)}")
     unknown = sorted(map(str, set(data) - set(names)))
@@ -231,16 +229,20 @@ class Job:
         return self.run_dir.name
 
 
+def shift_records(spec: SweepSpec) -> dict[str, dict[str, Any]]:
+    """Per evaluation shift what a current evaluation records about its data, every task's shifts and data options
+    checked first (`unseen.envs.check_shifts`)."""
+    return {shift: record for task in spec.tasks for shift, record in check_shifts(task, spec.eval.shifts,
+                                                                                  spec.sources).items()}
+
+
 def plan(spec: SweepSpec) -> list[Job]:
     """Every run, seeds outermost (a stopped sweep has seed 1 of every method before seed 2 of any), each config
     resolved and validated against this build's algorithms, tasks and fields before anything starts."""
-    from unseen.envs import TASKS, resolve_sources
-
-    unknown = [task for task in spec.tasks if task not in TASKS]
+    unknown = [task for task in spec.tasks if task not in all_tasks()]
     if unknown:
-        raise UserError(f"unknown task(s) {', '.join(unknown)}; choose from: {', '.join(TASKS)}")
-    for shift in spec.eval.shifts:
-        resolve_sources(shift, **spec.sources)
+        raise UserError(f"unknown task(s) {', '.join(unknown)}; choose from: {', '.join(all_tasks())}")
+    shift_records(spec)
     jobs = []
     for seed in spec.seeds:
         for task in spec.tasks:
@@ -326,9 +328,6 @@ def evaluated(entry: dict[str, Any] | None, shift: str, episodes: int, record: d
 
 RUNNING_ELSEWHERE = f"another process is training it ({TRAIN_LOCK} is held)"
 
-SOURCE_FLAGS = {"video_dir": "--video-dir", "image_dir": "--image-dir", "color_file": "--color-file",
-                "intensity": "--intensity", "video_mode": "--video-mode"}
-
 
 def train_command(job: Job, spec: SweepSpec, resume: bool) -> list[str]:
     command = [sys.executable, "-m", "unseen.cli", "train"]
@@ -344,7 +343,7 @@ def eval_command(job: Job, spec: SweepSpec, shifts: list[str], workers: int) -> 
     command = [sys.executable, "-m", "unseen.cli", "eval", str(job.run_dir), "--shifts", *shifts,
                "--episodes", str(spec.eval.episodes), "--workers", str(workers)]
     for name, value in spec.sources.items():
-        command += [SOURCE_FLAGS[name], value]
+        command += [source_flag(name), value]
     return command
 
 
@@ -370,11 +369,9 @@ class Sweep:
     """The worker pool: `workers` runs at a time, each child with `cores // workers` threads."""
 
     def __init__(self, spec: SweepSpec, jobs: list[Job], workers: int) -> None:
-        from unseen.envs import resolve_sources
-
         self.spec, self.jobs, self.workers = spec, jobs, workers
         self.threads = max(1, available_cores() // workers)
-        self.records = {shift: resolve_sources(shift, **spec.sources)[0].record for shift in spec.eval.shifts}
+        self.records = shift_records(spec)
         self.out = Path(spec.out)
         self.lock = threading.RLock()  # re-entered by the signal handler if it interrupts a log line
         self.children: set[subprocess.Popen] = set()

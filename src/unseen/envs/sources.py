@@ -1,6 +1,6 @@
 """Picture sources: video backgrounds for the video and distracting shifts, images for overlay augmentations.
 
-Real data when the user has it, an honest offline default when not (DESIGN.md, "Conventions"):
+Real data when the user has it, an honest offline default when not (docs/protocol.md, "Data of the shifts"):
 
 - `DirectoryVideos`: a directory in DMControl-GB's video format (`video0.mp4`, `video1.mp4`, ...), decoded
   once per clip and size and cached.
