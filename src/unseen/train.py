@@ -259,6 +259,9 @@ def start(cfg: RunConfig, run_dir: Path, stop_at: int | None = None) -> dict[str
     """Start a new run in `run_dir` (which must not hold one) and train it. `agent.precision=auto` is resolved for
     this machine first, so that config.yaml, and every resume on any machine, holds the precision the run uses."""
     validate(cfg)
+    # Make the training environment once before anything is written: a missing GL backend or bad shift data then
+    # fails with nothing left behind (environment families load their simulator only when they make one).
+    make_run_env(cfg, "none").close()
     precision = hardware.resolve_precision(cfg.agent.precision, device_of(cfg))
     cfg = dataclasses.replace(cfg, agent=dataclasses.replace(cfg.agent, precision=precision))
     prepare_run_dir(run_dir)
