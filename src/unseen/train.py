@@ -260,6 +260,9 @@ def start(cfg: RunConfig, run_dir: Path, stop_at: int | None = None) -> dict[str
     `train.threads=0` are resolved for this machine first, so that config.yaml, and every resume on any machine,
     holds the precision and thread count the run computes with."""
     validate(cfg)
+    # Make the training environment once before anything is written: a missing GL backend or bad shift data then
+    # fails with nothing left behind (environment families load their simulator only when they make one).
+    make_run_env(cfg, "none").close()
     precision = hardware.resolve_precision(cfg.agent.precision, device_of(cfg))
     threads = hardware.resolve_threads(cfg.train.threads)
     cfg = dataclasses.replace(
