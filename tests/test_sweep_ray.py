@@ -1,6 +1,7 @@
 """unseen sweep --backend ray: the flags and their errors, the same plan as the local backend, and a real Ray cluster
-(a head and a worker node, separate `ray start` processes on loopback) that loses its worker node mid-run: the run is
-retried on the head, resumes from its checkpoint, and ends equal to an uninterrupted run of the same seed."""
+(a head and a worker node, separate `ray start` processes on loopback): a stopped sweep's runs checkpoint, and a sweep
+that loses its worker node mid-run completes: the run is retried on the head, resumes from its checkpoint, and ends
+equal to an uninterrupted run of the same seed."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import pytest
 
 from unseen import train
 from unseen.cli import main
+from unseen.rundir import TRAIN_LOCK, held
 from unseen.sweep import available_cores, job_config, load_spec, plan
 
 from test_sweep import sweep_file, wait_for
@@ -182,10 +184,12 @@ def stop(node: subprocess.Popen) -> None:
             node.wait()
 
 
-@pytest.fixture
-def cluster(tmp_path) -> Iterator[Cluster]:
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory) -> Iterator[Cluster]:
     """A head (1 CPU) and a worker node (1 CPU) on loopback, in a temp dir of their own (Ray's socket paths must
-    be short); stopped however the test ends, and no process of theirs may remain."""
+    be short), for the tests of this module (the last one loses the worker node); stopped however the tests end,
+    and no process of theirs may remain."""
+    tmp_path = tmp_path_factory.mktemp("cluster")
     temp_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")
     port = free_ports(1)[0]
     # A token of its own (not ~/.ray's); a lost node noticed in ~3 s instead of ~15 s (checked every second, dead
@@ -222,13 +226,35 @@ def training_under(node: subprocess.Popen) -> Path | None:
     return None
 
 
-def test_a_sweep_survives_the_loss_of_a_worker_node(tmp_path, cluster, capsys):
-    path = sweep_file(tmp_path, steps=STEPS, eval={"shifts": ["none"], "episodes": 1}, export=None, report=None)
-    sweep = subprocess.Popen(
+def start_sweep(path: Path, cluster: Cluster, out: Path) -> subprocess.Popen:
+    """`unseen sweep PATH --backend ray` on `cluster`, its output in `out`."""
+    return subprocess.Popen(
         [sys.executable, "-m", "unseen.cli", "sweep", str(path), "--backend", "ray", "--address", cluster.address,
          "--retries", "2"],
-        stdout=(tmp_path / "sweep.out").open("w"), stderr=subprocess.STDOUT, env=cluster.env,
+        stdout=out.open("w"), stderr=subprocess.STDOUT, env=cluster.env,
     )
+
+
+def test_a_stopped_sweep_cancels_its_cells_and_they_checkpoint(tmp_path, cluster):
+    path = sweep_file(tmp_path, seeds=[1], steps=5000, export=None, report=None)
+    sweep = start_sweep(path, cluster, tmp_path / "sweep.out")
+    run = plan(load_spec(path))[0].run_dir
+    try:
+        wait_for(run / train.CHECKPOINT_FILE, seconds=300)
+        sweep.send_signal(signal.SIGINT)
+        assert sweep.wait(180) == 128 + signal.SIGINT
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+    assert "stopped by signal 2; run the same command again" in (tmp_path / "sweep.out").read_text()
+    # the run got SIGTERM: it wrote a checkpoint where it was and exited, releasing its lock
+    assert "unseen: stopped at step" in (tmp_path / "runs" / "logs" / f"{run.name}.log").read_text()
+    assert not held(run / TRAIN_LOCK)
+
+
+def test_a_sweep_survives_the_loss_of_a_worker_node(tmp_path, cluster, capsys):
+    path = sweep_file(tmp_path, steps=STEPS, eval={"shifts": ["none"], "episodes": 1}, export=None, report=None)
+    sweep = start_sweep(path, cluster, tmp_path / "sweep.out")
     try:
         # the cell on the worker node: once it has a checkpoint, its node is lost (its raylet killed)
         deadline = time.monotonic() + 300

@@ -15,6 +15,7 @@ import dataclasses
 import os
 import signal
 import socket
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,7 +74,11 @@ class RayOptions:
 
 
 def import_ray() -> Any:
-    """The `ray` module, or a `UserError` naming the extra that installs it."""
+    """The `ray` module, or a `UserError` naming the extra that installs it. Set first: every line of the cells
+    reaches the sweep's output (Ray would merge similar ones, such as two cells' start lines), uncoloured in a file."""
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    if not sys.stdout.isatty():
+        os.environ.setdefault("RAY_COLOR_PREFIX", "0")
     try:
         import ray
     except ImportError:
@@ -114,12 +119,15 @@ def cell(job: Job, spec: SweepSpec, records: dict[str, dict[str, Any]], threads:
     def call(command: list[str]) -> bool:
         child = start_child(command, log_path, threads)
         try:
-            code = child.wait()
+            # In slices: Ray's cancel interrupts Python code (`interrupt_main`), not a blocking wait for the child.
+            while child.poll() is None:
+                time.sleep(0.5)
         except KeyboardInterrupt:  # ray.cancel
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(child.pid, signal.SIGTERM)
             child.wait()
             raise
+        code = child.returncode
         if code != 0:
             errors.append(failure(command, code, log_path))
         return code == 0
