@@ -55,6 +55,12 @@ def test_a_missing_ray_is_one_line_naming_the_extra(tmp_path, capsys, monkeypatc
     assert not (tmp_path / "runs").exists()
 
 
+def test_an_address_where_nothing_answers_is_one_line(tmp_path, capsys):
+    address = f"127.0.0.1:{free_ports(1)[0]}"
+    assert main(["sweep", str(sweep_file(tmp_path)), "--backend", "ray", "--address", address]) == 2
+    assert capsys.readouterr().err.startswith(f"unseen sweep: error: nothing answers at {address}; start the")
+
+
 def test_dry_run_lists_the_cells_of_the_local_backend(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)  # out: relative to the working directory
     path = sweep_file(tmp_path, seeds=[1, 2, 3], out="runs")

@@ -191,6 +191,9 @@ class RaySweep(Sweep):
     def connect(self, ray: Any) -> None:
         address = self.options.address or "local"
         local = {"include_dashboard": False} if address == "local" else {}
+        if not local and not reachable(address):  # Ray would retry for minutes
+            raise UserError(f"nothing answers at {address}; start the cluster's head there (ray start --head "
+                            "--port=PORT) or drop --address to start Ray on this machine")
         try:
             ray.init(address=address, logging_level="warning", **local)
         except (ConnectionError, ValueError, RuntimeError) as error:
@@ -199,6 +202,12 @@ class RaySweep(Sweep):
         resources = ray.cluster_resources()
         self.log(f"Ray {ray.__version__}: {len(ray.nodes())} node(s), {resources.get('CPU', 0):g} CPUs, "
                  f"{resources.get('GPU', 0):g} GPUs")
+        nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
+        for name, wanted in (("CPU", self.options.cpus), ("GPU", self.options.gpus)):
+            largest = max((node.get(name, 0.0) for node in nodes), default=0.0)
+            if wanted > largest:  # an autoscaling cluster may still add such a node: a warning, not an error
+                self.log(f"warning: no node has {wanted:g} {name}s for a run (the largest has {largest:g}); the "
+                         "cells wait until one joins the cluster")
 
     def submit(self, ray: Any, states: list[State]) -> dict[Any, Job]:
         """One task per cell that is not done; the done ones are exported and counted now."""
@@ -257,3 +266,15 @@ class RaySweep(Sweep):
 def last_line(error: Exception) -> str:
     """The last line of an error's message (a task's error ends with its exception), shortened."""
     return (str(error).strip().splitlines() or [""])[-1][:200]
+
+
+def reachable(address: str) -> bool:
+    """Whether a HOST:PORT address accepts connections (other forms, e.g. `auto`, are left to Ray)."""
+    host, _, port = address.rpartition(":")
+    if not port.isdigit():
+        return True
+    try:
+        socket.create_connection((host, int(port)), timeout=10).close()
+    except OSError:
+        return False
+    return True
