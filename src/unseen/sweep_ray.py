@@ -25,6 +25,7 @@ from unseen.errors import UserError
 from unseen.rundir import TRAIN_LOCK, held
 from unseen.sweep import (
     CHILD_LOGS,
+    RUNNING_ELSEWHERE,
     SWEEP_LOG,
     Job,
     State,
@@ -164,6 +165,8 @@ class RaySweep(Sweep):
         spec, jobs = absolute(spec, jobs)
         super().__init__(spec, jobs, workers=1, threads=max(1, int(options.cpus)))
         self.options = options
+        self.ray: Any = None
+        """The `ray` module, imported when the sweep runs (a dry run needs no Ray)."""
 
     def header(self) -> str:
         o = self.options
@@ -223,8 +226,7 @@ class RaySweep(Sweep):
                 self.count(job, "already done")
             elif current.train == "running":
                 self.failed.append(job.name)
-                self.log(f"skip   {job.name}: another process is training it ({TRAIN_LOCK} is held); "
-                         "run the sweep again when it ends")
+                self.log(f"skip   {job.name}: {RUNNING_ELSEWHERE}; run the sweep again when it ends")
             else:
                 reference = task.remote(job, self.spec, self.records, self.threads, o.lock_wait)
                 pending[reference] = job
