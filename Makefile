@@ -9,11 +9,11 @@ DEMO_DIR ?= runs/demo-$(shell date +%Y%m%d-%H%M%S)
 
 install: $(STAMP)
 
-# Reinstall whenever the dependency list changes.
+# Reinstall whenever the dependency list changes. The ray extra too: the tests run sweeps on a real Ray cluster.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,ray]'
 	touch $(STAMP)
 
 # One intra-op thread: the test models are tiny, and a second thread only adds contention on 2 cores.

@@ -96,6 +96,26 @@ def report_argv(argv: list[str]) -> list[str]:
     return ["report", "tables", *rest]
 
 
+RAY_FLAGS = {"address": "--address", "cpus": "--cpus-per-run", "gpus": "--gpus-per-run",
+             "memory_gb": "--memory-per-run", "retries": "--retries"}
+"""The Ray backend's options (`sweep_ray.RayOptions` fields) and their flags."""
+
+
+def add_ray_arguments(sweep: argparse.ArgumentParser) -> None:
+    """`unseen sweep --backend ray`: each cell a Ray task (docs/sweep.md)."""
+    sweep.add_argument("--backend", choices=("local", "ray"), default="local",
+                       help="local: a worker pool on this machine (default); ray: Ray tasks on a Ray cluster")
+    sweep.add_argument("--address", help="ray: the cluster's head, HOST:PORT or auto (default: start Ray here)")
+    sweep.add_argument("--cpus-per-run", dest="cpus", type=float, metavar="N",
+                       help="ray: CPUs each run reserves and uses as threads (default: 1)")
+    sweep.add_argument("--gpus-per-run", dest="gpus", type=float, metavar="N",
+                       help="ray: GPUs each run reserves, e.g. 0.25: four runs share a GPU (default: 0)")
+    sweep.add_argument("--memory-per-run", dest="memory_gb", type=float, metavar="GB",
+                       help="ray: memory each run reserves, in GB (default: none)")
+    sweep.add_argument("--retries", type=int, metavar="N",
+                       help="ray: times a cell whose worker or node died runs again, resuming (default: 3)")
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="unseen", description="Zero-shot generalization in visual RL on DeepMind Control.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -127,10 +147,11 @@ def build_parser() -> Parser:
 
     sweep = commands.add_parser("sweep", help="run a grid of methods x tasks x seeds from a YAML file, then report")
     sweep.add_argument("file", type=Path, help="the sweep file (docs/sweep.md)")
-    sweep.add_argument("--workers", type=int, default=1,
-                       help="runs at a time, each with cores // N threads (default: 1)")
+    sweep.add_argument("--workers", type=int,
+                       help="local backend: runs at a time, each with cores // N threads (default: 1)")
     sweep.add_argument("--dry-run", action="store_true",
                        help="print what each run still needs and the commands; run nothing")
+    add_ray_arguments(sweep)
 
     show = commands.add_parser("show", help="draw what the agent sees under each shift (a PNG)")
     show.add_argument("--task", required=True, help="DMControl task, e.g. walker_walk")
@@ -274,9 +295,21 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def run_sweep(args: argparse.Namespace) -> int:
+    from functools import partial
+
     from unseen.sweep import run_sweep
 
-    return run_sweep(args.file, args.workers, args.dry_run)
+    given = {name: getattr(args, name) for name in RAY_FLAGS if getattr(args, name) is not None}
+    if args.backend == "local":
+        if given:
+            raise UserError(f"{', '.join(RAY_FLAGS[name] for name in given)}: only with --backend ray")
+        return run_sweep(args.file, 1 if args.workers is None else args.workers, args.dry_run)
+    from unseen.sweep_ray import RayOptions, RaySweep
+
+    if args.workers is not None:
+        raise UserError("--workers is the local backend's; with --backend ray set --cpus-per-run (and the cluster "
+                        "runs as many runs at a time as its CPUs allow)")
+    return run_sweep(args.file, dry_run=args.dry_run, backend=partial(RaySweep, options=RayOptions(**given)))
 
 
 def run_show(args: argparse.Namespace) -> int:

@@ -1,4 +1,5 @@
-"""`unseen sweep FILE.yaml`: a grid of methods x tasks x seeds at one preset, run by a local worker pool.
+"""`unseen sweep FILE.yaml`: a grid of methods x tasks x seeds at one preset, run by a local worker pool (or by Ray:
+`unseen.sweep_ray`).
 
 Each run is a subprocess `python -m unseen.cli train ...` into `<out>/<method>-<task>-seed<N>` (the naming of
 results/cpu/runs), then `unseen eval` for the shifts its summary.json lacks; the sweep then copies each finished
@@ -21,8 +22,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -361,16 +364,49 @@ def launched(command: list[str]) -> list[str]:
     return [sys.executable, "-c", _LAUNCHER, str(os.getpid()), *command] if sys.platform == "linux" else command
 
 
+def start_child(command: list[str], log_path: Path, threads: int) -> subprocess.Popen:
+    """Start one child with `threads` intra-op threads, its output appended to `log_path`, in a session of its own
+    (a terminal's Ctrl-C reaches the sweep only, which forwards it once)."""
+    with log_path.open("a") as log:
+        log.write(f"$ {' '.join(command)}\n")
+        log.flush()
+        return subprocess.Popen(
+            launched(command), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=os.environ | {"OMP_NUM_THREADS": str(threads)},
+        )
+
+
+def run_cell(job: Job, spec: SweepSpec, records: dict[str, dict[str, Any]], threads: int,
+             call: Callable[[list[str]], bool]) -> bool:
+    """Do what `job`'s run directory still needs (train, resume or restart, then evaluate the missing shifts),
+    each command run by `call` (False: it failed or was stopped); True when the run is complete. The unit of work
+    of every backend: a retried cell looks at the run directory again, so it resumes from the last checkpoint. A
+    run another process trains is resumed too: `unseen train --resume` refuses it, naming the lock."""
+    current = state(job, spec, records)
+    if current.train == "restart":
+        shutil.rmtree(job.run_dir)  # a config without a checkpoint: nothing trained is lost
+    if current.train and not call(train_command(job, spec, resume=current.train in ("resume", "running"))):
+        return False
+    current = state(job, spec, records)
+    return not current.shifts or call(eval_command(job, spec, current.shifts, threads))
+
+
 def available_cores() -> int:
     return hardware.usable_cores()
+
+
+def failure(command: list[str], code: int, log_path: Path) -> str:
+    """What failed: the command, its exit code and the last line of its log."""
+    last = log_path.read_text().strip().splitlines()[-1:] or [""]
+    return f"{command[3]} exited with {code}: {last[0][:200]}"
 
 
 class Sweep:
     """The worker pool: `workers` runs at a time, each child with `cores // workers` threads."""
 
-    def __init__(self, spec: SweepSpec, jobs: list[Job], workers: int) -> None:
+    def __init__(self, spec: SweepSpec, jobs: list[Job], workers: int, threads: int | None = None) -> None:
         self.spec, self.jobs, self.workers = spec, jobs, workers
-        self.threads = max(1, available_cores() // workers)
+        self.threads = threads or max(1, available_cores() // workers)
         self.records = shift_records(spec)
         self.out = Path(spec.out)
         self.lock = threading.RLock()  # re-entered by the signal handler if it interrupts a log line
@@ -384,8 +420,7 @@ class Sweep:
 
     def describe(self) -> list[str]:
         """The plan, one line per run: what it still needs and the commands that will do it."""
-        lines = [f"{len(self.jobs)} runs, {self.workers} at a time, OMP_NUM_THREADS={self.threads} each; "
-                 f"out: {self.out}"
+        lines = [f"{self.header()}; out: {self.out}"
                  + (f"; export: {self.spec.export}" if self.spec.export else "")
                  + (f"; report: {self.spec.report}" if self.spec.report else "")]
         for job in self.jobs:
@@ -402,6 +437,10 @@ class Sweep:
             lines.append(f"{current.train or 'eval':<8} {job.name}: " + " && ".join(steps))
         return lines
 
+    def header(self) -> str:
+        """How the runs are run, for the plan and the log."""
+        return f"{len(self.jobs)} runs, {self.workers} at a time, OMP_NUM_THREADS={self.threads} each"
+
     # ----- doing it ---------------------------------------------------------------------------------------
 
     def run(self) -> int:
@@ -413,11 +452,10 @@ class Sweep:
 
     def run_locked(self) -> int:
         states = [state(job, self.spec, self.records) for job in self.jobs]  # a foreign run directory fails here
-        self.log(f"sweep of {len(self.jobs)} runs, {self.workers} at a time, OMP_NUM_THREADS={self.threads} each")
+        self.log(f"sweep of {self.header()}")
         previous = {sig: signal.signal(sig, self.request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            with ThreadPoolExecutor(self.workers) as pool:
-                list(pool.map(self.run_job, self.jobs, states))
+            self.execute(states)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -434,6 +472,11 @@ class Sweep:
         self.log(f"sweep complete in {self.elapsed()}")
         return 0
 
+    def execute(self, states: list[State]) -> None:
+        """Run every job that is not done, given what each needs when the sweep starts: the local worker pool."""
+        with ThreadPoolExecutor(self.workers) as pool:
+            list(pool.map(self.run_job, self.jobs, states))
+
     def run_job(self, job: Job, current: State) -> None:
         if current.done:
             self.export(job)
@@ -447,12 +490,7 @@ class Sweep:
             return
         started = time.monotonic()
         self.log(f"start  {job.name} ({current.train or 'eval'})")
-        if current.train == "restart":
-            shutil.rmtree(job.run_dir)  # a config without a checkpoint: nothing trained is lost
-        if current.train and not self.call(job, train_command(job, self.spec, resume=current.train == "resume")):
-            return
-        current = state(job, self.spec, self.records)
-        if current.shifts and not self.call(job, eval_command(job, self.spec, current.shifts, self.threads)):
+        if not run_cell(job, self.spec, self.records, self.threads, partial(self.call, job)):
             return
         self.export(job)
         self.count(job, f"finished in {(time.monotonic() - started) / 60:.1f} min")
@@ -463,14 +501,7 @@ class Sweep:
         with self.lock:
             if self.stop_signal is not None:
                 return False
-            with log_path.open("a") as log:
-                log.write(f"$ {' '.join(command)}\n")
-                log.flush()
-                # A session of its own: a terminal's Ctrl-C reaches the sweep only, which forwards it once.
-                child = subprocess.Popen(
-                    launched(command), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                    env=os.environ | {"OMP_NUM_THREADS": str(self.threads)},
-                )
+            child = start_child(command, log_path, self.threads)
             self.children.add(child)
         code = child.wait()
         with self.lock:
@@ -478,9 +509,8 @@ class Sweep:
         if code == 0:
             return True
         if self.stop_signal is None:
-            last = log_path.read_text().strip().splitlines()[-1:] or [""]
             self.failed.append(job.name)
-            self.log(f"failed {job.name}: {command[3]} exited with {code}: {last[0][:200]}")
+            self.log(f"failed {job.name}: {failure(command, code, log_path)}")
         return False
 
     def request_stop(self, signum: int, frame: Any) -> None:
@@ -526,8 +556,10 @@ class Sweep:
                     handle.write(line + "\n")
 
 
-def run_sweep(path: Path, workers: int = 1, dry_run: bool = False) -> int:
-    """`unseen sweep`: check the file and the whole plan, then print it (dry run) or run it."""
+def run_sweep(path: Path, workers: int = 1, dry_run: bool = False,
+              backend: Callable[[SweepSpec, list[Job]], Sweep] | None = None) -> int:
+    """`unseen sweep`: check the file and the whole plan, then print it (dry run) or run it, with the local worker
+    pool or `backend` (e.g. `sweep_ray.RaySweep`)."""
     if workers <= 0:
         raise UserError(f"--workers must be positive, got {workers}")
     spec = load_spec(path)
@@ -535,7 +567,7 @@ def run_sweep(path: Path, workers: int = 1, dry_run: bool = False) -> int:
         jobs = plan(spec)
     except UserError as error:
         raise UserError(f"{path}: {error}") from None
-    sweep = Sweep(spec, jobs, workers)
+    sweep = backend(spec, jobs) if backend else Sweep(spec, jobs, workers)
     if dry_run:
         print("\n".join(sweep.describe()))
         return 0
