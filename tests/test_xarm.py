@@ -6,6 +6,9 @@ Rendering the arm's meshes costs ~60 ms of CPU a frame, so the tests take few st
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -69,6 +72,16 @@ def test_family_names_every_scene_and_ships_it():
     assert all(scene_file(task, shift).is_file() for task in TASKS for shift in SHIFTS)
 
 
+def test_package_data_carries_every_asset():
+    """pyproject.toml's package-data globs cover every file under assets/xarm, so a wheel carries them all."""
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    package = ASSETS.parents[1]  # src/unseen/envs
+    globs = pyproject["tool"]["setuptools"]["package-data"]["unseen.envs"]
+    shipped = {path for pattern in globs for path in package.glob(pattern)}
+    assets = {path for path in ASSETS.rglob("*") if path.is_file()}
+    assert assets == shipped and len(assets) == 35
+
+
 @pytest.mark.parametrize("task", TASKS)
 def test_every_scene_loads_steps_and_renders_and_the_scripted_policy_succeeds_with_the_same_physics(
     task, scripted
@@ -108,6 +121,15 @@ def test_rewards_follow_the_original_formulas(env):
             box = env.data.joint("box_hole:joint").qpos[:3]
             np.testing.assert_allclose(env.goal(), box + np.array([0, 0.075, -0.035]))
             assert reward == pytest.approx(-float(action @ action) - 4 * d_xy, abs=1e-12)
+
+
+def test_true_factors_are_the_joints_and_the_goal(env):
+    env.reset(seed=1)
+    factors = env.factors()
+    assert list(factors) == list(env.factor_names) and env.angle_factors == ()
+    assert len(factors) == env.model.nq + env.model.nv + 3
+    assert [factors[f"goal/{axis}"] for axis in "xyz"] == env.goal().tolist()
+    assert factors["qpos/joint1"] == env.data.joint("joint1").qpos[0]
 
 
 def test_same_seed_same_episode_and_set_state_continues_exactly(env):
