@@ -11,9 +11,9 @@ import dataclasses
 
 import torch
 
-from unseen.agents import alda, sac_ae
+from unseen.agents import alda, cg2a, sac_ae
 from unseen.agents.alda import ALDA, ALDAConfig
-from unseen.agents.base import Agent, AgentConfig, AgentSpec, Decoding
+from unseen.agents.base import Agent, AgentConfig, AgentSpec, Decoding, Variants
 from unseen.agents.cg2a import CG2A, CG2AConfig
 from unseen.agents.drq import DrQ, DrQConfig
 from unseen.agents.sac import SAC, SACConfig
@@ -61,7 +61,7 @@ def make_agent(
 register_agent(AgentSpec("sac", SAC, SACConfig))
 register_agent(AgentSpec("drq", DrQ, DrQConfig))
 register_agent(AgentSpec("svea", SVEA, SVEAConfig))
-register_agent(AgentSpec("cg2a", CG2A, CG2AConfig))
+register_agent(AgentSpec("cg2a", CG2A, CG2AConfig, variants=cg2a.VARIANTS))
 register_agent(AgentSpec("alda", ALDA, ALDAConfig, preset=alda.preset))
 register_agent(AgentSpec("sac_ae", SACAE, SACAEConfig, preset=sac_ae.preset))
 
@@ -72,5 +72,5 @@ AGENTS: dict[str, type] = {name: spec.agent_cls for name, spec in REGISTRY.items
 
 __all__ = [
     "AGENTS", "ALDA", "ALGOS", "CG2A", "REGISTRY", "SAC", "SACAE", "SVEA", "Agent", "AgentConfig", "AgentSpec",
-    "Decoding", "DrQ", "algos", "make_agent", "register_agent", "spec_of",
+    "Decoding", "DrQ", "Variants", "algos", "make_agent", "register_agent", "spec_of",
 ]
