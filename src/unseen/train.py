@@ -138,7 +138,10 @@ class Trainer:
             action = self.rng.uniform(-1.0, 1.0, self.action_dim).astype(np.float32)
         else:
             action = self.agent.act(self.obs, deterministic=False)
-            self.metrics.add(self.agent.update(self.replay.sample(cfg.batch_size, self.rng)))
+            agent = self.cfg.agent
+            if self.step % agent.steps_per_update == 0:
+                batch = self.replay.sample(cfg.batch_size, self.rng, agent.return_steps, agent.discount)
+                self.metrics.add(self.agent.update(batch))
         self.obs, reward, terminated, truncated, _ = self.env.step(action)
         self.replay.add(action, reward, 0.0 if terminated else 1.0, self.obs[-3:])
         self.episode_return += reward

@@ -65,6 +65,18 @@ class AgentConfig:
     out-of-place ReLUs."""
 
     @property
+    def return_steps(self) -> int:
+        """n of the n-step returns the agent learns from: the trainer samples n-step transitions discounted by
+        `discount` (`unseen.replay.nstep_returns`); 1 but for agents with n-step returns (DrQ-v2)."""
+        return 1
+
+    @property
+    def steps_per_update(self) -> int:
+        """Agent steps per update after the seed steps: the trainer updates on every this-many-th step; 1 but for
+        agents that update less often (DrQ-v2: every 2)."""
+        return 1
+
+    @property
     def bf16(self) -> bool:
         """Whether the fast path computes in bfloat16 (`precision` resolved, `unseen.hardware.resolve_precision`)."""
         if self.precision == "auto":
