@@ -1,5 +1,7 @@
-"""The xArm family (unseen.envs.xarm): every scene loads, steps and renders; the test scenes change pixels,
-not physics; seeds, states and episode ends; the reward formulas; a scripted policy succeeds everywhere.
+"""The xArm family (unseen.envs.xarm, registered by unseen.envs.xarm_family): every scene loads, steps and renders;
+the test scenes change pixels, not physics; seeds, states and episode ends; the reward formulas; a scripted policy
+succeeds everywhere; and the family in the registry: its defaults and presets, training through the command line with
+success rates on every scene, exact resume, `unseen show`.
 
 Rendering the arm's meshes costs ~60 ms of CPU a frame, so the tests take few steps and share rollouts.
 """
@@ -22,7 +24,8 @@ from unseen import envs, train
 from unseen.cli import main
 from unseen.config import RunConfig, make_config, set_fields, validate
 from unseen.envs import check_shifts, family_of, make_env
-from unseen.envs.xarm import ASSETS, FAMILY, SHIFTS, TASKS, make, scene_file
+from unseen.envs.xarm import ASSETS, SHIFTS, TASKS, make, scene_file
+from unseen.envs.xarm_family import FAMILY
 from unseen.errors import InputError
 
 from conftest import random_actions, tiny_config, tiny_overrides

@@ -35,7 +35,7 @@ import numpy as np
 
 from unseen.envs.dmc import joint_coordinate_names, no_gl_backend
 from unseen.envs.shifts import ShiftConfig
-from unseen.envs.xarm_family import FAMILY, SHIFTS, SOURCES, TASKS
+from unseen.envs.xarm_tasks import SHIFTS, SOURCES, TASKS
 from unseen.errors import InputError
 
 ASSETS = Path(__file__).resolve().parent / "assets" / "xarm"
@@ -444,4 +444,4 @@ def make(task: str, shift: str = "none", seed: int = 0, **options: Any) -> XArmE
     return _ENVS[task](shift, seed, **options)
 
 
-__all__ = ["ASSETS", "FAMILY", "SHIFTS", "TASKS", "PegInBoxEnv", "ReachEnv", "XArmEnv", "make", "scene_file"]
+__all__ = ["ASSETS", "SHIFTS", "TASKS", "PegInBoxEnv", "ReachEnv", "XArmEnv", "make", "scene_file"]

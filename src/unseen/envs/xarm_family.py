@@ -9,18 +9,7 @@ from types import MappingProxyType
 from typing import Any
 
 from unseen.envs.family import EnvFamily
-
-TASKS: tuple[str, ...] = ("xarm_reach", "xarm_peg_in_box")
-SHIFTS: tuple[str, ...] = ("none", "test1", "test2", "test3")
-"""`none` is the training scene; `test<i>` is SGQN's `*_test<i>.xml` (`registration.py` 30-42, 84-96)."""
-
-SOURCES: dict[str, str] = {
-    "none": "none",
-    "test1": "SGQN test1 scene",
-    "test2": "SGQN test2 scene",
-    "test3": "SGQN test3 scene (stand-in table texture)",
-}
-"""What runs record as each scene's data source (`shift.source`): the test3 table picture is ours (docs/xarm.md)."""
+from unseen.envs.xarm_tasks import SHIFTS, SOURCES, TASKS
 
 PRESETS: dict[str, dict[str, Any]] = {
     # CG2A §5.2: "We train all agents for 250,000 steps" (SGQN's scripts/*.sh: --train_steps 250k). Everything else is
