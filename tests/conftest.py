@@ -19,9 +19,9 @@ from unseen.envs import make_env
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
-def tiny_config(algo: str = "drq", steps: int = 60, seed: int = 0) -> RunConfig:
+def tiny_config(algo: str = "drq", steps: int = 60, seed: int = 0, task: str = "cartpole_swingup") -> RunConfig:
     """A run of a minute's fraction: 32x32 frames, 2 conv layers, small MLPs and latents, short schedule."""
-    cfg = make_config(algo, "cartpole_swingup", "smoke", seed=seed, steps=steps)
+    cfg = make_config(algo, task, "smoke", seed=seed, steps=steps)
     cfg.env.image_size = 32
     cfg.agent.encoder_layers = 2
     cfg.agent.encoder_filters = 8

@@ -16,7 +16,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from unseen import bench, hardware
 from unseen.agents import AGENTS
-from unseen.envs import SHIFTS
+from unseen.envs.dmc_tasks import SHIFTS
 from unseen.hardware import resolve_precision
 from unseen.replay import ReplayBuffer
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from unseen.envs import SHIFTS, make_env
+from unseen.envs import make_env
+from unseen.envs.dmc_tasks import SHIFTS
 
 from conftest import random_actions, rollout
 

@@ -29,9 +29,11 @@ RESULTS = Path(__file__).resolve().parents[1] / "results"
 FAST = ReportConfig(reps=300)
 
 
-def fake_run(root, algo, seed, returns, preset="cpu", task="cartpole_swingup", overrides=(), name=None, curve=()):
+def fake_run(root, algo, seed, returns, preset="cpu", task="cartpole_swingup", overrides=(), name=None, curve=(),
+             success=None, source="procedural"):
     """A finished run directory: config.yaml (a real resolved config), summary.json, and eval.csv with the periodic
-    training-environment returns `curve` (at 50k frames each) and a final row per shift."""
+    training-environment returns `curve` (at 50k frames each) and a final row per shift. `success`: per shift a
+    success rate (families that report success); `source`: the data source of every shift but `none`."""
     cfg = apply_overrides(make_config(algo, task, preset, seed), list(overrides))
     run = root / (name or f"{algo}-{task}-seed{seed}")
     run.mkdir(parents=True)
@@ -40,7 +42,9 @@ def fake_run(root, algo, seed, returns, preset="cpu", task="cartpole_swingup", o
         "algo": algo, "task": task, "preset": preset, "seed": seed, "frames": 100_000, "steps": 12_500,
         "wall_time_s": 60.0,
         "returns": {
-            shift: {"mean": value, "std": 1.0, "episodes": 10, "source": "procedural" if shift != "none" else "none"}
+            shift: {"mean": value, "std": 1.0, "episodes": 10,
+                    **({"success": success[shift]} if success is not None else {}),
+                    "source": source if shift != "none" else "none"}
             for shift, value in returns.items()
         },
     }
@@ -528,3 +532,74 @@ def test_the_report_flags_before_subcommands_still_work(old, new):
 
     assert report_argv(old) == new
     assert build_parser().parse_args(new).command == new[0]
+
+
+# ----- Table 3: the xArm manipulation tasks ---------------------------------------------------------------------
+
+SCENES = ("none", "test1", "test2", "test3")
+
+
+def xarm_runs(root):
+    """SAC and CG2A on Reach (2 seeds each) and CG2A on Peg in Box (1 seed), every scene, with success rates."""
+    for seed in (1, 2):
+        fake_run(root, "sac", seed, dict(zip(SCENES, (10.0 * seed, -20.0, -22.0, -43.0), strict=True)),
+                 task="xarm_reach", success=dict.fromkeys(SCENES, 0.1 * seed), source="SGQN scene")
+        fake_run(root, "cg2a", seed, dict(zip(SCENES, (39.0 + seed, 28.7, 36.7, 35.4), strict=True)),
+                 task="xarm_reach", success=dict(zip(SCENES, (1.0, 0.8, 0.9 + 0.1 * (seed - 1), 1.0), strict=True)),
+                 source="SGQN scene")
+    fake_run(root, "cg2a", 1, dict(zip(SCENES, (189.9, 155.4, 157.8, 174.0), strict=True)), task="xarm_peg_in_box",
+             success=dict.fromkeys(SCENES, 0.5), source="SGQN scene")
+
+
+def test_table3_rows_methods_columns_each_tasks_scenes(tmp_path):
+    xarm_runs(tmp_path / "runs")
+    fake_run(tmp_path / "runs", "drq", 1, {"none": 700.0})  # a DMControl run: in the generalization table only
+    write_report([tmp_path / "runs"], tmp_path / "out", FAST)
+    text = (tmp_path / "out" / "table3.md").read_text()
+    header = ("| method | xarm_reach train | xarm_reach test1 | xarm_reach test2 | xarm_reach test3 | "
+              "xarm_peg_in_box train | xarm_peg_in_box test1 | xarm_peg_in_box test2 | xarm_peg_in_box test3 |")
+    assert text.count(header) == 2  # the return, then the success rate
+    assert "| sac | 15.0 ± 5.0 | -20.0 ± 0.0 | -22.0 ± 0.0 | -43.0 ± 0.0 | — | — | — | — |" in text
+    assert ("| cg2a | **40.5 ± 0.5** | **28.7 ± 0.0** | **36.7 ± 0.0** | **35.4 ± 0.0** | **189.9** | **155.4** | "
+            "**157.8** | **174.0** |") in text
+    assert "| sac | 15 ± 5% | 15 ± 5% | 15 ± 5% | 15 ± 5% | — | — | — | — |" in text
+    assert ("| cg2a | **100 ± 0%** | **80 ± 0%** | **95 ± 5%** | **100 ± 0%** | **50%** | **50%** | **50%** | "
+            "**50%** |") in text
+    assert "drq" not in text and "Preset `cpu`" in text and "test1: SGQN scene" in text
+    csv = pd.read_csv(tmp_path / "out" / "table3.csv").set_index("method")
+    assert list(csv.index) == ["sac", "cg2a"]
+    assert csv.loc["sac", "xarm_reach train mean"] == 15.0 and csv.loc["sac", "xarm_reach train seeds"] == 2
+    assert csv.loc["cg2a", "xarm_reach test2 success mean"] == pytest.approx(0.95)
+    assert bool(csv.loc["cg2a", "xarm_reach train best"]) and np.isnan(csv.loc["sac", "xarm_peg_in_box train mean"])
+    tex = (tmp_path / "out" / "table3.tex").read_text().splitlines()
+    assert r"\begin{tabular}{lrrrrrrrr}" in tex
+    assert r" & \multicolumn{4}{c}{xarm\_reach} & \multicolumn{4}{c}{xarm\_peg\_in\_box} \\" in tex
+    assert r"\cmidrule(lr){2-5} \cmidrule(lr){6-9}" in tex
+    assert all(line.count("&") == 8 for line in tex if line.endswith(r"\\") and "multicolumn" not in line)
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "## Table 3: xArm manipulation" in report and "| none | xarm_reach | 15 ± 5 | — |" in report
+    runs = pd.read_csv(tmp_path / "out" / "runs.csv")
+    assert list(runs.columns[runs.columns.get_loc("episodes"):][:2]) == ["episodes", "success"]
+    assert runs.loc[runs["task"] == "cartpole_swingup", "success"].isna().all()
+    again = tmp_path / "again"
+    write_report([tmp_path / "runs"], again, FAST)
+    for name in ("table3.md", "table3.csv", "table3.tex"):
+        assert (again / name).read_bytes() == (tmp_path / "out" / name).read_bytes()
+
+
+def test_no_table3_and_no_success_column_without_xarm_runs(tmp_path):
+    fake_run(tmp_path / "runs", "drq", 1, {"none": 700.0, "color_hard": 300.0})
+    write_report([tmp_path / "runs"], tmp_path / "out", FAST)
+    assert not list((tmp_path / "out").glob("table3.*"))
+    assert "success" not in pd.read_csv(tmp_path / "out" / "runs.csv").columns
+
+
+def test_xarm_scores_and_curves_use_the_familys_range(tmp_path):
+    from unseen.report import comparisons
+
+    xarm_runs(tmp_path / "runs")
+    runs = collect([tmp_path / "runs"])
+    (train,) = [c for c in comparisons(runs) if c.shift == "none" and c.tasks == ("xarm_reach",)]
+    np.testing.assert_allclose(train.scores["sac"][0], (np.array([10.0, 20.0]) + 270) / 770)
+    assert "(return - -270) / 770" in (write_report([tmp_path / "runs"], tmp_path / "out", FAST).table
+                                       .with_name("report.md").read_text())

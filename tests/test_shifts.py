@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from unseen.envs import SHIFTS, make_env
+from unseen import envs
+from unseen.envs import make_env
 from unseen.envs.colors import COLOR_KEYS, generated_color_table, load_color_table, spread
+from unseen.envs.dmc_tasks import SHIFTS
 from unseen.envs.shifts import green_screen, parse_intensity, resolve_shift
 from unseen.envs.sources import DirectoryVideos, ImageDirectory, ProceduralImages
 
@@ -25,6 +27,7 @@ def shift_state(env) -> dict:
 
 def test_every_benchmark_shift_is_listed():
     assert SHIFTS == ("none", "color_easy", "color_hard", "video_easy", "video_hard", "distracting_cs")
+    assert envs.SHIFTS[: len(SHIFTS)] == SHIFTS  # DMControl's first, then other families' (xArm's test scenes)
 
 
 @pytest.mark.parametrize("shift", CHANGED)

@@ -1,21 +1,35 @@
-"""The xArm family (unseen.envs.xarm): every scene loads, steps and renders; the test scenes change pixels,
-not physics; seeds, states and episode ends; the reward formulas; a scripted policy succeeds everywhere.
+"""The xArm family (unseen.envs.xarm, registered by unseen.envs.xarm_family): every scene loads, steps and renders;
+the test scenes change pixels, not physics; seeds, states and episode ends; the reward formulas; a scripted policy
+succeeds everywhere; and the family in the registry: its defaults and presets, training through the command line with
+success rates on every scene, exact resume, `unseen show`.
 
 Rendering the arm's meshes costs ~60 ms of CPU a frame, so the tests take few steps and share rollouts.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
+import torch
+from PIL import Image
 
-from unseen.envs.xarm import ASSETS, FAMILY, SHIFTS, TASKS, make, scene_file
+from unseen import envs, train
+from unseen.cli import main
+from unseen.config import RunConfig, make_config, set_fields, validate
+from unseen.envs import check_shifts, family_of, make_env
+from unseen.envs.xarm import ASSETS, SHIFTS, TASKS, make, scene_file
+from unseen.envs.xarm_family import FAMILY
 from unseen.errors import InputError
 
-from conftest import random_actions
+from conftest import random_actions, tiny_config, tiny_overrides
+from test_train import agent_state, assert_same_agent, logs_without_time
 
 
 def scripted_action(env) -> np.ndarray:
@@ -167,3 +181,93 @@ def test_bad_input_is_one_input_error():
         make("xarm_reach", video_dir="/tmp")
     with pytest.raises(InputError, match="action_space"):
         make("xarm_reach", action_space="xyzw")
+
+
+# ----- the family in the registry: make_env, configs, training, evaluation, show ------------------------------------
+
+XARM_STEPS = 60  # past the end of the first 50-step episode
+
+
+def test_the_family_is_registered_with_its_own_defaults_and_presets():
+    assert family_of("xarm_peg_in_box") is FAMILY and envs.FAMILIES["xarm"] is FAMILY
+    assert {"xarm_reach", "xarm_peg_in_box"} <= set(envs.all_tasks()) and "test3" in envs.all_shifts()
+    env = make_env("xarm_reach", "test2", seed=1, image_size=32)
+    try:
+        assert env.observation_space.shape == (3, 32, 32) and env.shift.record == {"source": "SGQN test2 scene"}
+    finally:
+        env.close()
+    assert check_shifts("xarm_reach", ["test3"]) == {"test3": {"source": "SGQN test3 scene (stand-in table texture)"}}
+    with pytest.raises(InputError, match="valid shifts: none, test1, test2, test3"):
+        check_shifts("xarm_reach", ["color_hard"])
+    with pytest.raises(InputError, match="take no data option"):
+        check_shifts("xarm_reach", ["test1"], {"video_dir": "videos"})
+    paper, cpu, smoke = (validate(make_config("svea", "xarm_reach", p)) for p in ("paper", "cpu", "smoke"))
+    for cfg in (paper, cpu, smoke):
+        assert (cfg.env.frame_stack, cfg.env.action_repeat) == (1, 1)
+    assert paper.train.eval_shifts == cpu.train.eval_shifts == "none,test1,test2,test3"
+    assert (paper.train.steps, paper.train.batch_size, paper.train.seed_steps, paper.env.image_size) == (
+        250_000, 128, 1000, 84)
+    assert (paper.agent.encoder_layers, paper.agent.hidden_dim, paper.train.eval_episodes) == (11, 1024, 30)
+    assert (cpu.train.steps, cpu.env.image_size, cpu.agent.encoder_layers, cpu.train.batch_size) == (7000, 64, 4, 128)
+    assert smoke.train.steps < 1000 and smoke.train.eval_shifts == "none"
+    dmc = make_config("svea", "walker_walk", "cpu")  # the common presets are DMControl's, unchanged
+    assert (dmc.env.frame_stack, dmc.env.action_repeat, dmc.train.steps) == (3, 4, 25_000)
+
+
+def test_a_family_preset_naming_no_field_is_a_bug_caught_early():
+    with pytest.raises(ValueError, match="no config field"):
+        set_fields(RunConfig(), {"train.no_such_field": 1})
+
+
+def test_cli_trains_an_xarm_run_and_evaluates_every_scene_with_success_rates(tmp_path):
+    cfg = tiny_config("sac", steps=XARM_STEPS, task="xarm_reach")
+    cfg.train.eval_every = 0
+    cfg.train.eval_shifts = "none,test1,test2,test3"
+    run = tmp_path / "run"
+    unseen = Path(sys.executable).parent / "unseen"
+    command = [str(unseen), "train", "--algo", "sac", "--task", "xarm_reach", "--preset", "smoke", "--steps",
+               str(XARM_STEPS), "--out", str(run), "--set", *tiny_overrides(cfg)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr
+    evaluations = pd.read_csv(run / "eval.csv")
+    assert list(evaluations["shift"]) == list(SHIFTS) and list(evaluations["step"]) == [XARM_STEPS] * 4
+    assert list(evaluations.columns[:8]) == [
+        "step", "frames", "shift", "return_mean", "return_std", "return_min", "return_max", "episodes"]
+    assert evaluations.columns[8] == "success" and evaluations["success"].between(0, 1).all()
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["frames"] == XARM_STEPS and set(summary["returns"]) == set(SHIFTS)
+    assert all("success" in entry for entry in summary["returns"].values())
+    assert summary["returns"]["test3"]["source"] == "SGQN test3 scene (stand-in table texture)"
+    train_log = pd.read_csv(run / "train.csv")
+    assert list(train_log["step"]) == [50] and list(train_log["episode_length"]) == [50]
+
+    evaluated = subprocess.run([str(unseen), "eval", str(run), "--shifts", "test1", "--episodes", "2",
+                                "--workers", "1"], capture_output=True, text=True, timeout=600, check=False)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert "success" in evaluated.stdout.splitlines()[0] and "SGQN test1 scene" in evaluated.stdout
+    entry = json.loads((run / "summary.json").read_text())["returns"]["test1"]
+    assert entry["episodes"] == 2 and entry["success"] in (0.0, 0.5, 1.0)
+    assert pd.read_csv(run / "eval.csv")["success"].notna().all()
+
+
+def test_an_xarm_run_resumed_mid_episode_equals_an_uninterrupted_one(tmp_path):
+    def config():
+        cfg = tiny_config("sac", steps=XARM_STEPS, task="xarm_reach")
+        cfg.train.eval_every = 0
+        return cfg
+
+    summary = train.start(config(), tmp_path / "whole")
+    assert train.start(config(), tmp_path / "split", stop_at=30) is None  # mid-episode, among the updates
+    assert torch.load(tmp_path / "split" / train.CHECKPOINT_FILE, weights_only=False)["step"] == 30
+    assert train.resume(tmp_path / "split")["returns"] == summary["returns"]
+    assert_same_agent(agent_state(tmp_path / "whole"), agent_state(tmp_path / "split"))
+    for log in ("train.csv", "eval.csv"):
+        whole, split = (logs_without_time(tmp_path / name, log) for name in ("whole", "split"))
+        pd.testing.assert_frame_equal(whole, split)
+
+
+def test_show_draws_the_four_scenes(tmp_path, capsys):
+    out = tmp_path / "xarm.png"
+    assert main(["show", "--task", "xarm_reach", "--out", str(out), "--frames", "2", "--image-size", "32"]) == 0
+    assert f"written to {out}" in capsys.readouterr().out
+    assert Image.open(out).size[1] == round(1.75 * len(SHIFTS) * 110)  # a row per scene (show.draw_gallery)

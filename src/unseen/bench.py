@@ -31,8 +31,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from unseen import hardware, runtime
 from unseen.agents import AGENTS, CG2A, Agent, make_agent
 from unseen.config import make_config
-from unseen.envs import SHIFTS, make_env
+from unseen.envs import make_env
 from unseen.envs.dmc import suite
+from unseen.envs.dmc_tasks import SHIFTS
 from unseen.envs.speed import step_times
 from unseen.evaluate import evaluate_parallel
 from unseen.grad import per_loss_gradients

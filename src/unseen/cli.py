@@ -117,12 +117,13 @@ def add_ray_arguments(sweep: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> Parser:
-    parser = Parser(prog="unseen", description="Zero-shot generalization in visual RL on DeepMind Control.")
+    parser = Parser(prog="unseen",
+                    description="Zero-shot generalization in visual RL on DeepMind Control and xArm manipulation.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     train = commands.add_parser("train", help="train an agent; writes one run directory")
     train.add_argument("--algo", choices=algos(), help="algorithm (required unless --resume)")
-    train.add_argument("--task", help="DMControl task, e.g. cartpole_swingup (required unless --resume)")
+    train.add_argument("--task", help="task, e.g. cartpole_swingup or xarm_reach (required unless --resume)")
     train.add_argument("--preset", choices=PRESETS, default="cpu", help="defaults of docs/protocol.md (default: cpu)")
     train.add_argument("--seed", type=int, default=0, help="seed of everything random (default: 0)")
     train.add_argument("--steps", type=int, help="agent steps to train for (default: the preset's)")
@@ -154,7 +155,7 @@ def build_parser() -> Parser:
     add_ray_arguments(sweep)
 
     show = commands.add_parser("show", help="draw what the agent sees under each shift (a PNG)")
-    show.add_argument("--task", required=True, help="DMControl task, e.g. walker_walk")
+    show.add_argument("--task", required=True, help="task, e.g. walker_walk or xarm_reach")
     show.add_argument("--shifts", nargs="+", help="shifts, one row each (default: all)")
     show.add_argument("--out", type=Path, required=True, help="the PNG file to write")
     show.add_argument("--frames", type=int, default=5,
@@ -223,9 +224,12 @@ def run_eval(args: argparse.Namespace) -> int:
     from unseen.evaluate import evaluate_run
 
     rows = evaluate_run(args.run_dir, args.shifts, args.episodes, source_options(args), args.workers)
-    print(f"{'shift':<16}{'return':>10}{'std':>8}{'episodes':>10}  source")
+    success = all("success" in row for row in rows)  # families whose environments report success (xArm)
+    print(f"{'shift':<16}{'return':>10}{'std':>8}{'episodes':>10}{'success':>9}  source" if success else
+          f"{'shift':<16}{'return':>10}{'std':>8}{'episodes':>10}  source")
     for row in rows:
-        print(f"{row['shift']:<16}{row['return_mean']:>10.1f}{row['return_std']:>8.1f}{row['episodes']:>10}  "
+        rate = f"{row['success']:>9.0%}" if success else ""
+        print(f"{row['shift']:<16}{row['return_mean']:>10.1f}{row['return_std']:>8.1f}{row['episodes']:>10}{rate}  "
               f"{row['source']}")
     print(f"written to {args.run_dir / 'eval.csv'} and {args.run_dir / 'summary.json'}")
     return 0

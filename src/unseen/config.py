@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,8 +124,9 @@ CPU_FRAMES = 100_000
 
 
 def make_config(algo: str, task: str, preset: str = "cpu", seed: int = 0, steps: int | None = None) -> RunConfig:
-    """Resolve a preset (docs/protocol.md) for an algorithm and task into a complete config: the preset's values,
-    then the algorithm's own changes (its registry entry's `preset` hook)."""
+    """Resolve a preset (docs/protocol.md) for an algorithm and task into a complete config: the preset's values with
+    the task's family's defaults (action repeat, frame stack), then the family's own changes to the preset
+    (`EnvFamily.presets`), then the algorithm's (its registry entry's `preset` hook)."""
     from unseen.envs import family_of
 
     if preset not in PRESETS:
@@ -133,6 +135,7 @@ def make_config(algo: str, task: str, preset: str = "cpu", seed: int = 0, steps:
     family = family_of(task)
     cfg = RunConfig(algo=algo, preset=preset, seed=seed, env=EnvConfig(task=task), agent=spec.config_cls())
     cfg.env.action_repeat = family.action_repeat(task)
+    cfg.env.frame_stack = family.frame_stack
     if preset in ("paper", "cpu"):
         # Learning curves on every shift, and a run that finishes evaluated on all of them.
         cfg.train.eval_shifts = ",".join(family.shifts)
@@ -157,11 +160,23 @@ def make_config(algo: str, task: str, preset: str = "cpu", seed: int = 0, steps:
         cfg.train.eval_episodes = 2
         cfg.train.final_eval_episodes = 5
         cfg.train.checkpoint_every = 750
+    set_fields(cfg, family.presets.get(preset, {}))
     if spec.preset is not None:
         spec.preset(cfg)
     if steps is not None:
         cfg.train.steps = steps
     return cfg
+
+
+def set_fields(cfg: RunConfig, values: Mapping[str, Any]) -> None:
+    """Set `section.field` -> value pairs of a family's preset changes; a field the config lacks is a bug of the
+    family's declaration (`ValueError`)."""
+    for key, value in values.items():
+        section_name, _, name = key.partition(".")
+        section = getattr(cfg, section_name, None)
+        if not dataclasses.is_dataclass(section) or name not in field_names(type(section)):
+            raise ValueError(f"a family's preset sets {key!r}, which is no config field")
+        setattr(section, name, value)
 
 
 def to_dict(cfg: RunConfig) -> dict[str, Any]:

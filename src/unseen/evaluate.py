@@ -19,7 +19,7 @@ from tqdm import tqdm
 from unseen import hardware
 from unseen.agents import Agent
 from unseen.config import RunConfig
-from unseen.envs import Env, check_shifts, make_env
+from unseen.envs import Env, check_shifts, family_of, make_env
 from unseen.errors import UserError
 from unseen.logs import CsvLog
 from unseen.rundir import EVAL_LOG, SUMMARY_FILE, VIDEO_DIR, open_run, restore, summary_entry, write_json
@@ -35,15 +35,20 @@ def eval_seeds(seed: int, episodes: int) -> list[int]:
 
 @dataclass
 class EvalResult:
-    """Returns of the episodes of one evaluation on one shift, and what the shift's data was (`ShiftConfig.record`)."""
+    """Returns of the episodes of one evaluation on one shift, whether each reached its goal (families that report
+    success, `EnvFamily.success`; else None), and what the shift's data was (`ShiftConfig.record`)."""
 
     shift: str
     returns: list[float]
     record: dict[str, str | float]
+    successes: list[bool] | None = None
 
     @property
     def row(self) -> dict[str, float | int | str]:
+        """eval.csv's row: return statistics, episodes, the success rate (a fraction of the episodes; only for
+        families that report success) and the shift's data record."""
         returns = np.asarray(self.returns)
+        success = {} if self.successes is None else {"success": float(np.mean(self.successes))}
         return {
             "shift": self.shift,
             "return_mean": float(returns.mean()),
@@ -51,6 +56,7 @@ class EvalResult:
             "return_min": float(returns.min()),
             "return_max": float(returns.max()),
             "episodes": len(returns),
+            **success,
             **self.record,
         }
 
@@ -70,10 +76,16 @@ def evaluate(
     env = make_run_env(cfg, shift, sources)
     try:
         seeds = eval_seeds(cfg.seed, episodes)
-        returns = [run_episode(agent, env, seed, video_path if i == 0 else None) for i, seed in enumerate(seeds)]
+        played = [play_episode(agent, env, seed, video_path if i == 0 else None) for i, seed in enumerate(seeds)]
     finally:
         env.close()
-    return EvalResult(shift, returns, env.shift.record)
+    return result_of(cfg, shift, played, env.shift.record)
+
+
+def result_of(cfg: RunConfig, shift: str, played: list[tuple[float, bool]], record: dict) -> EvalResult:
+    """The `EvalResult` of episodes `played` (return, success), success kept where the run's family reports it."""
+    successes = [success for _, success in played] if family_of(cfg.env.task).success else None
+    return EvalResult(shift, [ret for ret, _ in played], record, successes)
 
 
 def make_run_env(cfg: RunConfig, shift: str, sources: Mapping[str, str | bool] | None = None) -> Env:
@@ -93,18 +105,24 @@ def make_run_env(cfg: RunConfig, shift: str, sources: Mapping[str, str | bool] |
 
 def run_episode(agent: Agent, env: Env, seed: int, video_path: Path | None = None) -> float:
     """The return of one episode of the mean action from `env.reset(seed=seed)`; the same for any env reused."""
-    obs, _ = env.reset(seed=seed)
+    return play_episode(agent, env, seed, video_path)[0]
+
+
+def play_episode(agent: Agent, env: Env, seed: int, video_path: Path | None = None) -> tuple[float, bool]:
+    """The return of one episode of the mean action from `env.reset(seed=seed)`, and whether it reached its goal
+    (`info["success"]` at its end; False where the environment reports none)."""
+    obs, info = env.reset(seed=seed)
     frames = [env.render()] if video_path is not None else []
     total, done = 0.0, False
     while not done:
-        obs, reward, terminated, truncated, _ = env.step(agent.act(obs, deterministic=True))
+        obs, reward, terminated, truncated, info = env.step(agent.act(obs, deterministic=True))
         total += reward
         done = terminated or truncated
         if video_path is not None:
             frames.append(env.render())
     if video_path is not None:
         write_video(video_path, frames)
-    return total
+    return total, bool(info.get("success", False))
 
 
 def write_video(path: Path, frames: list[np.ndarray], scale: int = 4, fps: int = 30) -> None:
@@ -138,11 +156,10 @@ def evaluate_run(
     videos = {
         shift: run_dir / VIDEO_DIR / f"{shift}_step{step}_eval.mp4" if cfg.train.video else None for shift in shifts
     }
-    returns, records = evaluate_parallel(run.checkpoint["agent"], cfg, shifts, episodes, videos, sources or {}, workers)
+    results = evaluate_parallel(run.checkpoint["agent"], cfg, shifts, episodes, videos, sources or {}, workers)
     rows = []
     for shift in shifts:
-        result = EvalResult(shift, returns[shift], records[shift])
-        row = {"step": step, "frames": step * cfg.env.action_repeat, **result.row}
+        row = {"step": step, "frames": step * cfg.env.action_repeat, **results[shift].row}
         log.write(row)
         summary["returns"][shift] = summary_entry(row)
         rows.append(row)
@@ -168,12 +185,12 @@ def _start_worker(agent_state: dict, cfg: RunConfig, sources: dict[str, str]) ->
     _worker.update(agent=agent, cfg=cfg, sources=sources, envs={})
 
 
-def _worker_episode(shift: str, seed: int, video_path: Path | None) -> tuple[float, dict]:
+def _worker_episode(shift: str, seed: int, video_path: Path | None) -> tuple[tuple[float, bool], dict]:
     envs = _worker["envs"]
     if shift not in envs:
         envs[shift] = make_run_env(_worker["cfg"], shift, _worker["sources"])
     env = envs[shift]
-    return run_episode(_worker["agent"], env, seed, video_path), env.shift.record
+    return play_episode(_worker["agent"], env, seed, video_path), env.shift.record
 
 
 def evaluate_parallel(
@@ -184,12 +201,12 @@ def evaluate_parallel(
     videos: dict[str, Path | None],
     sources: dict[str, str],
     workers: int = 0,
-) -> tuple[dict[str, list[float]], dict[str, dict]]:
-    """Returns per shift (in episode order) and each shift's data record, from `workers` processes (0: one per core)."""
+) -> dict[str, EvalResult]:
+    """Each shift's result (episodes in seed order), from `workers` processes (0: one per core)."""
     seeds = eval_seeds(cfg.seed, episodes)
     jobs = [(shift, index) for shift in shifts for index in range(episodes)]
     workers = min(workers or hardware.usable_cores(), len(jobs))
-    returns: dict[str, list[float]] = {shift: [0.0] * episodes for shift in shifts}
+    played: dict[str, list[tuple[float, bool]]] = {shift: [(0.0, False)] * episodes for shift in shifts}
     records: dict[str, dict] = {}
     context = multiprocessing.get_context("spawn")  # no fork: the parent may hold a GL context
     with ProcessPoolExecutor(workers, context, initializer=_start_worker, initargs=(agent_state, cfg, sources)) as pool:
@@ -200,6 +217,6 @@ def evaluate_parallel(
         with tqdm(total=len(jobs), unit="episode", desc="evaluating", mininterval=1.0) as bar:
             for future in as_completed(futures):
                 shift, index = futures[future]
-                returns[shift][index], records[shift] = future.result()
+                played[shift][index], records[shift] = future.result()
                 bar.update(1)
-    return returns, records
+    return {shift: result_of(cfg, shift, played[shift], records[shift]) for shift in shifts}

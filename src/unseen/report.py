@@ -5,6 +5,8 @@
   table.md / .csv / .tex      Tables 1-2 of the CG2A paper: rows shift and task, columns methods, each cell the
                               mean over seeds of each seed's mean return, +- the standard deviation across seeds
   ablation.md / .csv / .tex   Table 4 (AC, AC+GAS, AC+SGS, full, and fixed or other gamma), when such runs exist
+  table3.md / .csv / .tex     Table 3 when runs of xArm tasks exist: rows methods, columns each task's train and
+                              test1-3 scenes, returns (mean +- std over seeds) and success rates
   retention.csv               per shift, task and method: the mean over seeds of return under the shift / return
                               on the training environment (in report.md with the tables)
   curves_<task>.png           return against environment frames, one panel per shift, mean and 95% bootstrap band
@@ -13,8 +15,9 @@
   report.md                   all of the above with their captions; runs.csv: one row per run and shift
 
 The jobs are split: `unseen.runs` collects the runs and names their METHODs, `unseen.tables` formats the tables,
-this module computes the aggregate statistics and writes everything; an algorithm's own tables are a section hook
-(`ALGORITHM_SECTIONS`: CG2A's ablations, `unseen.cg2a_report`). Runs of different presets are never reported
+this module computes the aggregate statistics and writes everything; an algorithm's or an environment family's own
+tables are a section hook (`ALGORITHM_SECTIONS`: CG2A's ablations, `unseen.cg2a_report`; `FAMILY_SECTIONS`: the
+xArm tasks' Table 3, `unseen.xarm_report`). Runs of different presets are never reported
 together. Runs of several studies are: the tables show every task,
 and the aggregates compare methods only over tasks each of them has (`comparisons`); the same seed of a method in two
 folders makes two methods, labelled by folder. Text outputs are byte-identical for the same inputs.
@@ -29,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from unseen import cg2a_report, stats
+from unseen import cg2a_report, stats, xarm_report
 from unseen.config import ReportConfig
 from unseen.envs import families_of, family_of
 from unseen.runs import all_variant_columns, collect, method_order, shift_order
@@ -46,6 +49,9 @@ from unseen.tables import (
 
 ALGORITHM_SECTIONS: dict[str, Callable[[pd.DataFrame, Path], list[str]]] = {"cg2a": cg2a_report.sections}
 """Report sections of one algorithm's own (its runs and the output folder -> Markdown sections, files written)."""
+FAMILY_SECTIONS: dict[str, Callable[[pd.DataFrame, Path], list[str]]] = {"xarm": xarm_report.sections}
+"""Report sections of one environment family's own (the runs of its tasks and the output folder -> Markdown sections,
+files written): the xArm tasks' Table 3."""
 
 # ----- aggregate statistics (rliable) ------------------------------------------------------------------------
 
@@ -277,6 +283,9 @@ def write_report(dirs: list[Path], out: Path, options: ReportConfig = ReportConf
         kept = retention(runs)
         sections += ["## Kept under each shift\n", retention_markdown(kept)]
         kept.reset_index().to_csv(out / "retention.csv", index=False, float_format="%.6g")
+    for family in families_of(runs["task"].unique()):
+        if family.name in FAMILY_SECTIONS:
+            sections += FAMILY_SECTIONS[family.name](runs[runs["task"].isin(family.tasks)], out)
     for algo, section in ALGORITHM_SECTIONS.items():
         sections += section(runs[runs["algo"] == algo], out) if (runs["algo"] == algo).any() else []
     compared = comparisons(runs)

@@ -125,9 +125,10 @@ def read_checkpoint(run_dir: Path) -> dict[str, Any]:
 
 
 def summary_entry(row: dict[str, Any]) -> dict[str, Any]:
-    """A shift's entry in summary.json's returns: the numbers, and the shift's data source (and intensity)."""
+    """A shift's entry in summary.json's returns: the numbers, the success rate (families that report success), and
+    the shift's data source (and intensity)."""
     entry = {"mean": row["return_mean"], "std": row["return_std"], "episodes": row["episodes"], "step": row["step"]}
-    return {**entry, **{key: row[key] for key in ("source", "intensity") if key in row}}
+    return {**entry, **{key: row[key] for key in ("success", "source", "intensity") if key in row}}
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

@@ -39,8 +39,9 @@ UNCOMPARED_FIELDS = frozenset(
 
 
 def collect(dirs: list[Path]) -> pd.DataFrame:
-    """One row per (run, shift) from every summary.json at any depth under `dirs`, with the run's METHOD. A run found
-    under two of `dirs` (`results results/cpu`) is one run, never a second seed."""
+    """One row per (run, shift) from every summary.json at any depth under `dirs`, with the run's METHOD (and its
+    success rate where the run's family reports one). A run found under two of `dirs` (`results results/cpu`) is one
+    run, never a second seed."""
     found: dict[Path, Path] = {}
     for root in dirs:
         if not root.exists():
@@ -72,6 +73,7 @@ def collect(dirs: list[Path]) -> pd.DataFrame:
                     "shift": shift,
                     "return": result["mean"],
                     "episodes": result["episodes"],
+                    **({"success": result["success"]} if "success" in result else {}),
                     "source": result.get("source", "none" if shift == "none" else "unrecorded"),
                     "intensity": result.get("intensity", np.nan),
                     "wall_time_min": summary["wall_time_s"] / 60 if "wall_time_s" in summary else np.nan,
@@ -79,7 +81,17 @@ def collect(dirs: list[Path]) -> pd.DataFrame:
                     **variant_columns(run.algo, run.config),
                 }
             )
-    return pd.DataFrame(rows)
+    return with_success_after_episodes(pd.DataFrame(rows))
+
+
+def with_success_after_episodes(runs: pd.DataFrame) -> pd.DataFrame:
+    """`runs` with its `success` column (the success rate of families that report one, NaN for others' runs) right
+    after `episodes`; without one when no run reports success (DMControl's): their reports are what they were."""
+    if "success" not in runs.columns:
+        return runs
+    columns = [c for c in runs.columns if c != "success"]
+    at = columns.index("episodes") + 1
+    return runs[[*columns[:at], "success", *columns[at:]]]
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ import yaml
 
 from unseen import hardware, schema
 from unseen.config import PRESETS, RunConfig, apply_overrides, load_config, make_config, to_dict, validate
-from unseen.envs import all_shifts, all_source_options, all_tasks, check_shifts, source_flag
+from unseen.envs import all_shifts, all_source_options, all_tasks, check_shifts, families_of, family_of, source_flag
 from unseen.errors import UserError
 from unseen.rundir import CHECKPOINT_FILE, CONFIG_FILE, EVAL_LOG, SUMMARY_FILE, TRAIN_LOCK, TRAIN_LOG, exclusive, held
 from unseen.runs import UNCOMPARED_FIELDS, flatten
@@ -48,12 +48,19 @@ CHILD_LOGS = "logs"
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 
+def default_shifts(tasks: list[str]) -> list[str]:
+    """Every shift of the families of `tasks` (unknown tasks are reported later, with every other check)."""
+    known = [task for task in tasks if task in all_tasks()]
+    return list(dict.fromkeys(shift for family in families_of(known) for shift in family.shifts)) or ["none"]
+
+
 @dataclass
 class EvalSpec:
     """The final zero-shot evaluation every run of the sweep must have."""
 
-    shifts: list[str] = param(factory=lambda: list(all_shifts()), nonempty=True)
-    """Shifts every run is evaluated on (`unseen eval --shifts`)."""
+    shifts: list[str] = param(factory=list, nonempty=True)
+    """Shifts every run is evaluated on (`unseen eval --shifts`); a file without them: every shift of its tasks'
+    families."""
     episodes: int = param(10, gt=0)
     """Episodes per shift; a shift evaluated with another count is evaluated again."""
     sources: dict[str, str] = field(default_factory=dict)
@@ -143,6 +150,8 @@ def parse_spec(data: Any) -> SweepSpec:
                             f"written beside eval.shifts; options: {', '.join(options)}")
         data = data | {"eval": entry | {"sources": {key: str(value) for key, value in sources.items()}}}
     spec = schema.build(SweepSpec, data)
+    if isinstance(data, dict) and (data.get("eval") or {}).get("shifts") is None:
+        spec.eval.shifts = default_shifts(spec.tasks)
     schema.check(spec)
     if len(set(spec.seeds)) != len(spec.seeds):
         raise UserError(f"seeds must be distinct, got {spec.seeds}")
@@ -261,9 +270,14 @@ def state(job: Job, spec: SweepSpec, records: dict[str, dict[str, Any]]) -> Stat
 
 
 def after_training(config: dict[str, Any], spec: SweepSpec) -> list[str]:
-    """The shifts a run will still lack when training ends: all but the training environment's when training's own
-    final evaluation has the sweep's episode count (the sweep checks again after training, so this only informs)."""
-    covered = {"none"} if config["train.final_eval_episodes"] == spec.eval.episodes else set()
+    """The shifts a run will still lack when training ends: all but those training's own final evaluation covers when
+    it has the sweep's episode count: the training environment's, and every shift of `train.eval_shifts` of a family
+    whose shifts take no data options (training evaluates with the default data, the sweep maybe with other). The
+    sweep checks again after training, so this only informs."""
+    trained = {"none"}
+    if not family_of(config["env.task"]).source_options:
+        trained |= {name.strip() for name in config["train.eval_shifts"].split(",")}
+    covered = trained if config["train.final_eval_episodes"] == spec.eval.episodes else set()
     return [shift for shift in spec.eval.shifts if shift not in covered]
 
 

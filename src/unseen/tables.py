@@ -4,6 +4,7 @@ same runs."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -14,14 +15,15 @@ from unseen.runs import method_order, shift_order
 # ----- the generalization table (Tables 1 and 2) -------------------------------------------------------------
 
 
-def table(runs: pd.DataFrame) -> pd.DataFrame:
+def table(runs: pd.DataFrame, value: str = "return") -> pd.DataFrame:
     """One row per (shift, task, method), shifts in benchmark order: mean and std (ddof=0) across seeds of each
-    seed's mean return, the number of seeds and of evaluation episodes per seed."""
+    seed's mean return (or other per-run `value`, e.g. its success rate), the number of seeds and of evaluation
+    episodes per seed."""
     grouped = runs.groupby(["shift", "task", "method"])
     cells = pd.DataFrame(
         {
-            "mean": grouped["return"].mean(),
-            "std": grouped["return"].std(ddof=0),
+            "mean": grouped[value].mean(),
+            "std": grouped[value].std(ddof=0),
             "seeds": grouped.size(),
             "episodes": grouped["episodes"].min(),
         }
@@ -31,14 +33,15 @@ def table(runs: pd.DataFrame) -> pd.DataFrame:
     return cells.sort_values(["shift", "task", "method"], key=lambda c: c.map(keys[c.name]) if c.name in keys else c)
 
 
-def cell(mean: float, std: float, seeds: int) -> str:
+def cell(mean: float, std: float, seeds: int, digits: int = 0) -> str:
     # One seed has no spread to report: "± 0" would read as a measured, perfectly stable result.
-    return f"{mean:.0f}" if seeds == 1 else f"{mean:.0f} ± {std:.0f}"
+    return f"{mean:.{digits}f}" if seeds == 1 else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
-def best_flags(values: pd.DataFrame, axis: int) -> pd.DataFrame:
-    """True where a mean is the best of its row (axis=1) or column (axis=0) as printed (rounded), ties all best."""
-    rounded = values.round(0)
+def best_flags(values: pd.DataFrame, axis: int, digits: int = 0) -> pd.DataFrame:
+    """True where a mean is the best of its row (axis=1) or column (axis=0) as printed (rounded to `digits`), ties
+    all best."""
+    rounded = values.round(digits)
     return rounded.eq(rounded.max(axis=axis), axis=1 - axis) & values.notna()
 
 
@@ -73,13 +76,14 @@ LATEX = (r"\textbf{{{}}}", "--", latex_escape)
 
 
 def formatted_cells(
-    means: pd.DataFrame, stds: pd.DataFrame, seeds: pd.DataFrame, best: pd.DataFrame, style: tuple
+    means: pd.DataFrame, stds: pd.DataFrame, seeds: pd.DataFrame, best: pd.DataFrame, style: tuple,
+    text: Callable[[float, float, int], str] = cell,
 ) -> list[list[str]]:
-    """Each cell as text in a `style` (MARKDOWN or LATEX): `mean ± std` (the mean alone from one seed), bold where
-    best, a dash where missing."""
+    """Each cell as text in a `style` (MARKDOWN or LATEX): `text(mean, std, seeds)`, by default `mean ± std` (the mean
+    alone from one seed), bold where best, a dash where missing."""
     bold, missing, escape = style
     return [
-        [missing if np.isnan(m) else (bold if b else "{}").format(escape(cell(m, s, n)))
+        [missing if np.isnan(m) else (bold if b else "{}").format(escape(text(m, s, n)))
          for m, s, n, b in zip(mrow, srow, nrow, brow, strict=True)]
         for mrow, srow, nrow, brow in zip(means.values, stds.values, seeds.values, best.values, strict=True)
     ]

@@ -14,7 +14,7 @@ from typing import Any
 # The GL backend is chosen when mujoco and dm_control are first imported: EGL renders headless on Mesa.
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from unseen.envs import dmc_family
+from unseen.envs import dmc_family, xarm_family
 from unseen.envs.family import Env, EnvFamily
 from unseen.errors import InputError
 
@@ -105,11 +105,16 @@ def make_env(task: str, shift: str = "none", seed: int = 0, **options: Any) -> E
     (distracting_cs: one of `INTENSITIES` or easy/medium/hard; default 0.1), `video_mode` ("fast" or "fidelity",
     video shifts), `image_dir` (overlay images, `env.image_source`; default: procedural). The same seed and the
     same actions give the same observations and rewards. Bad input raises `ValueError` (`InputError`).
+
+    xArm (`unseen.envs.xarm`; see docs/xarm.md), tasks `xarm_reach` and `xarm_peg_in_box`, shifts none, test1, test2,
+    test3, takes `image_size` (84), `frame_stack` (1), `action_repeat` (1), `render_shadows`, `true_factors` and
+    `action_space` ("xy" or "xyz"); its info has `success`.
     """
     return family_of(task).make(task, shift, seed, **options)
 
 
 register_family(dmc_family.FAMILY)
+register_family(xarm_family.FAMILY)
 
 TASKS: tuple[str, ...] = all_tasks()
 """Every task when this module was imported (families registered later: `all_tasks()`)."""

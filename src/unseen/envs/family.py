@@ -86,6 +86,15 @@ class EnvFamily:
     shift_record: Callable[..., Mapping[str, Any]] | None = None
     """`shift_record(shift, **source_options)`: check a shift's data options and say what runs record about its data
     (e.g. `{"source": "procedural"}`) without making an environment; None: the family's shifts need no data."""
+    frame_stack: int = 3
+    """Default frames stacked per observation (`EnvConfig.frame_stack` of every preset): DMControl-GB's 3."""
+    presets: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
+    """Per preset (`unseen.config.PRESETS`), the config fields (`section.field` -> value) in which the family's
+    published protocol differs from the common preset; `unseen.config.make_config` applies them after the preset and
+    before the algorithm's own hook. Empty: the common presets (DMControl's)."""
+    success: bool = False
+    """Whether its environments put `success` (the episode reached its goal) in every step's info: evaluations then
+    record each shift's success rate beside its return."""
 
     def check_shift(self, shift: str, **sources: Any) -> dict[str, Any]:
         """What runs record about `shift`'s data; `InputError` for a shift the family does not have or bad options."""

@@ -13,7 +13,8 @@ import time
 
 import numpy as np
 
-from unseen.envs import SHIFTS, make_env
+from unseen.envs import make_env
+from unseen.envs.dmc_tasks import SHIFTS
 
 
 def step_times(task: str, shifts: list[str], steps: int, rounds: int, **options) -> dict[str, tuple[float, float]]:

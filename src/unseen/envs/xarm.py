@@ -34,16 +34,13 @@ import mujoco
 import numpy as np
 
 from unseen.envs.dmc import joint_coordinate_names, no_gl_backend
-from unseen.envs.family import EnvFamily
 from unseen.envs.shifts import ShiftConfig
+from unseen.envs.xarm_tasks import SHIFTS, SOURCES, TASKS
 from unseen.errors import InputError
 
 ASSETS = Path(__file__).resolve().parent / "assets" / "xarm"
 """The scene files (`robot/`), `LICENSE` and `PROVENANCE.md`."""
 
-TASKS: tuple[str, ...] = ("xarm_reach", "xarm_peg_in_box")
-SHIFTS: tuple[str, ...] = ("none", "test1", "test2", "test3")
-"""`none` is the training scene; `test<i>` is SGQN's `*_test<i>.xml` (`registration.py` 30-42, 84-96)."""
 ACTION_SPACES = ("xy", "xyz")
 """`xy`: the gripper moves in a horizontal plane (z held); `xyz`: it also moves up and down."""
 
@@ -144,8 +141,10 @@ class XArmEnv(gym.Env):
             raise no_gl_backend(error) from None
         self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = render_shadows
         self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = render_shadows
-        self.shift = ShiftConfig(name=shift, source="none" if shift == "none" else str(path.relative_to(ASSETS)))
-        """The scene this environment shows (`shift.source`: its XML under assets/xarm)."""
+        self.shift = ShiftConfig(name=shift, source=SOURCES[shift])
+        """The scene this environment shows (`shift.source`: its name, `xarm_family.SOURCES`; the XML is `path`)."""
+        self.path = path
+        """The scene's XML file."""
         self._grasp = self.model.site("grasp").id
         self._link7 = self.model.body("link7").id
         self._rng = np.random.default_rng(seed)
@@ -445,15 +444,4 @@ def make(task: str, shift: str = "none", seed: int = 0, **options: Any) -> XArmE
     return _ENVS[task](shift, seed, **options)
 
 
-FAMILY = EnvFamily(
-    name="xarm",
-    tasks=TASKS,
-    shifts=SHIFTS,
-    make=make,
-    action_repeat=lambda task: 1,
-    # Bounds of a 50-step return, from the rewards and the workspace (d_xy <= ~0.6 m): Reach -165 (x-y-z
-    # actions; -140 x-y) to 50; Peg in Box -270 (-220) to 500 (372 under x-y, where the peg hangs >= 0.128 m
-    # above the goal point). One range serves both tasks: the lowest low, the highest high.
-    score_range=(-270.0, 500.0),
-    source_options=(),
-)
+__all__ = ["ASSETS", "SHIFTS", "TASKS", "PegInBoxEnv", "ReachEnv", "XArmEnv", "make", "scene_file"]
