@@ -138,6 +138,10 @@ def build_parser() -> Parser:
     evaluate.add_argument("--shifts", nargs="+", default=["none"], help="shifts to evaluate on (default: none)")
     evaluate.add_argument("--episodes", type=int, default=10, help="episodes per shift (default: 10)")
     evaluate.add_argument("--workers", type=int, default=0, help="processes running episodes (default: one per core)")
+    evaluate.add_argument(
+        "--adapt", action="store_true",
+        help="also evaluate with test-time adaptation (PAD): rows with adapted=True, summary.json's adapted_returns",
+    )
     add_source_arguments(evaluate)
     report = commands.add_parser(
         "report", help="tables: paper-format tables, curves and statistics of finished runs; grad: CG2A's gradient "
@@ -222,10 +226,11 @@ def run_train(args: argparse.Namespace) -> int:
 def run_eval(args: argparse.Namespace) -> int:
     from unseen.evaluate import evaluate_run
 
-    rows = evaluate_run(args.run_dir, args.shifts, args.episodes, source_options(args), args.workers)
+    rows = evaluate_run(args.run_dir, args.shifts, args.episodes, source_options(args), args.workers, args.adapt)
     print(f"{'shift':<16}{'return':>10}{'std':>8}{'episodes':>10}  source")
     for row in rows:
-        print(f"{row['shift']:<16}{row['return_mean']:>10.1f}{row['return_std']:>8.1f}{row['episodes']:>10}  "
+        shift = row["shift"] + (" (adapted)" if row.get("adapted") else "")
+        print(f"{shift:<16}{row['return_mean']:>10.1f}{row['return_std']:>8.1f}{row['episodes']:>10}  "
               f"{row['source']}")
     print(f"written to {args.run_dir / 'eval.csv'} and {args.run_dir / 'summary.json'}")
     return 0
