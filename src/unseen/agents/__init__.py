@@ -11,7 +11,7 @@ import dataclasses
 
 import torch
 
-from unseen.agents import alda, cg2a, drqv2, rad, sac_ae
+from unseen.agents import alda, cg2a, drqv2, pad, rad, sac_ae
 from unseen.agents.alda import ALDA, ALDAConfig
 from unseen.agents.base import Adapter, Adapting, Agent, AgentConfig, AgentSpec, Decoding, Variants
 from unseen.agents.cg2a import CG2A, CG2AConfig
@@ -74,7 +74,7 @@ register_agent(AgentSpec("rad", RAD, RADConfig, preset=rad.preset))
 register_agent(AgentSpec("curl", CURL, CURLConfig, preset=rad.preset))
 register_agent(AgentSpec("drqv2", DrQV2, DrQV2Config, preset=drqv2.preset))
 register_agent(AgentSpec("soda", SODA, SODAConfig, preset=rad.preset))
-register_agent(AgentSpec("pad", PAD, PADConfig, preset=rad.preset))
+register_agent(AgentSpec("pad", PAD, PADConfig, preset=pad.preset))
 register_agent(AgentSpec("sgqn", SGQN, SGQNConfig))
 
 ALGOS: tuple[str, ...] = algos()

@@ -5,7 +5,8 @@ training (`src/algorithms/pad.py`, `src/algorithms/modules.py` `HeadCNN`, `Inver
 
 Networks. The conv trunk of `encoder_layers` = 11 layers is split: the first `encoder_layers - pad_head_layers` = 8
 are shared by everything; the last 3 are the actor's and critic's head (DMControl-GB's `num_shared_layers 8
---num_head_layers 3`). The inverse-dynamics head has 3 conv layers of its own on the shared ones, a projection
+--num_head_layers 3`; the `preset` hook keeps that proportion for shallower trunks: 3 + 1 of the `cpu` preset's 4).
+The inverse-dynamics head has 3 conv layers of its own on the shared ones, a projection
 (Linear, LayerNorm, tanh) and an MLP:
     e(o) = proj(convs_id(shared(o))),    a^ = MLP([e(o), e(o')])      (no squashing)
     L_ID = || a^ - a ||^2                                               (mean over batch and action dimensions)
@@ -42,6 +43,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from unseen.agents import rad
 from unseen.agents.base import Metrics
 from unseen.agents.rad import RAD, RADConfig
 from unseen.errors import UserError
@@ -49,7 +51,7 @@ from unseen.nets import ConvTrunk, Projection, mlp, orthogonal_init
 from unseen.schema import param
 
 if TYPE_CHECKING:
-    from unseen.config import EnvConfig
+    from unseen.config import EnvConfig, RunConfig
 
 
 @dataclass
@@ -75,6 +77,20 @@ class PADConfig(RADConfig):
                 f"agent.pad_head_layers={self.pad_head_layers} must be below agent.encoder_layers="
                 f"{self.encoder_layers}: the inverse-dynamics head shares the first layers of the trunk"
             )
+
+
+PAPER_LAYERS = 11
+"""DMControl-GB's trunk depth, of which `pad_head_layers` (3) are the actor's and critic's head."""
+
+
+def preset(cfg: RunConfig) -> None:
+    """RAD's frames (`agents.rad.preset`), and a trunk of another depth split in DMControl-GB's proportion, 3 of 11
+    layers the head (at least one): the `cpu` preset's 4 layers are 3 shared and 1 head."""
+    rad.preset(cfg)
+    assert isinstance(cfg.agent, PADConfig)
+    layers = cfg.agent.encoder_layers
+    if layers != PAPER_LAYERS:
+        cfg.agent.pad_head_layers = max(1, round(cfg.agent.pad_head_layers * layers / PAPER_LAYERS))
 
 
 class InverseDynamicsHead(nn.Module):
