@@ -28,8 +28,9 @@ def tiny_config(algo: str = "drq", steps: int = 60, seed: int = 0, task: str = "
     cfg.agent.projection_dim = 16
     cfg.agent.hidden_dim = 32
     own = {field.name for field in dataclasses.fields(cfg.agent)}
-    for name, value in {"alda_mlp_dim": 32, "alda_embedding_dim": 16, "sac_ae_latent_dim": 8}.items():
-        if name in own:  # the algorithm's own small latents
+    for name, value in {"alda_mlp_dim": 32, "alda_embedding_dim": 16, "sac_ae_latent_dim": 8, "pad_head_layers": 1,
+                        "soda_batch_size": 8, "overlay_pool": 16}.items():
+        if name in own:  # the algorithm's own small latents and batches
             setattr(cfg.agent, name, value)
     cfg.train.seed_steps = 20
     cfg.train.batch_size = 8

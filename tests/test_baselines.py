@@ -1,5 +1,5 @@
-"""RAD, CURL and DrQ-v2 end to end (issue 22): every preset builds and updates, training is deterministic, a resumed
-run equals an uninterrupted one, and the command line trains each under the smoke preset."""
+"""RAD, CURL, DrQ-v2, SODA, PAD and SGQN end to end (issue 22): every preset builds and updates, training is
+deterministic, a resumed run equals an uninterrupted one, and the command line trains each under the smoke preset."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from unseen.replay import ReplayBuffer
 
 from conftest import tiny_config
 
-ALGOS = ("rad", "curl", "drqv2")
+ALGOS = ("rad", "curl", "drqv2", "soda", "pad", "sgqn")
 STEPS = 60
 
 

@@ -139,6 +139,10 @@ def build_parser() -> Parser:
     evaluate.add_argument("--shifts", nargs="+", default=["none"], help="shifts to evaluate on (default: none)")
     evaluate.add_argument("--episodes", type=int, default=10, help="episodes per shift (default: 10)")
     evaluate.add_argument("--workers", type=int, default=0, help="processes running episodes (default: one per core)")
+    evaluate.add_argument(
+        "--adapt", action="store_true",
+        help="also evaluate with test-time adaptation (PAD): rows with adapted=True, summary.json's adapted_returns",
+    )
     add_source_arguments(evaluate)
     report = commands.add_parser(
         "report", help="tables: paper-format tables, curves and statistics of finished runs; grad: CG2A's gradient "
@@ -223,13 +227,15 @@ def run_train(args: argparse.Namespace) -> int:
 def run_eval(args: argparse.Namespace) -> int:
     from unseen.evaluate import evaluate_run
 
-    rows = evaluate_run(args.run_dir, args.shifts, args.episodes, source_options(args), args.workers)
+    rows = evaluate_run(args.run_dir, args.shifts, args.episodes, source_options(args), args.workers, args.adapt)
     success = all("success" in row for row in rows)  # families whose environments report success (xArm)
-    print(f"{'shift':<16}{'return':>10}{'std':>8}{'episodes':>10}{'success':>9}  source" if success else
-          f"{'shift':<16}{'return':>10}{'std':>8}{'episodes':>10}  source")
+    width = 26 if args.adapt else 16  # room for "distracting_cs (adapted)"
+    print(f"{'shift':<{width}}{'return':>10}{'std':>8}{'episodes':>10}" + (f"{'success':>9}" if success else "")
+          + "  source")
     for row in rows:
+        shift = row["shift"] + (" (adapted)" if row.get("adapted") else "")
         rate = f"{row['success']:>9.0%}" if success else ""
-        print(f"{row['shift']:<16}{row['return_mean']:>10.1f}{row['return_std']:>8.1f}{row['episodes']:>10}{rate}  "
+        print(f"{shift:<{width}}{row['return_mean']:>10.1f}{row['return_std']:>8.1f}{row['episodes']:>10}{rate}  "
               f"{row['source']}")
     print(f"written to {args.run_dir / 'eval.csv'} and {args.run_dir / 'summary.json'}")
     return 0

@@ -1,4 +1,10 @@
-"""Zero-shot evaluation: the deterministic policy on environments seeded apart from training."""
+"""Zero-shot evaluation: the deterministic policy on environments seeded apart from training.
+
+Agents with test-time adaptation (`unseen.agents.Adapting`, PAD) can also be evaluated adapted (`unseen eval --adapt`):
+each episode then runs a fresh copy of the agent that learns from the episode's own transitions (`run_episode`), and
+its rows are told apart by `adapted` = True in eval.csv and by summary.json's `adapted_returns` (`returns` stays the
+agent as trained, the number every method has; rows without the column are not adapted).
+"""
 
 from __future__ import annotations
 
@@ -17,7 +23,7 @@ from numpy.typing import ArrayLike
 from tqdm import tqdm
 
 from unseen import hardware
-from unseen.agents import Agent
+from unseen.agents import REGISTRY, Adapting, Agent, spec_of
 from unseen.config import RunConfig
 from unseen.envs import Env, check_shifts, family_of, make_env
 from unseen.errors import UserError
@@ -26,6 +32,8 @@ from unseen.rundir import EVAL_LOG, SUMMARY_FILE, VIDEO_DIR, open_run, restore, 
 
 # Evaluation seeds are drawn from a stream of their own so that no evaluation episode replays a training one.
 _EVAL_STREAM = 1
+ADAPTED_RETURNS = "adapted_returns"
+"""summary.json's key of the adapted returns per shift (`unseen eval --adapt`)."""
 
 
 def eval_seeds(seed: int, episodes: int) -> list[int]:
@@ -103,19 +111,29 @@ def make_run_env(cfg: RunConfig, shift: str, sources: Mapping[str, str | bool] |
     )
 
 
-def run_episode(agent: Agent, env: Env, seed: int, video_path: Path | None = None) -> float:
+def run_episode(agent: Agent, env: Env, seed: int, video_path: Path | None = None, adapt: bool = False) -> float:
     """The return of one episode of the mean action from `env.reset(seed=seed)`; the same for any env reused."""
-    return play_episode(agent, env, seed, video_path)[0]
+    return play_episode(agent, env, seed, video_path, adapt)[0]
 
 
-def play_episode(agent: Agent, env: Env, seed: int, video_path: Path | None = None) -> tuple[float, bool]:
+def play_episode(
+    agent: Agent, env: Env, seed: int, video_path: Path | None = None, adapt: bool = False
+) -> tuple[float, bool]:
     """The return of one episode of the mean action from `env.reset(seed=seed)`, and whether it reached its goal
-    (`info["success"]` at its end; False where the environment reports none)."""
+    (`info["success"]` at its end; False where the environment reports none).
+
+    `adapt`: act with `agent.adapter(seed)`, a copy that learns from each transition after it is made (the agent
+    itself is left as it is)."""
+    actor = adapter_of(agent, seed) if adapt else None
     obs, info = env.reset(seed=seed)
     frames = [env.render()] if video_path is not None else []
     total, done = 0.0, False
     while not done:
-        obs, reward, terminated, truncated, info = env.step(agent.act(obs, deterministic=True))
+        action = (actor or agent).act(obs, deterministic=True)
+        next_obs, reward, terminated, truncated, info = env.step(action)
+        if actor is not None:
+            actor.observe(obs, action, next_obs)
+        obs = next_obs
         total += reward
         done = terminated or truncated
         if video_path is not None:
@@ -123,6 +141,13 @@ def play_episode(agent: Agent, env: Env, seed: int, video_path: Path | None = No
     if video_path is not None:
         write_video(video_path, frames)
     return total, bool(info.get("success", False))
+
+
+def adapter_of(agent: Agent, seed: int) -> Any:
+    """`agent.adapter(seed)`; a one-line error for an agent without test-time adaptation."""
+    if not isinstance(agent, Adapting):
+        raise UserError(f"{type(agent).__name__} has no test-time adaptation (unseen.agents.Adapting)")
+    return agent.adapter(seed)
 
 
 def write_video(path: Path, frames: list[np.ndarray], scale: int = 4, fps: int = 30) -> None:
@@ -133,12 +158,18 @@ def write_video(path: Path, frames: list[np.ndarray], scale: int = 4, fps: int =
 
 
 def evaluate_run(
-    run_dir: Path, shifts: list[str], episodes: int, sources: dict[str, str] | None = None, workers: int = 0
+    run_dir: Path,
+    shifts: list[str],
+    episodes: int,
+    sources: dict[str, str] | None = None,
+    workers: int = 0,
+    adapt: bool = False,
 ) -> list[dict]:
     """Evaluate a run's latest checkpoint on `shifts`; append to eval.csv and add to summary.json's returns.
 
     `sources`: the shifts' data options of `make_env`; all of them are checked before the first episode.
-    `workers`: processes running episodes (0: one per core).
+    `workers`: processes running episodes (0: one per core). `adapt`: also evaluate with test-time adaptation (module
+    docstring); its rows follow the others'. The checkpoint is only read.
     """
     if episodes <= 0:
         raise UserError(f"--episodes must be positive, got {episodes}")
@@ -147,6 +178,9 @@ def evaluate_run(
     run = open_run(run_dir)
     cfg, step = run.cfg, run.step
     check_shifts(cfg.env.task, shifts, sources)
+    if adapt and not spec_of(cfg.algo).adapts:
+        names = ", ".join(name for name, spec in REGISTRY.items() if spec.adapts)
+        raise UserError(f"--adapt needs an algorithm with test-time adaptation ({names}); {run_dir} is {cfg.algo}")
     log = CsvLog(run_dir / EVAL_LOG)
     summary_path = run_dir / SUMMARY_FILE
     summary: dict[str, Any] = json.loads(summary_path.read_text()) if summary_path.exists() else {
@@ -156,13 +190,18 @@ def evaluate_run(
     videos = {
         shift: run_dir / VIDEO_DIR / f"{shift}_step{step}_eval.mp4" if cfg.train.video else None for shift in shifts
     }
-    results = evaluate_parallel(run.checkpoint["agent"], cfg, shifts, episodes, videos, sources or {}, workers)
     rows = []
-    for shift in shifts:
-        row = {"step": step, "frames": step * cfg.env.action_repeat, **results[shift].row}
-        log.write(row)
-        summary["returns"][shift] = summary_entry(row)
-        rows.append(row)
+    for adapted in (False, True) if adapt else (False,):
+        results = evaluate_parallel(
+            run.checkpoint["agent"], cfg, shifts, episodes, videos if not adapted else dict.fromkeys(shifts),
+            sources or {}, workers, adapt=adapted,
+        )
+        for shift in shifts:
+            row = {"step": step, "frames": step * cfg.env.action_repeat, **results[shift].row}
+            row |= {"adapted": True} if adapted else {}
+            log.write(row)
+            summary.setdefault(ADAPTED_RETURNS if adapted else "returns", {})[shift] = summary_entry(row)
+            rows.append(row)
     write_json(summary_path, summary)
     return rows
 
@@ -185,12 +224,14 @@ def _start_worker(agent_state: dict, cfg: RunConfig, sources: dict[str, str]) ->
     _worker.update(agent=agent, cfg=cfg, sources=sources, envs={})
 
 
-def _worker_episode(shift: str, seed: int, video_path: Path | None) -> tuple[tuple[float, bool], dict]:
+def _worker_episode(
+    shift: str, seed: int, video_path: Path | None, adapt: bool = False
+) -> tuple[tuple[float, bool], dict]:
     envs = _worker["envs"]
     if shift not in envs:
         envs[shift] = make_run_env(_worker["cfg"], shift, _worker["sources"])
     env = envs[shift]
-    return play_episode(_worker["agent"], env, seed, video_path), env.shift.record
+    return play_episode(_worker["agent"], env, seed, video_path, adapt), env.shift.record
 
 
 def evaluate_parallel(
@@ -201,8 +242,10 @@ def evaluate_parallel(
     videos: dict[str, Path | None],
     sources: dict[str, str],
     workers: int = 0,
+    adapt: bool = False,
 ) -> dict[str, EvalResult]:
-    """Each shift's result (episodes in seed order), from `workers` processes (0: one per core)."""
+    """Each shift's result (episodes in seed order), from `workers` processes (0: one per core); `adapt`: of episodes
+    with test-time adaptation."""
     seeds = eval_seeds(cfg.seed, episodes)
     jobs = [(shift, index) for shift in shifts for index in range(episodes)]
     workers = min(workers or hardware.usable_cores(), len(jobs))
@@ -211,7 +254,8 @@ def evaluate_parallel(
     context = multiprocessing.get_context("spawn")  # no fork: the parent may hold a GL context
     with ProcessPoolExecutor(workers, context, initializer=_start_worker, initargs=(agent_state, cfg, sources)) as pool:
         futures = {
-            pool.submit(_worker_episode, shift, seeds[index], videos[shift] if index == 0 else None): (shift, index)
+            pool.submit(_worker_episode, shift, seeds[index], videos[shift] if index == 0 else None, adapt):
+            (shift, index)
             for shift, index in jobs
         }
         with tqdm(total=len(jobs), unit="episode", desc="evaluating", mininterval=1.0) as bar:

@@ -47,7 +47,10 @@ def evaluations(runs: pd.DataFrame) -> pd.DataFrame:
     for run in runs.drop_duplicates("run").itertuples():
         path = Path(run.run) / EVAL_LOG
         if path.is_file():
-            rows = pd.read_csv(path, usecols=["frames", "shift", "return_mean"])
+            rows = pd.read_csv(path)
+            if "adapted" in rows:  # test-time adaptation's rows (`unseen eval --adapt`) are not the curve's
+                rows = rows[~rows["adapted"].eq(True)]
+            rows = rows[["frames", "shift", "return_mean"]]
             rows = rows.drop_duplicates(["frames", "shift"], keep="last")
             frames.append(rows.assign(task=run.task, method=run.method, seed=run.seed))
     if not frames:

@@ -141,6 +141,9 @@ class Trainer:
             agent = self.cfg.agent
             if self.step % agent.steps_per_update == 0:
                 batch = self.replay.sample(cfg.batch_size, self.rng, agent.return_steps, agent.discount)
+                size, every = agent.aux_batch
+                if size and (self.agent.updates + 1) % every == 0:  # the update about to run takes one
+                    batch["aux_obs"] = self.replay.sample(size, self.rng)["obs"]
                 self.metrics.add(self.agent.update(batch))
         self.obs, reward, terminated, truncated, _ = self.env.step(action)
         self.replay.add(action, reward, 0.0 if terminated else 1.0, self.obs[-3:])

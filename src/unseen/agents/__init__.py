@@ -11,16 +11,19 @@ import dataclasses
 
 import torch
 
-from unseen.agents import alda, cg2a, drqv2, rad, sac_ae
+from unseen.agents import alda, cg2a, drqv2, pad, rad, sac_ae
 from unseen.agents.alda import ALDA, ALDAConfig
-from unseen.agents.base import Agent, AgentConfig, AgentSpec, Decoding, Variants
+from unseen.agents.base import Adapter, Adapting, Agent, AgentConfig, AgentSpec, Decoding, Variants
 from unseen.agents.cg2a import CG2A, CG2AConfig
 from unseen.agents.curl import CURL, CURLConfig
 from unseen.agents.drq import DrQ, DrQConfig
 from unseen.agents.drqv2 import DrQV2, DrQV2Config
+from unseen.agents.pad import PAD, PADConfig
 from unseen.agents.rad import RAD, RADConfig
 from unseen.agents.sac import SAC, SACConfig
 from unseen.agents.sac_ae import SACAE, SACAEConfig
+from unseen.agents.sgqn import SGQN, SGQNConfig
+from unseen.agents.soda import SODA, SODAConfig
 from unseen.agents.svea import SVEA, SVEAConfig
 from unseen.errors import UserError
 from unseen.hardware import resolve_precision
@@ -70,6 +73,9 @@ register_agent(AgentSpec("sac_ae", SACAE, SACAEConfig, preset=sac_ae.preset))
 register_agent(AgentSpec("rad", RAD, RADConfig, preset=rad.preset))
 register_agent(AgentSpec("curl", CURL, CURLConfig, preset=rad.preset))
 register_agent(AgentSpec("drqv2", DrQV2, DrQV2Config, preset=drqv2.preset))
+register_agent(AgentSpec("soda", SODA, SODAConfig, preset=rad.preset))
+register_agent(AgentSpec("pad", PAD, PADConfig, preset=pad.preset))
+register_agent(AgentSpec("sgqn", SGQN, SGQNConfig))
 
 ALGOS: tuple[str, ...] = algos()
 """The algorithms registered when this module was imported (algorithms registered later: `algos()`)."""
@@ -77,6 +83,7 @@ AGENTS: dict[str, type] = {name: spec.agent_cls for name, spec in REGISTRY.items
 """Agent class per algorithm, as `ALGOS`."""
 
 __all__ = [
-    "AGENTS", "ALDA", "ALGOS", "CG2A", "CURL", "RAD", "REGISTRY", "SAC", "SACAE", "SVEA", "Agent", "AgentConfig",
-    "AgentSpec", "Decoding", "DrQ", "DrQV2", "Variants", "algos", "make_agent", "register_agent", "spec_of",
+    "AGENTS", "ALDA", "ALGOS", "CG2A", "CURL", "PAD", "RAD", "REGISTRY", "SAC", "SACAE", "SGQN", "SODA", "SVEA",
+    "Adapter", "Adapting", "Agent", "AgentConfig", "AgentSpec", "Decoding", "DrQ", "DrQV2", "Variants", "algos",
+    "make_agent", "register_agent", "spec_of",
 ]

@@ -77,6 +77,12 @@ class AgentConfig:
         return 1
 
     @property
+    def aux_batch(self) -> tuple[int, int]:
+        """`(size, every)`: the trainer passes a second replay batch of `size` observations as `batch["aux_obs"]` to
+        every `every`-th update (SODA's separate batch); `(0, 1)`, none, but for agents with such a batch."""
+        return 0, 1
+
+    @property
     def bf16(self) -> bool:
         """Whether the fast path computes in bfloat16 (`precision` resolved, `unseen.hardware.resolve_precision`)."""
         if self.precision == "auto":
@@ -124,6 +130,28 @@ class Agent(Protocol):
 
 
 @runtime_checkable
+class Adapter(Protocol):
+    """One test episode's copy of an agent that learns while it acts (PAD's test-time adaptation)."""
+
+    def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
+        """The action for one uint8 observation `(C, H, W)`, from the parameters adapted so far."""
+        ...
+
+    def observe(self, obs: np.ndarray, action: np.ndarray, next_obs: np.ndarray) -> None:
+        """Learn from the transition just made (self-supervised: no reward)."""
+        ...
+
+
+@runtime_checkable
+class Adapting(Agent, Protocol):
+    """An agent with test-time adaptation: `unseen eval --adapt` runs each episode with a fresh `adapter`."""
+
+    def adapter(self, seed: int) -> Adapter:
+        """A copy of the agent for one episode, its randomness seeded by `seed`; the agent itself is left unchanged."""
+        ...
+
+
+@runtime_checkable
 class Decoding(Agent, Protocol):
     """An agent with a decoder: its latents can be drawn back into frames (latent traversals)."""
 
@@ -162,6 +190,11 @@ class AgentSpec:
     variants: Variants | None = None
     """How reports name and order the algorithm's variants; None: every run is the algorithm itself (plus the
     config fields in which runs differ)."""
+
+    @property
+    def adapts(self) -> bool:
+        """Whether its agents are `Adapting` (have test-time adaptation): `unseen eval --adapt` can run them."""
+        return callable(getattr(self.agent_cls, "adapter", None))
 
     @property
     def decodes(self) -> bool:
