@@ -43,9 +43,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from unseen.agents import rad
 from unseen.agents.base import Metrics
 from unseen.agents.rad import RAD, RADConfig
+from unseen.agents.rad import preset as rad_preset
 from unseen.errors import UserError
 from unseen.nets import ConvTrunk, Projection, mlp, orthogonal_init
 from unseen.schema import param
@@ -86,7 +86,7 @@ PAPER_LAYERS = 11
 def preset(cfg: RunConfig) -> None:
     """RAD's frames (`agents.rad.preset`), and a trunk of another depth split in DMControl-GB's proportion, 3 of 11
     layers the head (at least one): the `cpu` preset's 4 layers are 3 shared and 1 head."""
-    rad.preset(cfg)
+    rad_preset(cfg)
     assert isinstance(cfg.agent, PADConfig)
     layers = cfg.agent.encoder_layers
     if layers != PAPER_LAYERS:
