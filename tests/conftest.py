@@ -25,6 +25,7 @@ def tiny_config(algo: str = "drq", steps: int = 60, seed: int = 0) -> RunConfig:
     cfg.agent.alda_embedding_dim = 16
     cfg.agent.sac_ae_latent_dim = 8
     cfg.train.seed_steps = 20
+    cfg.train.seed_updates = 20
     cfg.train.batch_size = 8
     cfg.train.eval_every = 70
     cfg.train.eval_episodes = 1

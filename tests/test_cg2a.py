@@ -107,6 +107,16 @@ def test_diagnostics_every_k_updates():
     assert "grad/gamma" in agent.update(batch(seed=1))
 
 
+def test_cg2a_overlays_fresh_photos_every_update_and_a_procedural_pool_once():
+    photos = new_agent("cg2a", overlay_source="photos")
+    assert photos.overlay_source is not None and photos.overlay_images is None
+    first, second = photos.views(batch()["obs"]), photos.views(batch()["obs"])
+    overlay = photos.names.index("overlay")
+    assert not torch.equal(first[overlay], second[overlay])
+    procedural = new_agent("cg2a", overlay_source="procedural", overlay_pool=5)
+    assert procedural.overlay_source is None and procedural.overlay_images.shape[0] == 5
+
+
 @pytest.mark.parametrize(
     "field, value, message",
     [
@@ -117,6 +127,7 @@ def test_diagnostics_every_k_updates():
         ("grad_method", "vmap", "agent.channels_last=false"),
         ("svea_alpha", -1.0, "agent.svea_alpha must be zero or positive"),
         ("overlay_dir", "/nonexistent/places", "not a directory"),
+        ("overlay_source", "places", "agent.overlay_source must be one of photos, procedural"),
     ],
 )
 def test_bad_cg2a_settings_are_refused_with_the_fix(field, value, message):

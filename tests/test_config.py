@@ -74,6 +74,41 @@ def test_validation_names_the_problem(change, message):
         validate(cfg)
 
 
+DMCGB_FIELDS = {"agent.trunk_final_relu", "agent.actor_recompute", "agent.exact_log_det", "agent.overlay_source",
+                "train.seed_updates"}
+
+
+@pytest.mark.parametrize("algo", ["sac", "drq", "svea", "cg2a"])
+def test_new_runs_of_the_sac_family_behave_as_dmcontrol_gb(algo):
+    for preset, burst in (("paper", 1000), ("cpu", 1000), ("smoke", 250)):
+        cfg = validate(make_config(algo, "walker_walk", preset))
+        assert not cfg.agent.trunk_final_relu and cfg.agent.actor_recompute and not cfg.agent.exact_log_det
+        assert cfg.train.seed_updates == cfg.train.seed_steps == burst
+        assert cfg.agent.overlay_source == "photos"
+
+
+def test_alda_and_sac_ae_follow_their_own_reference_code():
+    alda, sac_ae = make_config("alda", "walker_walk", "paper"), make_config("sac_ae", "walker_walk", "paper")
+    assert (alda.agent.actor_recompute, alda.agent.exact_log_det, alda.train.seed_updates) == (False, True, 1)
+    assert sac_ae.agent.trunk_final_relu and sac_ae.agent.actor_recompute and not sac_ae.agent.exact_log_det
+    assert sac_ae.train.seed_updates == 1000
+
+
+def test_a_config_written_before_the_dmcontrol_gb_fields_loads_with_the_old_behaviour(tmp_path):
+    data = to_dict(make_config("drq", "cartpole_swingup", "cpu"))
+    for key in DMCGB_FIELDS:
+        section, name = key.split(".")
+        del data[section][name]
+    data["agent"]["bf16"] = True  # and the older rename still applies
+    del data["agent"]["precision"]
+    cfg = from_dict(data)
+    assert cfg.agent.trunk_final_relu and not cfg.agent.actor_recompute and cfg.agent.exact_log_det
+    assert cfg.agent.overlay_source == "procedural" and cfg.train.seed_updates == 1
+    assert cfg.agent.precision == "bf16"
+    fresh = make_config("drq", "cartpole_swingup", "cpu")
+    assert from_dict(to_dict(fresh)) == fresh  # a config that has the fields keeps them
+
+
 def test_unknown_preset_and_stale_config_fields():
     with pytest.raises(UserError, match="unknown preset 'fast'"):
         make_config("drq", "cartpole_swingup", "fast")

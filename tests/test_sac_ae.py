@@ -89,6 +89,8 @@ def test_presets():
     paper = validate(make_config("sac_ae", "walker_walk", "paper"))
     assert (paper.env.image_size, paper.agent.encoder_layers, paper.agent.sac_ae_latent_dim) == (84, 4, 50)
     cpu, drq = make_config("sac_ae", "walker_walk", "cpu"), make_config("drq", "walker_walk", "cpu")
+    assert cpu.agent.trunk_final_relu and not drq.agent.trunk_final_relu  # SAC-AE's PixelEncoder ends on a ReLU
+    drq.agent.trunk_final_relu = True
     assert (cpu.env, cpu.train, cpu.agent) == (drq.env, drq.train, drq.agent)
 
 

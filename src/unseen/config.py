@@ -20,6 +20,8 @@ from unseen.errors import UserError
 from unseen.hardware import PRECISIONS
 
 ALGOS = ("sac", "drq", "svea", "cg2a", "alda", "sac_ae")
+OVERLAY_SOURCES = ("photos", "procedural")
+"""Overlay image sources that need no data of the user's (`agent.overlay_source`, `unseen.envs.sources`)."""
 PRESETS = ("paper", "cpu", "smoke")
 
 
@@ -99,10 +101,15 @@ class AgentConfig:
     """CG2A: per-augmentation gradients by "sequential" passes (cheapest on CPU) or one "vmap" pass."""
     grad_log_every: int = 10
     """CG2A: compute the grad/ diagnostics (Figure 1) every this many updates (each costs ~5% of one); 0 never."""
+    overlay_source: str = "photos"
+    """Overlay images when `overlay_dir` is empty: "photos" (the photographs installed with unseen's dependencies,
+    random resized crop + flip per sample, as DMC-GB draws Places365) or "procedural" (seeded synthetic pictures)."""
     overlay_dir: str = ""
-    """Folder of overlay images at any depth (Places365 works); empty: the seeded procedural source."""
+    """Folder of overlay images at any depth (Places365: what paper-comparable numbers need); overrides
+    `overlay_source`."""
     overlay_pool: int = 1000
-    """Overlay images drawn once from the source when the agent is built; each overlay samples from them."""
+    """Overlay images drawn once from the procedural source or `overlay_dir` when the agent is built; each overlay
+    samples from them (photos are drawn afresh for every sample)."""
     alda_latents: int = 12
     """ALDA: continuous latents |z_d| per frame, one scalar codebook each (METHODS.md "ALDA")."""
     alda_values: int = 12
@@ -155,6 +162,15 @@ class AgentConfig:
     fast_kernels: bool = True
     """Fused Adam/AdamW and in-place ReLUs in the conv trunk; false: PyTorch's default optimizer loop and
     out-of-place ReLUs."""
+    # DMControl-GB's behaviours (issue 18, docs/dmcontrol-gb.md). Defaults: DMC-GB's, for the SAC family;
+    # `make_config` sets each agent's own reference; a config.yaml without them loads with `PRE_DMCGB` (`upgraded`).
+    trunk_final_relu: bool = False
+    """ReLU after the trunk's last conv; false: the features are the last conv's output (DMC-GB's `SharedCNN`)."""
+    actor_recompute: bool = True
+    """Actor and temperature see the trunk re-run on obs after the critic step (DMC-GB); false: the critic's
+    pre-step features."""
+    exact_log_det: bool = False
+    """tanh correction of the log-prob: exact log(1 - tanh(u)^2); false: DMC-GB's log(relu(1 - tanh(u)^2) + 1e-6)."""
 
     @property
     def bf16(self) -> bool:
@@ -172,6 +188,9 @@ class TrainConfig:
     """Agent steps to train for (environment frames = steps x action repeat)."""
     seed_steps: int = 1000
     """Initial steps with uniformly random actions and no updates."""
+    seed_updates: int = 1000
+    """Updates at the first step after the seed steps, then one per step (DMC-GB: as many as seed steps); 1: one
+    per step from the first."""
     batch_size: int = 128
     """Transitions per update."""
     replay_capacity: int = 0
@@ -247,6 +266,14 @@ def make_config(algo: str, task: str, preset: str = "cpu", seed: int = 0, steps:
         # Learning curves on every shift, and a run that finishes evaluated on all of them.
         cfg.train.eval_shifts = ",".join(SHIFTS)
     if algo == "alda":
+        # ALDA's reference code is not DMControl-GB's: its update keeps the behaviour unseen had before issue 18.
+        cfg.agent.actor_recompute, cfg.agent.exact_log_det = False, True
+        cfg.train.seed_updates = 1
+    if algo == "sac_ae":
+        # SAC-AE's reference (pytorch_sac_ae, encoder.py's PixelEncoder) has a ReLU after every conv, the last too;
+        # its actor step, log-prob and first-step burst are DMControl-GB's (which descends from it).
+        cfg.agent.trunk_final_relu = True
+    if algo == "alda":
         # GroupNorm's channels-last CPU kernels are several times slower than its NCHW ones (bf16): a whole
         # ALDA update took 2.6-2.8x longer channels-last (docs/alda.md); the convs gain nothing from it here.
         cfg.agent.channels_last = False
@@ -274,6 +301,7 @@ def make_config(algo: str, task: str, preset: str = "cpu", seed: int = 0, steps:
         cfg.agent.hidden_dim = 256
         cfg.train.steps = 1500
         cfg.train.seed_steps = 250
+        cfg.train.seed_updates = min(cfg.train.seed_updates, cfg.train.seed_steps)
         cfg.train.batch_size = 64
         cfg.train.eval_every = 750
         cfg.train.eval_episodes = 2
@@ -293,14 +321,31 @@ def from_dict(data: dict[str, Any]) -> RunConfig:
     return _build(RunConfig, upgraded(data), "")
 
 
+PRE_DMCGB = {
+    "agent": {
+        "trunk_final_relu": True,
+        "actor_recompute": False,
+        "exact_log_det": True,
+        "overlay_source": "procedural",
+    },
+    "train": {"seed_updates": 1},
+}
+"""What runs made before DMControl-GB's behaviours were fields computed (issue 18): a config.yaml lacking a field
+loads with this value, so resumes and reports of those runs keep the behaviour they were trained with."""
+
+
 def upgraded(data: dict[str, Any]) -> dict[str, Any]:
-    """A saved config with renamed fields under their current names: configs written before `agent.precision`
-    existed say `agent.bf16: true|false`, which is precision "bf16" or "float32"."""
+    """A saved config under the current field names: configs written before `agent.precision` existed say
+    `agent.bf16: true|false`, which is precision "bf16" or "float32"; fields added since take `PRE_DMCGB`'s values."""
+    data = dict(data)
     agent = data.get("agent", {})
-    if "bf16" not in agent:
-        return data
-    renamed = {key: value for key, value in agent.items() if key != "bf16"}
-    return data | {"agent": renamed | {"precision": "bf16" if agent["bf16"] else "float32"}}
+    if "bf16" in agent:
+        renamed = {key: value for key, value in agent.items() if key != "bf16"}
+        data["agent"] = renamed | {"precision": "bf16" if agent["bf16"] else "float32"}
+    for section, fields in PRE_DMCGB.items():
+        if section in data:
+            data[section] = fields | data[section]
+    return data
 
 
 def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
@@ -396,6 +441,7 @@ def validate(cfg: RunConfig) -> RunConfig:
         "agent.alda_embedding_dim": cfg.agent.alda_embedding_dim,
         "agent.sac_ae_latent_dim": cfg.agent.sac_ae_latent_dim,
         "agent.sac_ae_update_every": cfg.agent.sac_ae_update_every,
+        "train.seed_updates": cfg.train.seed_updates,
     }
     for key, value in positive.items():
         if value <= 0:
@@ -500,6 +546,10 @@ def validate_augmentation_agents(agent: AgentConfig) -> None:
         raise UserError(f"agent.grad_method must be one of {', '.join(GRAD_METHODS)}, got {agent.grad_method!r}")
     if agent.grad_method == "vmap" and agent.channels_last:
         raise UserError("agent.grad_method=vmap cannot run channels-last convolutions; set agent.channels_last=false")
+    if agent.overlay_source not in OVERLAY_SOURCES:
+        raise UserError(
+            f"agent.overlay_source must be one of {', '.join(OVERLAY_SOURCES)}, got {agent.overlay_source!r}"
+        )
     if agent.overlay_dir and not Path(agent.overlay_dir).expanduser().is_dir():
         raise UserError(
             f"agent.overlay_dir={agent.overlay_dir!r} is not a directory; pass a folder of images or leave it empty"

@@ -89,6 +89,7 @@ class Trainer:
         self.episode = 0
         self.episode_return = 0.0
         self.last_eval_step = -1
+        self.pending_action: np.ndarray | None = None
         self.wall_time = 0.0
         self.metrics: dict[str, float] = {}
         if checkpoint is None:
@@ -148,8 +149,11 @@ class Trainer:
         if self.step < cfg.seed_steps:
             action = self.rng.uniform(-1.0, 1.0, self.action_dim).astype(np.float32)
         else:
-            action = self.agent.act(self.obs, deterministic=False)
-            self.metrics |= self.agent.update(self.replay.sample(cfg.batch_size, self.rng))
+            action = self.pending_action if self.pending_action is not None else self.agent.act(self.obs, False)
+            if self.step == cfg.seed_steps and cfg.seed_updates > 1:
+                self.seed_burst(action)
+            else:
+                self.metrics |= self.agent.update(self.replay.sample(cfg.batch_size, self.rng))
         self.obs, reward, terminated, truncated, _ = self.env.step(action)
         self.replay.add(action, reward, 0.0 if terminated else 1.0, self.obs[-3:])
         self.episode_return += reward
@@ -171,6 +175,20 @@ class Trainer:
             self.episode_return = 0.0
             self.obs, _ = self.env.reset()
             self.replay.add_first(self.obs[-3:])
+
+    def seed_burst(self, action: np.ndarray) -> None:
+        """`train.seed_updates` updates at the first step after the seed steps, as DMControl-GB's train.py runs
+        `init_steps` of them at `step == init_steps` (after drawing that step's action), each on the schedule of
+        that step. A stop signal between two of them checkpoints the updates done (the agent's count: it made none
+        before) and the drawn action, and the resumed run continues the burst where it stopped."""
+        cfg = self.cfg.train
+        self.pending_action = action
+        while self.agent.updates < cfg.seed_updates:
+            if self._stop_signal is not None:
+                self.save_checkpoint()
+                raise Interrupted(self._stop_signal, self.step)
+            self.metrics |= self.agent.update(self.replay.sample(cfg.batch_size, self.rng), step=self.step)
+        self.pending_action = None
 
     @property
     def frames(self) -> int:
@@ -218,6 +236,7 @@ class Trainer:
             "episode": self.episode,
             "episode_return": self.episode_return,
             "last_eval_step": self.last_eval_step,
+            "pending_action": self.pending_action,
             "wall_time": self.elapsed,
             "metrics": dict(self.metrics),
             "agent": self.agent.state_dict(),
@@ -235,6 +254,7 @@ class Trainer:
         self.step, self.episode = state["step"], state["episode"]
         self.episode_return, self.last_eval_step = state["episode_return"], state["last_eval_step"]
         self.wall_time, self.metrics = state["wall_time"], state["metrics"]
+        self.pending_action = state.get("pending_action")  # absent from checkpoints written before the burst existed
         self.agent.load_state_dict(state["agent"])
         self.replay.load_state_dict(state["replay"])
         self.env.set_state(state["env"])

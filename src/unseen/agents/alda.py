@@ -216,7 +216,7 @@ class ALDA(SAC):
         z_next = torch.cat([z[:, 1:], rest[:, older:]], dim=1) if overlap else rest[:, older:]
         return z, z_next, newest
 
-    def update_critic(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, float], torch.Tensor]:
+    def update_critic(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, float], torch.Tensor, torch.Tensor]:
         z, z_next, newest = self.encode_batch(batch["obs"], batch["next_obs"])
         with torch.no_grad():
             target = self.soft_target(batch, self.trunk.fuse(z_next), self.trunk_target(batch["next_obs"]))
@@ -227,7 +227,7 @@ class ALDA(SAC):
         loss.backward()
         self.critic_optimizer.step()
         metrics = {"critic_loss": loss.item(), "q_target": target.mean().item()}
-        return metrics | self.update_alda(newest, batch["obs"][:, -3:]), features
+        return metrics | self.update_alda(newest, batch["obs"][:, -3:]), features, batch["obs"]
 
     def update_alda(self, z: torch.Tensor, frame: torch.Tensor) -> dict[str, float]:
         """The ALDA loss of the newest frames' latents `z (B, |z_d|)` and pixels `frame (B, 3, H, W)`; one step."""

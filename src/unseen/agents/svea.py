@@ -8,7 +8,8 @@ Critic loss, the target `y` shared by both views:
     L = alpha * L(shift(o)) + beta * L(conv(shift(o))),   L(v) = ||Q1(v, a) - y||^2 + ||Q2(v, a) - y||^2
 with `alpha = beta = 0.5` (`agent.svea_alpha`, `agent.svea_beta`); the conv view is `random_conv` of the
 same shifted observation. Both views pass the trunk as one concatenated batch (exact: the networks treat
-samples independently). The actor and temperature learn from the shifted view's features, as in DrQ.
+samples independently). The actor and temperature learn from the shifted view, as in DrQ (DMControl-GB's
+`SVEA.update` passes the shifted obs to `update_actor_and_alpha`, which encodes it again after the critic step).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from unseen.augment import random_conv
 class SVEA(DrQ):
     """DrQ whose critic also trains on a random-conv view against the same target."""
 
-    def update_critic(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, float], torch.Tensor]:
+    def update_critic(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, float], torch.Tensor, torch.Tensor]:
         target = self.td_target(batch)
         shifted = self.augment(batch["obs"])
         features = self.trunk(torch.cat([shifted, random_conv(shifted, generator=self.generator)]))
@@ -34,4 +35,4 @@ class SVEA(DrQ):
         loss.backward()
         self.critic_optimizer.step()
         metrics = {"critic_loss": loss.item(), "critic_loss_conv": conv_loss.item(), "q_target": target.mean().item()}
-        return metrics, clean
+        return metrics, clean, shifted
