@@ -107,6 +107,18 @@ def test_diagnostics_every_k_updates():
     assert "grad/gamma" in agent.update(batch(seed=1))
 
 
+def test_train_image_dir_sets_the_overlay_directory(tmp_path, monkeypatch):
+    from unseen import train
+
+    started = []
+    summary = {"returns": {"none": {"mean": 0.0, "std": 0.0, "episodes": 1}}, "frames": 0, "wall_time_s": 0.0}
+    monkeypatch.setattr(train, "start", lambda cfg, run_dir: started.append(cfg) or summary)
+    (tmp_path / "places" / "a").mkdir(parents=True)
+    main(["train", "--algo", "cg2a", "--task", "cartpole_swingup", "--image-dir", str(tmp_path / "places"),
+          "--out", str(tmp_path / "run")])
+    assert started[0].agent.overlay_dir == str(tmp_path / "places")
+
+
 def test_cg2a_overlays_fresh_photos_every_update_and_a_procedural_pool_once():
     photos = new_agent("cg2a", overlay_source="photos")
     assert photos.overlay_source is not None and photos.overlay_images is None

@@ -194,7 +194,12 @@ class SAC:
             (self.trunk, self.trunk_target, self.cfg.encoder_tau),
         ]
         for online, target, tau in pairs:
-            torch._foreach_lerp_(list(target.parameters()), list(online.parameters()), tau)
+            # DMControl-GB's `soft_update_params` (src/utils.py), tau * p + (1 - tau) * t, with its roundings (a lerp
+            # rounds once less: the parity audit's targets then differed in the last bit, and that grew over updates).
+            targets = list(target.parameters())
+            scaled = torch._foreach_mul(list(online.parameters()), tau)
+            torch._foreach_mul_(targets, 1 - tau)
+            torch._foreach_add_(targets, scaled)
 
     def modules(self) -> dict[str, torch.nn.Module | torch.optim.Optimizer]:
         """Everything with a state_dict that a checkpoint must hold."""
