@@ -196,8 +196,8 @@ class SAC:
         for online, target, tau in pairs:
             # DMControl-GB's `soft_update_params` (src/utils.py), tau * p + (1 - tau) * t, with its roundings (a lerp
             # rounds once less: the parity audit's targets then differed in the last bit, and that grew over updates).
-            targets = list(target.parameters())
-            scaled = torch._foreach_mul(list(online.parameters()), tau)
+            targets: list[torch.Tensor] = list(target.parameters())
+            scaled = list(torch._foreach_mul(list(online.parameters()), tau))
             torch._foreach_mul_(targets, 1 - tau)
             torch._foreach_add_(targets, scaled)
 
