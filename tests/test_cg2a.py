@@ -82,7 +82,7 @@ def test_svea_loss_is_alpha_shift_plus_beta_conv():
 
     def views(a, obs):
         shifted = a.augment(obs)
-        return [shifted, random_conv(shifted, generator=a.generator)]
+        return [shifted, random_conv(shifted.float(), generator=a.generator)]  # float: agent.svea_float_conv
 
     J = view_gradients(twin, b, views)
     torch.testing.assert_close(written, 0.3 * J[0] + 0.7 * J[1], rtol=1e-4, atol=1e-6)
@@ -105,6 +105,18 @@ def test_diagnostics_every_k_updates():
     agent = new_agent("cg2a", grad_log_every=2)
     assert "grad/gamma" not in agent.update(batch())
     assert "grad/gamma" in agent.update(batch(seed=1))
+
+
+@pytest.mark.parametrize("float_conv", [True, False])
+def test_svea_conv_view_is_float_as_dmcontrol_gbs_unless_rounded(float_conv):
+    agent = new_agent("svea", svea_float_conv=float_conv)
+    seen = []
+    trunk = agent.trunk.forward
+    agent.trunk.forward = lambda obs: seen.append(obs) or trunk(obs)
+    agent.update_critic({k: v for k, v in batch().items()})
+    views = seen[-1].chunk(2)[1]  # the critic's batch: shifted, then conv
+    rounded = torch.equal(views, views.round())
+    assert views.is_floating_point() == float_conv and rounded != float_conv
 
 
 def test_train_image_dir_sets_the_overlay_directory(tmp_path, monkeypatch):

@@ -74,8 +74,8 @@ def test_validation_names_the_problem(change, message):
         validate(cfg)
 
 
-DMCGB_FIELDS = {"agent.trunk_final_relu", "agent.actor_recompute", "agent.exact_log_det", "agent.overlay_source",
-                "train.seed_updates"}
+DMCGB_FIELDS = {"agent.trunk_final_relu", "agent.actor_recompute", "agent.exact_log_det", "agent.svea_float_conv",
+                "agent.overlay_source", "train.seed_updates"}
 
 
 @pytest.mark.parametrize("algo", ["sac", "drq", "svea", "cg2a"])
@@ -103,6 +103,7 @@ def test_a_config_written_before_the_dmcontrol_gb_fields_loads_with_the_old_beha
     del data["agent"]["precision"]
     cfg = from_dict(data)
     assert cfg.agent.trunk_final_relu and not cfg.agent.actor_recompute and cfg.agent.exact_log_det
+    assert not cfg.agent.svea_float_conv
     assert cfg.agent.overlay_source == "procedural" and cfg.train.seed_updates == 1
     assert cfg.agent.precision == "bf16"
     fresh = make_config("drq", "cartpole_swingup", "cpu")

@@ -171,6 +171,8 @@ class AgentConfig:
     pre-step features."""
     exact_log_det: bool = False
     """tanh correction of the log-prob: exact log(1 - tanh(u)^2); false: DMC-GB's log(relu(1 - tanh(u)^2) + 1e-6)."""
+    svea_float_conv: bool = True
+    """SVEA: the random-conv view in float, as DMC-GB computes it; false: rounded to uint8 pixels."""
 
     @property
     def bf16(self) -> bool:
@@ -326,6 +328,7 @@ PRE_DMCGB = {
         "trunk_final_relu": True,
         "actor_recompute": False,
         "exact_log_det": True,
+        "svea_float_conv": False,
         "overlay_source": "procedural",
     },
     "train": {"seed_updates": 1},

@@ -28,7 +28,9 @@ class SVEA(DrQ):
     def update_critic(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, float], torch.Tensor, torch.Tensor]:
         target = self.td_target(batch)
         shifted = self.augment(batch["obs"])
-        features = self.trunk(torch.cat([shifted, random_conv(shifted, generator=self.generator)]))
+        # DMControl-GB's `random_conv` returns floats; on uint8 input ours rounds to pixels (`agent.svea_float_conv`).
+        conv = random_conv(shifted.float() if self.cfg.svea_float_conv else shifted, generator=self.generator)
+        features = self.trunk(torch.cat([shifted.to(conv.dtype), conv]))
         clean, conv = features.chunk(2)
         alpha, beta = self.cfg.svea_alpha, self.cfg.svea_beta
         if alpha == beta:
