@@ -1,13 +1,19 @@
-"""Shared fixtures: a tiny run configuration that trains in seconds, and the benchmark data directory."""
+"""Shared fixtures and helpers: a tiny run configuration that trains in seconds (and as --set arguments), tiny agents
+and batches, the benchmark data directory, and environment rollouts."""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
-from unseen.config import RunConfig, make_config
+from unseen.agents import make_agent
+from unseen.config import RunConfig, make_config, to_dict
 from unseen.envs import make_env
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -21,9 +27,10 @@ def tiny_config(algo: str = "drq", steps: int = 60, seed: int = 0) -> RunConfig:
     cfg.agent.encoder_filters = 8
     cfg.agent.projection_dim = 16
     cfg.agent.hidden_dim = 32
-    cfg.agent.alda_mlp_dim = 32
-    cfg.agent.alda_embedding_dim = 16
-    cfg.agent.sac_ae_latent_dim = 8
+    own = {field.name for field in dataclasses.fields(cfg.agent)}
+    for name, value in {"alda_mlp_dim": 32, "alda_embedding_dim": 16, "sac_ae_latent_dim": 8}.items():
+        if name in own:  # the algorithm's own small latents
+            setattr(cfg.agent, name, value)
     cfg.train.seed_steps = 20
     cfg.train.seed_updates = 20
     cfg.train.batch_size = 8
@@ -34,6 +41,46 @@ def tiny_config(algo: str = "drq", steps: int = 60, seed: int = 0) -> RunConfig:
     cfg.train.tensorboard = False
     cfg.train.video = False
     return cfg
+
+
+def tiny_overrides(cfg: RunConfig) -> list[str]:
+    """The tiny config as --set arguments for the command line."""
+    data = to_dict(cfg)
+    return [f"{section}.{key}={value}" for section in ("env", "agent", "train") for key, value in data[section].items()]
+
+
+OBS = (9, 32, 32)
+"""Observation shape of the tiny agents: a stack of three 32x32 frames."""
+
+
+def new_agent(algo: str = "sac", **agent_fields: Any) -> Any:
+    """A tiny agent of `algo` on the CPU with 2-dimensional actions; `agent_fields` must be fields of its config."""
+    cfg = tiny_config(algo).agent
+    own = {field.name for field in dataclasses.fields(cfg)}
+    for key, value in agent_fields.items():
+        assert key in own, f"{algo} has no config field {key}"
+        setattr(cfg, key, value)
+    return make_agent(algo, OBS, 2, cfg, torch.device("cpu"), seed=0)
+
+
+def batch(size: int = 8, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A replay batch of random observations, actions and rewards for the tiny agents."""
+    g = torch.Generator().manual_seed(seed)
+    return {
+        "obs": torch.randint(0, 256, (size, *OBS), generator=g, dtype=torch.uint8),
+        "action": torch.rand(size, 2, generator=g) * 2 - 1,
+        "reward": torch.rand(size, generator=g),
+        "discount": torch.ones(size),
+        "next_obs": torch.randint(0, 256, (size, *OBS), generator=g, dtype=torch.uint8),
+    }
+
+
+def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return copy.deepcopy(module.state_dict())
+
+
+def changed(module: torch.nn.Module, before: dict[str, torch.Tensor]) -> bool:
+    return any(not torch.equal(value, before[name]) for name, value in module.state_dict().items())
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ sharing between obs and next_obs, optimizers, presets and validation."""
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import re
 
@@ -15,8 +14,7 @@ from unseen.agents.alda import ALDAEncoder, FrameDecoder, FrameEncoder, Temporal
 from unseen.config import make_config, validate
 from unseen.errors import UserError
 
-from conftest import tiny_config
-from test_sac import OBS, batch, new_agent
+from conftest import OBS, batch, changed, new_agent, snapshot, tiny_config
 
 
 def overlapping_batch(size=8, seed=0):
@@ -26,14 +24,6 @@ def overlapping_batch(size=8, seed=0):
     newest = torch.randint(0, 256, (size, 3, *OBS[1:]), generator=g, dtype=torch.uint8)
     b["next_obs"] = torch.cat([b["obs"][:, 3:], newest], dim=1)
     return b
-
-
-def snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
-    return copy.deepcopy(module.state_dict())
-
-
-def changed(module: nn.Module, before: dict[str, torch.Tensor]) -> bool:
-    return any(not torch.equal(value, before[name]) for name, value in module.state_dict().items())
 
 
 def test_frames_fold_oldest_first_and_shapes_through_fusion():

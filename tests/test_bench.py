@@ -83,6 +83,12 @@ def test_peaks_in_both_precisions_with_the_chosen_one_autos():
     assert chosen["gflops"] == max(peaks[chosen["precision"]].values()) == peaks[chosen["precision"]][chosen["kernel"]]
 
 
+def test_trunk_conv_is_the_smoke_trunks_second_layer_forward_and_backward():
+    trunk = bench.bench_trunk_conv("smoke", rounds=1)
+    assert trunk["shape"] == "3x3 32->32, 64x31x31"  # 64x64 frames, stride-2 first layer, batch 64
+    assert trunk["forward"] > 0 and trunk["forward_backward"] > 0
+
+
 @pytest.mark.parametrize("features, precision", [(AVX2, "float32"), (AMX, "bf16")])
 def test_chosen_peak_is_the_larger_kernel_in_the_precision_auto_picks(features, precision, monkeypatch):
     monkeypatch.setattr(hardware, "cpu_features", lambda: features)
@@ -171,6 +177,7 @@ def test_markdown_shows_every_section(monkeypatch):
         "machine": bench.machine(), "quick": True, "plan": dataclasses.asdict(bench.QUICK), "minutes": 4.2,
         "render_fps": 260.0, "render_fps_baseline": 58.0, "render_speedup": 4.5,
         "peak_gflops": peaks, "chosen_peak": chosen, "update_cpu": update, "update_paper": update,
+        "trunk_conv_cpu": {"shape": "3x3 32->32, 128x31x31", "forward": 75.0, "forward_backward": 60.0},
         "updates_per_s": updates_per_s, **bench.cost_ratios(updates_per_s),
         "efficiency_cpu": bench.update_efficiency(
             {algo: 2.0 for algo in AGENTS}, dict.fromkeys(AGENTS, 0.15 * chosen["gflops"]), chosen["gflops"]
@@ -184,6 +191,7 @@ def test_markdown_shows_every_section(monkeypatch):
     text = bench.markdown(result)
     assert hardware.cpu_name() in text and f"**{resolve_precision('auto', CPU)}**" in text
     assert f"Chosen peak: **{chosen['gflops']:.1f} GFLOP/s** ({chosen['kernel']}, {chosen['precision']})" in text
+    assert f"forward 75.0 GFLOP/s ({75 / chosen['gflops']:.0%} of the chosen peak)" in text
     assert all(f"| {algo} | " in text for algo in AGENTS) and text.count("| 30% |") == len(AGENTS)
     assert all(f"| {shift} | 200 | 250 |" in text for shift in SHIFTS)
     assert "| two 1-thread processes side by side | 500 / 500 | 1.00 / 1.00 | < 1.2 each |" in text

@@ -17,9 +17,7 @@ from unseen.errors import UserError
 from unseen.grad import combine
 from unseen.grad_report import grad_log, grad_summary
 
-from conftest import tiny_config
-from test_sac import batch, new_agent
-from test_train import tiny_overrides
+from conftest import batch, new_agent, tiny_config, tiny_overrides
 
 
 def gradient_at_step(agent, b):
@@ -155,7 +153,7 @@ def test_cg2a_overlays_fresh_photos_every_update_and_a_procedural_pool_once():
     ],
 )
 def test_bad_cg2a_settings_are_refused_with_the_fix(field, value, message):
-    cfg = tiny_config("cg2a")
+    cfg = tiny_config("svea" if field.startswith("svea") else "cg2a")
     setattr(cfg.agent, field, value)
     with pytest.raises(UserError, match=message):
         validate(cfg)

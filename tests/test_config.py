@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
@@ -74,8 +75,18 @@ def test_validation_names_the_problem(change, message):
         validate(cfg)
 
 
-DMCGB_FIELDS = {"agent.trunk_final_relu", "agent.actor_recompute", "agent.exact_log_det", "agent.svea_float_conv",
-                "agent.overlay_source", "train.seed_updates"}
+def test_the_dmcontrol_gb_switches_belong_to_the_agents_they_apply_to():
+    from unseen.agents import CG2AConfig, DrQConfig, SACConfig, SVEAConfig
+
+    switches = {"trunk_final_relu", "actor_recompute", "exact_log_det"}
+    assert switches <= {field.name for field in dataclasses.fields(SACConfig)}  # every SAC-derived agent's
+    assert "svea_float_conv" in {field.name for field in dataclasses.fields(SVEAConfig)}
+    assert "overlay_source" in {field.name for field in dataclasses.fields(CG2AConfig)}
+    assert not {"svea_float_conv", "overlay_source"} & {field.name for field in dataclasses.fields(DrQConfig)}
+    with pytest.raises(UserError, match=r"drq has no field 'agent.svea_float_conv' \(only svea\)"):
+        apply_overrides(make_config("drq", "cartpole_swingup", "smoke"), ["agent.svea_float_conv=false"])
+    with pytest.raises(UserError, match=r"train\.seed_updates must be at least 1, got 0"):
+        validate(apply_overrides(make_config("drq", "cartpole_swingup", "smoke"), ["train.seed_updates=0"]))
 
 
 @pytest.mark.parametrize("algo", ["sac", "drq", "svea", "cg2a"])
@@ -84,7 +95,8 @@ def test_new_runs_of_the_sac_family_behave_as_dmcontrol_gb(algo):
         cfg = validate(make_config(algo, "walker_walk", preset))
         assert not cfg.agent.trunk_final_relu and cfg.agent.actor_recompute and not cfg.agent.exact_log_det
         assert cfg.train.seed_updates == cfg.train.seed_steps == burst
-        assert cfg.agent.overlay_source == "photos"
+        assert getattr(cfg.agent, "svea_float_conv", algo == "svea") == (algo == "svea")
+        assert getattr(cfg.agent, "overlay_source", None) == ("photos" if algo == "cg2a" else None)
 
 
 def test_alda_and_sac_ae_follow_their_own_reference_code():
@@ -94,19 +106,27 @@ def test_alda_and_sac_ae_follow_their_own_reference_code():
     assert sac_ae.train.seed_updates == 1000
 
 
-def test_a_config_written_before_the_dmcontrol_gb_fields_loads_with_the_old_behaviour(tmp_path):
-    data = to_dict(make_config("drq", "cartpole_swingup", "cpu"))
-    for key in DMCGB_FIELDS:
+PRE_DMCGB_VALUES = {"agent.trunk_final_relu": True, "agent.actor_recompute": False, "agent.exact_log_det": True,
+                    "agent.svea_float_conv": False, "agent.overlay_source": "procedural", "train.seed_updates": 1}
+"""The behaviour of every run made before issue 18, by field."""
+
+
+@pytest.mark.parametrize("algo", ["sac", "drq", "svea", "cg2a", "alda", "sac_ae"])
+def test_a_config_written_before_the_dmcontrol_gb_fields_loads_with_the_old_behaviour(algo):
+    data = to_dict(make_config(algo, "cartpole_swingup", "cpu"))
+    removed = [key for key in PRE_DMCGB_VALUES if key.split(".")[1] in data[key.split(".")[0]]]
+    assert len(removed) == 4 + (algo in ("svea", "cg2a"))
+    for key in removed:
         section, name = key.split(".")
         del data[section][name]
     data["agent"]["bf16"] = True  # and the older rename still applies
     del data["agent"]["precision"]
     cfg = from_dict(data)
-    assert cfg.agent.trunk_final_relu and not cfg.agent.actor_recompute and cfg.agent.exact_log_det
-    assert not cfg.agent.svea_float_conv
-    assert cfg.agent.overlay_source == "procedural" and cfg.train.seed_updates == 1
+    for key in removed:
+        section, name = key.split(".")
+        assert getattr(getattr(cfg, section), name) == PRE_DMCGB_VALUES[key], key
     assert cfg.agent.precision == "bf16"
-    fresh = make_config("drq", "cartpole_swingup", "cpu")
+    fresh = make_config(algo, "cartpole_swingup", "cpu")
     assert from_dict(to_dict(fresh)) == fresh  # a config that has the fields keeps them
 
 
@@ -151,3 +171,50 @@ def test_bad_agent_settings_are_refused_with_the_fix(algo, field, value, message
     setattr(cfg.agent, field, value)
     with pytest.raises(UserError, match=message):
         validate(cfg)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("agent.actor_lr=-0.5", "agent.actor_lr must be positive, got -0.5"),
+        ("agent.init_temperature=-1", "agent.init_temperature must be positive, got -1.0"),
+        ("agent.alpha_beta1=1", r"agent.alpha_beta1 must lie in \[0, 1\), got 1.0"),
+        ("agent.critic_lr=nan", "agent.critic_lr must be a finite number"),
+        ("env.frame_stack=0", "env.frame_stack must be positive, got 0"),
+        ("agent.precision=fp8", "agent.precision must be one of auto, bf16, float32, got 'fp8'"),
+    ],
+)
+def test_every_numeric_field_has_its_range_checked(override, message):
+    cfg = apply_overrides(make_config("drq", "cartpole_swingup", "smoke"), [override])
+    with pytest.raises(UserError, match=message):
+        validate(cfg)
+
+
+def test_a_field_of_another_algorithm_is_a_one_line_error():
+    with pytest.raises(UserError, match=r"drq has no field 'agent.alda_latents' \(only alda\); drop the override"):
+        apply_overrides(make_config("drq", "cartpole_swingup", "smoke"), ["agent.alda_latents=8"])
+    assert not hasattr(make_config("drq", "cartpole_swingup").agent, "alda_latents")
+    assert apply_overrides(make_config("alda", "cartpole_swingup"), ["agent.alda_latents=8"]).agent.alda_latents == 8
+
+
+def test_legacy_flat_agent_sections_load_when_foreign_fields_hold_their_defaults():
+    from unseen.config import legacy_defaults
+
+    data = to_dict(make_config("drq", "cartpole_swingup", "cpu"))
+    flat = legacy_defaults() | data["agent"]  # every algorithm's fields, as configs were written before issue 19
+    flat.pop("precision")
+    data["agent"] = flat | {"bf16": False}
+    expected = make_config("drq", "cartpole_swingup", "cpu")
+    expected.agent.precision = "float32"
+    assert from_dict(data) == expected
+    data["agent"]["alda_latents"] = 8
+    with pytest.raises(UserError, match=r"agent\.alda_latents=8 belongs to another algorithm than drq"):
+        from_dict(data)
+
+
+def test_the_default_run_config_is_the_paper_preset():
+    from unseen.config import RunConfig
+
+    assert to_dict(validate(RunConfig())) == to_dict(make_config("drq", "cartpole_swingup", "paper")) | {
+        "train": to_dict(RunConfig())["train"]
+    }

@@ -108,3 +108,12 @@ def test_negative_threads_fail_validation():
     cfg.train.threads = -1
     with pytest.raises(UserError, match=r"train\.threads must be zero or positive"):
         validate(cfg)
+
+
+@pytest.mark.parametrize("quota, cores", [("max 100000", 2), ("150000 100000", 2), ("100000 100000", 1),
+                                          ("50000 100000", 1)])
+def test_usable_cores_are_the_affinity_capped_by_a_container_quota(tmp_path, monkeypatch, quota, cores):
+    (tmp_path / "cpu.max").write_text(quota + "\n")
+    monkeypatch.setattr(hardware, "CGROUP_CPU_MAX", tmp_path / "cpu.max")
+    monkeypatch.setattr(hardware.os, "sched_getaffinity", lambda pid: {0, 1})
+    assert hardware.usable_cores() == cores

@@ -17,8 +17,7 @@ from torch import nn
 
 from unseen.agents import AGENTS
 
-from conftest import tiny_config
-from test_sac import batch, new_agent
+from conftest import batch, new_agent, tiny_config
 
 UPDATES = 4  # two actor, temperature and target updates at the default every-2 schedule
 PLAIN = dict(precision="float32", channels_last=False, fast_kernels=False)

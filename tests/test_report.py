@@ -20,7 +20,9 @@ from unseen import stats
 from unseen.cli import main
 from unseen.config import ReportConfig, apply_overrides, make_config, save_config, to_dict
 from unseen.errors import UserError
-from unseen.report import collect, latex, markdown, retention, table, write_report
+from unseen.report import write_report
+from unseen.runs import collect
+from unseen.tables import latex, markdown, retention, table
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
@@ -208,9 +210,9 @@ def test_other_config_differences_are_labelled_apart_never_averaged(tmp_path):
 
 def test_fields_an_older_config_lacks_are_not_compared(tmp_path):
     old = fake_run(tmp_path, "drq", 1, {"none": 100.0})
-    fake_run(tmp_path, "drq", 2, {"none": 300.0}, overrides=["agent.svea_alpha=0.9"])
+    fake_run(tmp_path, "drq", 2, {"none": 300.0}, overrides=["agent.shift_pad=3"])
     saved = to_dict(make_config("drq", "cartpole_swingup", "cpu", 1))
-    del saved["agent"]["svea_alpha"]
+    del saved["agent"]["shift_pad"]
     # Written as save_config writes: JSON would be YAML, but YAML 1.1 reads JSON's 1e-07 as a string.
     (old / "config.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
     assert set(collect([tmp_path])["method"]) == {"drq"}
@@ -508,3 +510,21 @@ def test_a_config_from_before_precision_is_the_same_method_as_its_bf16_twin(tmp_
     config.write_text(config.read_text().replace("precision: bf16", "bf16: true"))
     runs = collect([tmp_path])
     assert methods(runs) == ["drq"] and set(runs["precision"]) == {"bf16"}
+
+
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        (["report", "runs", "--out", "o"], ["report", "tables", "runs", "--out", "o"]),
+        (["report", "--grad", "a", "b", "--out", "o"], ["report", "grad", "a", "b", "--out", "o"]),
+        (["report", "--disentangle", "a", "--samples", "9"], ["report", "disentangle", "a", "--samples", "9"]),
+        (["report", "--traverse", "a"], ["report", "traverse", "a"]),
+        (["report", "traverse", "a"], ["report", "traverse", "a"]),
+        (["train", "--algo", "drq"], ["train", "--algo", "drq"]),
+    ],
+)
+def test_the_report_flags_before_subcommands_still_work(old, new):
+    from unseen.cli import build_parser, report_argv
+
+    assert report_argv(old) == new
+    assert build_parser().parse_args(new).command == new[0]

@@ -18,19 +18,13 @@ import torch
 from unseen import train
 from unseen.agents import DrQ
 from unseen.cli import main
-from unseen.config import load_config, to_dict
+from unseen.config import load_config
 from unseen.errors import Interrupted
 from unseen.rundir import TRAIN_LOCK, exclusive
 
-from conftest import tiny_config
+from conftest import tiny_config, tiny_overrides
 
 STEPS = 140  # past the end of the first 125-step cartpole episode
-
-
-def tiny_overrides(cfg) -> list[str]:
-    """The tiny config as --set arguments for the command line."""
-    data = to_dict(cfg)
-    return [f"{section}.{key}={value}" for section in ("env", "agent", "train") for key, value in data[section].items()]
 
 
 def agent_state(run_dir: Path) -> dict:
@@ -351,3 +345,18 @@ def test_evaluation_does_not_depend_on_the_number_of_workers(tmp_path, finished_
     state = torch.load(run / train.CHECKPOINT_FILE, weights_only=False)["agent"]
     returns, _ = evaluate_parallel(state, load_config(run / "config.yaml"), ["none"], 2, {"none": None}, {}, 2)
     assert returns["none"][0] == trained
+
+
+def test_logged_metrics_are_means_over_the_interval_summed_on_the_device():
+    from unseen.logs import MetricMeans
+
+    means = MetricMeans()
+    means.add({"loss": torch.tensor(1.0), "grad/gamma": 0.25})
+    means.add({"loss": torch.tensor(2.0)})
+    assert isinstance(means.sums["loss"], torch.Tensor)  # no host sync per update
+    saved = MetricMeans()
+    saved.load_state_dict(means.state_dict())
+    means.add({"loss": torch.tensor(6.0)})
+    saved.add({"loss": torch.tensor(6.0)})
+    assert means.take() == saved.take() == {"loss": 3.0, "grad/gamma": 0.25}
+    assert means.take() == {}

@@ -14,11 +14,10 @@ from PIL import Image
 from unseen import train
 from unseen.agents import AGENTS
 from unseen.cli import main
-from unseen.evaluate import make_eval_env
+from unseen.evaluate import make_run_env
 from unseen.traverse import BATCH, ROWS, rendered_observations, replay_observations, sweep_grid, sweeps, write_traversal
 
-from conftest import tiny_config
-from test_train import tiny_overrides
+from conftest import tiny_config, tiny_overrides
 
 STEPS = 45
 AUTOENCODERS = ("alda", "sac_ae")
@@ -79,7 +78,7 @@ def test_resume_equals_uninterrupted(cli_run, tmp_path):
 
 @pytest.mark.parametrize("algo", AUTOENCODERS)
 def test_checkpoint_holds_every_module_and_optimizer(algo):
-    from test_sac import new_agent
+    from conftest import new_agent
 
     agent = new_agent(algo)
     held = {id(module) for module in agent.modules().values()}
@@ -107,7 +106,7 @@ def test_traversal_without_a_replay_buffer_renders_observations(cli_run, tmp_pat
     state = torch.load(copy / train.CHECKPOINT_FILE, weights_only=False)["replay"]
     assert replay_observations(copy, cfg, state, 4) is None
     assert replay_observations(run, cfg, state, 4).shape == (4, 9, 32, 32)
-    env = make_eval_env(cfg, "none", None)
+    env = make_run_env(cfg, "none", None)
     rendered = rendered_observations(env, 5)
     env.close()
     assert rendered.shape == (5, 9, 32, 32) and rendered.dtype == torch.uint8

@@ -77,7 +77,7 @@ def _frames(x: torch.Tensor) -> torch.Tensor:
 
 
 def random_conv(x: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Random convolution (Lee et al., 2020) as DMControl-GB implements it (METHODS.md lets us choose).
+    """Random convolution (Lee et al., 2020) as DMControl-GB implements it (docs/methods.md lets us choose).
 
     One random 3x3 RGB-to-RGB kernel per sample, weights ~ N(0, 1) (DMControl-GB's, not N(0, 1/fan_in)),
     shared by the frames of its stack; input scaled to [0, 1], replicate-padded by 1, output
@@ -93,7 +93,7 @@ def random_conv(x: torch.Tensor, *, generator: torch.Generator | None = None) ->
 
 
 def random_overlay(x: torch.Tensor, images: torch.Tensor, *, mu: float | torch.Tensor = 0.5) -> torch.Tensor:
-    """Random overlay (DMControl-GB; CG2A Eq. 11 as METHODS.md writes it): `(1 - mu) * x + mu * image`.
+    """Random overlay (DMControl-GB; CG2A Eq. 11 as docs/methods.md writes it): `(1 - mu) * x + mu * image`.
 
     `images` is `(B, 3, H, W)`, one picture per sample, laid over every frame of its stack. `mu` is a number
     or one value per sample `(B,)`; CG2A's overlay uses `mu = 0.5`.
@@ -113,7 +113,7 @@ def overlay_s(
     high: float = 0.2,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """CG2A's overlay-S: a random overlay with a small `mu ~ U(low, high)` per sample (ours, METHODS.md)."""
+    """CG2A's overlay-S: a random overlay with a small `mu ~ U(low, high)` per sample (ours, docs/methods.md)."""
     mu = low + (high - low) * torch.rand(x.shape[0], generator=generator, device=x.device)
     return random_overlay(x, images, mu=mu)
 

@@ -29,8 +29,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from unseen import hardware, runtime
-from unseen.agents import AGENTS, CG2A, make_agent
-from unseen.agents.sac import SAC
+from unseen.agents import AGENTS, CG2A, Agent, make_agent
 from unseen.config import make_config
 from unseen.envs import SHIFTS, make_env
 from unseen.envs.dmc import suite
@@ -91,7 +90,7 @@ def bench_render(steps: int, rounds: int) -> dict[str, float]:
     }
 
 
-def _update_setup(algo: str, preset: str, fast: bool, batch_size: int) -> tuple[SAC, dict[str, torch.Tensor]]:
+def _update_setup(algo: str, preset: str, fast: bool, batch_size: int) -> tuple[Agent, dict[str, torch.Tensor]]:
     """An agent of `preset` on the fast path (precision auto: the one native to this machine, the preset's memory
     layout, fused Adam, in-place ReLUs) or the straightforward reference (float32, NCHW, PyTorch's default Adam loop),
     and a batch of random frames from a replay buffer."""
@@ -110,7 +109,7 @@ def _update_setup(algo: str, preset: str, fast: bool, batch_size: int) -> tuple[
     return agent, batch
 
 
-def full_update(agent: SAC, batch: dict[str, torch.Tensor], count: int = 1) -> None:
+def full_update(agent: Agent, batch: dict[str, torch.Tensor], count: int = 1) -> None:
     """`count` updates on `batch`, each including the actor's and temperature's step (and the targets').
 
     In training every `actor_update_every`-th update does (a tenth of DrQ's FLOPs at the `cpu` preset: the actor's
@@ -182,6 +181,39 @@ def bench_conv_peak(dtype: torch.dtype, batch: int, rounds: int) -> float:
     weight = torch.randn(channels, channels, 3, 3).to(dtype).contiguous(memory_format=torch.channels_last)
     seconds = interleaved({"conv": lambda: F.conv2d(images, weight, padding=1)}, rounds)["conv"]
     return 2 * batch * size * size * channels * channels * 9 / seconds / 1e9
+
+
+def bench_trunk_conv(preset: str, rounds: int) -> dict[str, Any]:
+    """GFLOP/s of the widest conv of `preset`'s trunk (the second: 3x3, filters -> filters, on the first layer's
+    output) at its batch, channels-last, in the precision `auto` picks: forward alone, and forward with the two
+    backward products a critic update needs (input and weight gradients, each as many FLOPs as the forward).
+
+    This is the ceiling of the agents' own convs, which are narrower than `bench_conv_peak`'s: with 32 channels a
+    3x3 conv is a GEMM of only 288 products per output, too short to keep oneDNN's kernels at their peak.
+    """
+    cfg = make_config("drq", "walker_walk", preset)
+    channels, batch = cfg.agent.encoder_filters, cfg.train.batch_size
+    size = (cfg.env.image_size - 3) // 2 + 1  # the stride-2 first layer's output
+    dtype = PRECISION_DTYPES[hardware.resolve_precision("auto", CPU)]
+    images = torch.randn(batch, channels, size, size).to(dtype).contiguous(memory_format=torch.channels_last)
+    weight = torch.randn(channels, channels, 3, 3).to(dtype).contiguous(memory_format=torch.channels_last)
+    images.requires_grad_(True)
+    weight.requires_grad_(True)
+
+    def forward() -> None:
+        with torch.no_grad():
+            F.conv2d(images, weight)
+
+    def training() -> None:
+        F.conv2d(images, weight).sum().backward()
+
+    seconds = interleaved({"forward": forward, "training": training}, rounds)
+    flop = 2 * batch * (size - 2) ** 2 * channels * channels * 9
+    return {
+        "shape": f"3x3 {channels}->{channels}, {batch}x{size}x{size}",
+        "forward": flop / seconds["forward"] / 1e9,
+        "forward_backward": 3 * flop / seconds["training"] / 1e9,
+    }
 
 
 def bench_peaks(matmul_size: int, conv_batch: int, rounds: int) -> dict[str, dict[str, float]]:
@@ -493,6 +525,7 @@ def run(quick: bool) -> dict[str, Any]:
     result |= bench_render(plan.render_steps, plan.rounds)
     result["peak_gflops"] = bench_peaks(plan.peak_size, plan.conv_batch, plan.rounds)
     result["chosen_peak"] = chosen_peak(result["peak_gflops"])
+    result[f"trunk_conv_{EFFICIENCY_PRESET}"] = bench_trunk_conv(EFFICIENCY_PRESET, plan.rounds)
     for preset in plan.presets:
         result[f"update_{preset}"] = bench_update(preset, plan.update_count, plan.rounds)
     result["updates_per_s"] = bench_algos(plan.algo_presets, plan.update_count, rounds=plan.rounds)
@@ -523,6 +556,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]
 def markdown(result: Mapping[str, Any]) -> str:
     """`run`'s result as Markdown tables: what `unseen bench` prints and `--out` writes beside the JSON."""
     info, peaks, chosen, plan = result["machine"], result["peak_gflops"], result["chosen_peak"], result["plan"]
+    trunk, peak = result[f"trunk_conv_{EFFICIENCY_PRESET}"], chosen["gflops"]
     features = ", ".join(name for name, present in info["cpu_features"].items() if present) or "none of them"
     lines = [
         f"# unseen bench on {info['cpu']} ({info['cores']} cores)",
@@ -552,6 +586,11 @@ def markdown(result: Mapping[str, Any]) -> str:
         "",
         f"Chosen peak: **{chosen['gflops']:.1f} GFLOP/s** ({chosen['kernel']}, {chosen['precision']}): "
         f"{chosen['rule']}.",
+        "",
+        f"The agents' own widest conv (`{EFFICIENCY_PRESET}` trunk, {trunk['shape']}, channels-last, "
+        f"{chosen['precision']}): forward {trunk['forward']:.1f} GFLOP/s ({trunk['forward'] / peak:.0%} of the "
+        f"chosen peak), forward and both backward products {trunk['forward_backward']:.1f} GFLOP/s "
+        f"({trunk['forward_backward'] / peak:.0%}): the ceiling of the updates' convs on this machine.",
         "",
         f"## Updates, `{EFFICIENCY_PRESET}` preset, fast path ({chosen['precision']}), each with the actor's step",
         "",

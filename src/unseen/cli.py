@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 from typing import NoReturn
 
-from unseen.config import ALGOS, PRESETS, ReportConfig, apply_overrides, make_config
+from unseen.agents import algos
+from unseen.config import PRESETS, ReportConfig, apply_overrides, make_config
 from unseen.errors import Interrupted, UserError
 
 
@@ -20,40 +21,99 @@ class Parser(argparse.ArgumentParser):
 
 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
-    """Where the shifts' data comes from (default: procedural videos and images, our colour tables)."""
-    parser.add_argument("--video-dir",
-                        help="videos in DMControl-GB's format (video0.mp4, ...) for video_* and distracting_cs")
-    parser.add_argument("--image-dir", help="a folder of images at any depth (Places365 works) for overlays")
-    parser.add_argument("--color-file", help="a colour table in the format of DMControl-GB's color_*.json for color_*")
-    parser.add_argument("--intensity",
-                        help="distracting_cs: 0.025 0.05 0.1 0.15 0.2 0.3 0.4 0.5 or easy/medium/hard (default: 0.1)")
-    parser.add_argument("--video-mode",
-                        help="video_*: fast (segmentation, default) or fidelity (DMControl-GB's green screen)")
+    """Where the shifts' data comes from: every environment family's data options (`EnvFamily.source_options`)
+    as `--flags` (default: each family's own; DMControl: procedural videos and images, our colour tables)."""
+    from unseen.envs import all_source_options, source_flag
+
+    for name, text in all_source_options().items():
+        parser.add_argument(source_flag(name), help=text)
 
 
 def source_options(args: argparse.Namespace) -> dict[str, str]:
     """The data-source options given on the command line, as `make_env` options."""
-    from unseen.envs import SOURCE_OPTIONS
+    from unseen.envs import all_source_options
 
-    return {name: getattr(args, name) for name in SOURCE_OPTIONS if getattr(args, name) is not None}
+    return {name: getattr(args, name) for name in all_source_options() if getattr(args, name, None) is not None}
 
 
-def add_disentangle_arguments(report: argparse.ArgumentParser) -> None:
-    """`unseen report --disentangle RUN_DIR`: MIG, InfoM, InfoC of a run's latents (docs/disentanglement.md)."""
-    report.add_argument(
-        "--disentangle", type=Path, metavar="RUN_DIR",
-        help="instead, measure how disentangled a run's latents are against the simulator's true factors "
-        "(writes disentangle.md/.csv/.json and heat maps to --out, default RUN_DIR/disentangle)",
+REPORTS = ("tables", "grad", "disentangle", "traverse")
+"""`unseen report`'s subcommands."""
+
+
+def add_report_parsers(report: argparse.ArgumentParser) -> None:
+    """`unseen report tables|grad|disentangle|traverse`."""
+    jobs = report.add_subparsers(dest="report", required=True, parser_class=Parser)
+    tables = jobs.add_parser(
+        "tables",
+        help="paper-format tables, learning curves and rliable statistics from finished runs (docs/reports.md)",
     )
-    report.add_argument("--shift", "--shifts", dest="shifts", nargs="+", metavar="SHIFT",
-                        help="--disentangle: shifts to measure under (default: none color_hard distracting_cs)")
-    report.add_argument("--samples", type=int, metavar="N",
-                        help="--disentangle: observations per shift (default: 2000)")
-    report.add_argument("--per-episode", type=int, metavar="N",
-                        help="--disentangle: observations per episode (default: 20)")
-    report.add_argument("--bins", type=int, metavar="N",
-                        help="--disentangle: equal-frequency bins per continuous variable (default: 20)")
-    add_source_arguments(report)
+    tables.add_argument("dirs", nargs="*", type=Path, help="run directories, or folders that hold them at any depth")
+    tables.add_argument("--out", type=Path, help="folder for report.md, the tables and the figures (required)")
+    tables.add_argument("--reps", type=int, default=ReportConfig.reps,
+                        help=f"bootstrap resamples (default: {ReportConfig.reps})")
+    tables.add_argument("--bootstrap-seed", type=int, default=ReportConfig.seed,
+                        help="seed of the bootstrap (default: 0)")
+    grad = jobs.add_parser(
+        "grad", help="a CG2A run's gradient magnitudes, pairwise cosines, weights and conflicts (PNG, Markdown, CSV); "
+        "several runs (seeds): each in OUT/<run> and their means across runs in grad_seeds.md (docs/cg2a.md)",
+    )
+    grad.add_argument("dirs", nargs="*", type=Path, metavar="RUN_DIR", help="CG2A run directories")
+    grad.add_argument("--out", type=Path, help="folder for the plots (required)")
+    disentangle = jobs.add_parser(
+        "disentangle", help="MIG, InfoM, InfoC of a run's latents against the simulator's true factors "
+        "(writes disentangle.md/.csv/.json and heat maps to --out, default RUN_DIR/disentangle; "
+        "docs/disentanglement.md)",
+    )
+    disentangle.add_argument("dirs", nargs="*", type=Path, metavar="RUN_DIR", help="one run directory")
+    disentangle.add_argument("--out", type=Path, help="folder for the outputs (default: RUN_DIR/disentangle)")
+    disentangle.add_argument("--shift", "--shifts", dest="shifts", nargs="+", metavar="SHIFT",
+                             help="shifts to measure under (default: none color_hard distracting_cs)")
+    disentangle.add_argument("--samples", type=int, metavar="N", help="observations per shift (default: 2000)")
+    disentangle.add_argument("--per-episode", type=int, metavar="N",
+                             help="observations per episode (default: 20)")
+    disentangle.add_argument("--bins", type=int, metavar="N",
+                             help="equal-frequency bins per continuous variable (default: 20)")
+    add_source_arguments(disentangle)
+    traverse = jobs.add_parser(
+        "traverse", help="an ALDA or SAC+AE run's latent traversals, one latent swept per row and decoded "
+        "(writes traversal.png to --out, default RUN_DIR/traversal; docs/alda.md)",
+    )
+    traverse.add_argument("dirs", nargs="*", type=Path, metavar="RUN_DIR", help="one run directory")
+    traverse.add_argument("--out", type=Path, help="folder for traversal.png (default: RUN_DIR/traversal)")
+
+
+def report_argv(argv: list[str]) -> list[str]:
+    """`argv` with the flags of the one-command `unseen report` (before its subcommands) in the new form:
+    `report DIR...` is `report tables DIR...`, `report --grad RUN...` is `report grad RUN...`, and the same for
+    `--disentangle` and `--traverse`."""
+    if not argv or argv[0] != "report" or (len(argv) > 1 and argv[1] in (*REPORTS, "-h", "--help")):
+        return argv
+    rest = argv[1:]
+    for job in ("grad", "disentangle", "traverse"):
+        if f"--{job}" in rest:
+            rest.remove(f"--{job}")
+            return ["report", job, *rest]
+    return ["report", "tables", *rest]
+
+
+RAY_FLAGS = {"address": "--address", "cpus": "--cpus-per-run", "gpus": "--gpus-per-run",
+             "memory_gb": "--memory-per-run", "retries": "--retries"}
+"""The Ray backend's options (`sweep_ray.RayOptions` fields) and their flags."""
+
+
+def add_ray_arguments(sweep: argparse.ArgumentParser) -> None:
+    """`unseen sweep --backend ray`: each cell a Ray task (docs/sweep.md)."""
+    sweep.add_argument("--backend", choices=("local", "ray"), default="local",
+                       help="local: a worker pool on this machine (default); ray: Ray tasks on a Ray cluster")
+    sweep.add_argument("--address", help="ray: the cluster's head, HOST:PORT or auto (default: start Ray here)")
+    sweep.add_argument("--cpus-per-run", dest="cpus", type=float, metavar="N",
+                       help="ray: CPUs each run reserves and uses as threads (default: 1)")
+    sweep.add_argument("--gpus-per-run", dest="gpus", type=float, metavar="N",
+                       help="ray: GPUs each run reserves, e.g. 0.25: four runs share a GPU (default: 0)")
+    sweep.add_argument("--memory-per-run", dest="memory_gb", type=float, metavar="GB",
+                       help="ray: memory each run reserves, in GB (default: none)")
+    sweep.add_argument("--retries", type=int, metavar="N",
+                       help="ray: times a cell whose worker or node died runs again, resuming (default: 3)")
 
 
 def build_parser() -> Parser:
@@ -61,9 +121,9 @@ def build_parser() -> Parser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     train = commands.add_parser("train", help="train an agent; writes one run directory")
-    train.add_argument("--algo", choices=ALGOS, help="algorithm (required unless --resume)")
+    train.add_argument("--algo", choices=algos(), help="algorithm (required unless --resume)")
     train.add_argument("--task", help="DMControl task, e.g. cartpole_swingup (required unless --resume)")
-    train.add_argument("--preset", choices=PRESETS, default="cpu", help="defaults of PROTOCOL.md (default: cpu)")
+    train.add_argument("--preset", choices=PRESETS, default="cpu", help="defaults of docs/protocol.md (default: cpu)")
     train.add_argument("--seed", type=int, default=0, help="seed of everything random (default: 0)")
     train.add_argument("--steps", type=int, help="agent steps to train for (default: the preset's)")
     train.add_argument("--out", type=Path, help="run directory (default: runs/<task>/<algo>-<preset>-seed<N>-<time>)")
@@ -83,38 +143,18 @@ def build_parser() -> Parser:
     evaluate.add_argument("--workers", type=int, default=0, help="processes running episodes (default: one per core)")
     add_source_arguments(evaluate)
     report = commands.add_parser(
-        "report",
-        help="paper-format tables, learning curves and rliable statistics from finished runs; "
-        "--grad: CG2A's gradient plots; --disentangle: latents against the true factors; --traverse: latent traversals",
+        "report", help="tables: paper-format tables, curves and statistics of finished runs; grad: CG2A's gradient "
+        "plots; disentangle: latents against the true factors; traverse: latent traversals",
     )
-    report.add_argument("dirs", nargs="*", type=Path, help="run directories, or folders that hold them at any depth")
-    report.add_argument(
-        "--out", type=Path,
-        help="folder for report.md, the tables and the figures (or the plots); "
-        "required but with --disentangle and --traverse",
-    )
-    report.add_argument("--reps", type=int, default=ReportConfig.reps,
-                        help=f"bootstrap resamples (default: {ReportConfig.reps})")
-    report.add_argument("--bootstrap-seed", type=int, default=ReportConfig.seed,
-                        help="seed of the bootstrap (default: 0)")
-    report.add_argument(
-        "--grad", type=Path, nargs="+", metavar="RUN_DIR",
-        help="instead, draw a CG2A run's gradient magnitudes, pairwise cosines, weights and conflicts (PNG, Markdown, "
-             "CSV); several runs (seeds): each in OUT/<run> and their means across runs in grad_seeds.md",
-    )
-    report.add_argument(
-        "--traverse", type=Path, metavar="RUN_DIR",
-        help="instead, draw an ALDA or SAC+AE run's latent traversals, one latent swept per row and decoded "
-        "(writes traversal.png to --out, default RUN_DIR/traversal)",
-    )
-    add_disentangle_arguments(report)
+    add_report_parsers(report)
 
     sweep = commands.add_parser("sweep", help="run a grid of methods x tasks x seeds from a YAML file, then report")
     sweep.add_argument("file", type=Path, help="the sweep file (docs/sweep.md)")
-    sweep.add_argument("--workers", type=int, default=1,
-                       help="runs at a time, each with cores // N threads (default: 1)")
+    sweep.add_argument("--workers", type=int,
+                       help="local backend: runs at a time, each with cores // N threads (default: 1)")
     sweep.add_argument("--dry-run", action="store_true",
                        help="print what each run still needs and the commands; run nothing")
+    add_ray_arguments(sweep)
 
     show = commands.add_parser("show", help="draw what the agent sees under each shift (a PNG)")
     show.add_argument("--task", required=True, help="DMControl task, e.g. walker_walk")
@@ -139,7 +179,7 @@ def build_parser() -> Parser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(report_argv(sys.argv[1:] if argv is None else argv))
     try:
         commands = {"train": run_train, "eval": run_eval, "report": run_report, "sweep": run_sweep, "show": run_show,
                     "bench": run_bench}
@@ -198,16 +238,22 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def one_run(args: argparse.Namespace, what: str) -> Path:
+    """The single RUN_DIR of `report disentangle` and `report traverse`."""
+    if len(args.dirs) != 1:
+        raise UserError(f"report {args.report} RUN_DIR {what}; pass exactly one run directory")
+    return Path(args.dirs[0])
+
+
 def run_disentangle(args: argparse.Namespace) -> int:
     from unseen.disentangle_report import DEFAULT_SHIFTS, DisentangleConfig, write_disentangle_report
 
-    if args.dirs or args.grad is not None:
-        raise UserError("--disentangle RUN_DIR measures one run; drop the other directories and --grad")
+    run_dir = one_run(args, "measures one run")
     given = {"samples": args.samples, "samples_per_episode": args.per_episode, "bins": args.bins}
     options = DisentangleConfig(**{key: value for key, value in given.items() if value is not None})
-    out = args.out or args.disentangle / "disentangle"
     shifts = args.shifts or list(DEFAULT_SHIFTS)
-    written = write_disentangle_report(args.disentangle, out, shifts, options, source_options(args))
+    written = write_disentangle_report(run_dir, args.out or run_dir / "disentangle", shifts, options,
+                                       source_options(args))
     print(written[0].read_text(), end="")
     print(f"written to {', '.join(str(path) for path in written)}")
     return 0
@@ -216,32 +262,30 @@ def run_disentangle(args: argparse.Namespace) -> int:
 def run_traverse(args: argparse.Namespace) -> int:
     from unseen.traverse import write_traversal
 
-    if args.dirs or args.grad is not None or args.disentangle is not None:
-        raise UserError(
-            "--traverse RUN_DIR draws one run's latents; drop the other directories, --grad and --disentangle"
-        )
-    print(f"written to {write_traversal(args.traverse, args.out or args.traverse / 'traversal')}")
+    run_dir = one_run(args, "draws one run's latents")
+    print(f"written to {write_traversal(run_dir, args.out or run_dir / 'traversal')}")
     return 0
 
 
-def run_report(args: argparse.Namespace) -> int:
+def run_grad(args: argparse.Namespace) -> int:
     from unseen.grad_report import write_grad_reports
+
+    if args.out is None:
+        raise UserError("--out is required: the folder for the plots")
+    if not args.dirs:
+        raise UserError("pass the CG2A run directories to plot")
+    for written in write_grad_reports(args.dirs, args.out):
+        print(f"written to {written}")
+    return 0
+
+
+def run_tables(args: argparse.Namespace) -> int:
     from unseen.report import write_report
 
-    if args.disentangle is not None:
-        return run_disentangle(args)
-    if args.traverse is not None:
-        return run_traverse(args)
     if args.out is None:
         raise UserError("--out is required: the folder for the tables (or the plots)")
-    if args.grad is not None:
-        if args.dirs:
-            raise UserError("--grad takes its run directories after it; drop the others")
-        for written in write_grad_reports(args.grad, args.out):
-            print(f"written to {written}")
-        return 0
     if not args.dirs:
-        raise UserError("pass run directories (or --grad RUN_DIR)")
+        raise UserError("pass run directories (or folders that hold them)")
     if args.reps <= 0:
         raise UserError(f"--reps must be positive, got {args.reps}")
     report = write_report(args.dirs, args.out, ReportConfig(args.reps, args.bootstrap_seed))
@@ -252,19 +296,36 @@ def run_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_report(args: argparse.Namespace) -> int:
+    jobs = {"tables": run_tables, "grad": run_grad, "disentangle": run_disentangle, "traverse": run_traverse}
+    return jobs[args.report](args)
+
+
 def run_sweep(args: argparse.Namespace) -> int:
+    from functools import partial
+
     from unseen.sweep import run_sweep
 
-    return run_sweep(args.file, args.workers, args.dry_run)
+    given = {name: getattr(args, name) for name in RAY_FLAGS if getattr(args, name) is not None}
+    if args.backend == "local":
+        if given:
+            raise UserError(f"{', '.join(RAY_FLAGS[name] for name in given)}: only with --backend ray")
+        return run_sweep(args.file, 1 if args.workers is None else args.workers, args.dry_run)
+    from unseen.sweep_ray import RayOptions, RaySweep
+
+    if args.workers is not None:
+        raise UserError("--workers is the local backend's; with --backend ray set --cpus-per-run (and the cluster "
+                        "runs as many runs at a time as its CPUs allow)")
+    return run_sweep(args.file, dry_run=args.dry_run, backend=partial(RaySweep, options=RayOptions(**given)))
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from unseen.envs import SHIFTS
+    from unseen.envs import family_of
     from unseen.show import draw_gallery
 
     if args.frames <= 0:
         raise UserError(f"--frames must be positive, got {args.frames}")
-    path = draw_gallery(args.task, args.shifts or list(SHIFTS), args.out, args.frames, args.seed,
+    path = draw_gallery(args.task, args.shifts or list(family_of(args.task).shifts), args.out, args.frames, args.seed,
                         image_size=args.image_size, **source_options(args))
     print(f"written to {path}")
     return 0

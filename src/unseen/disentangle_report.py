@@ -1,4 +1,4 @@
-"""`unseen report --disentangle RUN_DIR`: how disentangled a trained agent's latents are against the
+"""`unseen report disentangle RUN_DIR`: how disentangled a trained agent's latents are against the
 simulator's true factors (docs/disentanglement.md).
 
 For each shift: a fixed, seeded set of observations with the factors that made them (`collect`), their
@@ -26,14 +26,12 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from unseen.agents import SAC, make_agent
-from unseen.config import RunConfig, load_config
+from unseen.agents import Agent
 from unseen.disentangle import ALPHA, BINS, MIN_RANGE_FRACTION, PERMUTATIONS, Estimation, Scores, score
-from unseen.envs import SHIFTS, PixelEnv, resolve_sources
+from unseen.envs import Env, check_shifts
 from unseen.errors import UserError
-from unseen.evaluate import make_eval_env
-from unseen.rundir import CONFIG_FILE, read_checkpoint, write_json
-from unseen.train import device_of
+from unseen.evaluate import make_run_env
+from unseen.rundir import open_run, write_json
 
 DEFAULT_SHIFTS = ("none", "color_hard", "distracting_cs")
 """The training environment, and the two shifts of ALDA's evaluation, which carry distractor factors."""
@@ -106,7 +104,7 @@ def collection_seeds(seed: int, episodes: int) -> tuple[int, list[int]]:
     return int(state[0]), [int(s) for s in state[1:]]
 
 
-def collect(agent: SAC, env: PixelEnv, seed: int, options: DisentangleConfig) -> Samples:
+def collect(agent: Agent, env: Env, seed: int, options: DisentangleConfig) -> Samples:
     """`options.samples` observations of `env` (made with `true_factors`) and their factors; the same for the
     same agent state, environment arguments, seed and options (the agent's generator is reseeded)."""
     behaviour_seed, episode_seeds = collection_seeds(seed, options.episodes)
@@ -141,7 +139,7 @@ def collect(agent: SAC, env: PixelEnv, seed: int, options: DisentangleConfig) ->
     )
 
 
-def encode(agent: SAC, obs: np.ndarray) -> np.ndarray:
+def encode(agent: Agent, obs: np.ndarray) -> np.ndarray:
     """`agent.latents` of uint8 observations `[N, 3k, H, W]`, in batches: `[N, D]` float64."""
     chunks = [
         agent.latents(torch.as_tensor(obs[start : start + _ENCODE_BATCH], device=agent.device)).cpu().double().numpy()
@@ -150,33 +148,22 @@ def encode(agent: SAC, obs: np.ndarray) -> np.ndarray:
     return np.concatenate(chunks)
 
 
-def load_agent(cfg: RunConfig, state: dict, env: PixelEnv) -> SAC:
-    """The agent of config `cfg` with the checkpointed `state`, for the observations and actions of `env`."""
-    agent = make_agent(cfg.algo, env.obs_shape, env.action_space.shape[0], cfg.agent, device_of(cfg), cfg.seed)
-    agent.load_state_dict(state)
-    return agent
-
-
 def measure(
     run_dir: Path, shifts: list[str], options: DisentangleConfig, sources: dict[str, str] | None = None
 ) -> tuple[dict, list[tuple[Samples, Scores]]]:
     """Collect, encode and score every shift; returns the run's description and (samples, scores) per shift."""
-    unknown = [shift for shift in shifts if shift not in SHIFTS]
-    if unknown:
-        raise UserError(f"unknown shift(s) {', '.join(unknown)}; valid shifts: {', '.join(SHIFTS)}")
     options.validate()
-    for shift in shifts:
-        resolve_sources(shift, **(sources or {}))
-    checkpoint = read_checkpoint(run_dir)
-    cfg = load_config(run_dir / CONFIG_FILE)
+    opened = open_run(run_dir)
+    cfg = opened.cfg
+    check_shifts(cfg.env.task, shifts, sources)
     agent = None
     results = []
     for shift in shifts:
-        # true_factors travels with the data options: make_eval_env hands all of them to make_env.
-        env = make_eval_env(cfg, shift, {**(sources or {}), "true_factors": True})
+        # true_factors travels with the data options: make_run_env hands all of them to make_env.
+        env = make_run_env(cfg, shift, {**(sources or {}), "true_factors": True})
         try:
             if agent is None:
-                agent = load_agent(cfg, checkpoint["agent"], env)
+                agent = opened.restore(env)
             samples = collect(agent, env, cfg.seed, options)
         finally:
             env.close()
@@ -184,7 +171,7 @@ def measure(
         estimation = Estimation(options.bins, options.alpha, options.permutations, seed=cfg.seed)
         scores = score(latents, samples.factors, samples.episode, estimation, options.min_range_fraction)
         results.append((samples, scores))
-    run = {"run": str(run_dir), "algo": cfg.algo, "task": cfg.env.task, "seed": cfg.seed, "step": checkpoint["step"],
+    run = {"run": str(run_dir), "algo": cfg.algo, "task": cfg.env.task, "seed": cfg.seed, "step": opened.step,
            "latent": f"{type(agent).__name__}.latents"}
     return run, results
 

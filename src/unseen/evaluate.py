@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import imageio.v2 as imageio
 import numpy as np
@@ -16,12 +16,13 @@ import torch
 from numpy.typing import ArrayLike
 from tqdm import tqdm
 
-from unseen.agents import SAC, make_agent
-from unseen.config import RunConfig, load_config
-from unseen.envs import SHIFTS, PixelEnv, make_env, resolve_sources
+from unseen import hardware
+from unseen.agents import Agent
+from unseen.config import RunConfig
+from unseen.envs import Env, check_shifts, make_env
 from unseen.errors import UserError
 from unseen.logs import CsvLog
-from unseen.rundir import CONFIG_FILE, SUMMARY_FILE, read_checkpoint, summary_entry, write_json
+from unseen.rundir import EVAL_LOG, SUMMARY_FILE, VIDEO_DIR, open_run, restore, summary_entry, write_json
 
 # Evaluation seeds are drawn from a stream of their own so that no evaluation episode replays a training one.
 _EVAL_STREAM = 1
@@ -55,7 +56,7 @@ class EvalResult:
 
 
 def evaluate(
-    agent: SAC,
+    agent: Agent,
     cfg: RunConfig,
     shift: str,
     episodes: int,
@@ -66,7 +67,7 @@ def evaluate(
 
     `sources`: the shifts' data options of `make_env` (video_dir, color_file, intensity, ...).
     """
-    env = make_eval_env(cfg, shift, sources)
+    env = make_run_env(cfg, shift, sources)
     try:
         seeds = eval_seeds(cfg.seed, episodes)
         returns = [run_episode(agent, env, seed, video_path if i == 0 else None) for i, seed in enumerate(seeds)]
@@ -75,7 +76,9 @@ def evaluate(
     return EvalResult(shift, returns, env.shift.record)
 
 
-def make_eval_env(cfg: RunConfig, shift: str, sources: Mapping[str, str | bool] | None) -> PixelEnv:
+def make_run_env(cfg: RunConfig, shift: str, sources: Mapping[str, str | bool] | None = None) -> Env:
+    """An environment of the run's task as it trained on it (frame size, stack, action repeat, shadows) under
+    `shift`, seeded with the run's seed; `sources`: the shift's data options."""
     return make_env(
         cfg.env.task,
         shift,
@@ -88,7 +91,7 @@ def make_eval_env(cfg: RunConfig, shift: str, sources: Mapping[str, str | bool] 
     )
 
 
-def run_episode(agent: SAC, env: PixelEnv, seed: int, video_path: Path | None = None) -> float:
+def run_episode(agent: Agent, env: Env, seed: int, video_path: Path | None = None) -> float:
     """The return of one episode of the mean action from `env.reset(seed=seed)`; the same for any env reused."""
     obs, _ = env.reset(seed=seed)
     frames = [env.render()] if video_path is not None else []
@@ -119,28 +122,23 @@ def evaluate_run(
     `sources`: the shifts' data options of `make_env`; all of them are checked before the first episode.
     `workers`: processes running episodes (0: one per core).
     """
-    unknown = [shift for shift in shifts if shift not in SHIFTS]
-    if unknown:
-        raise UserError(f"unknown shift(s) {', '.join(unknown)}; valid shifts: {', '.join(SHIFTS)}")
     if episodes <= 0:
         raise UserError(f"--episodes must be positive, got {episodes}")
     if workers < 0:
         raise UserError(f"--workers must be 0 (one per core) or positive, got {workers}")
-    for shift in shifts:
-        resolve_sources(shift, **(sources or {}))
-    checkpoint = read_checkpoint(run_dir)
-    cfg = load_config(run_dir / CONFIG_FILE)
-    step = checkpoint["step"]
-    log = CsvLog(run_dir / "eval.csv")
+    run = open_run(run_dir)
+    cfg, step = run.cfg, run.step
+    check_shifts(cfg.env.task, shifts, sources)
+    log = CsvLog(run_dir / EVAL_LOG)
     summary_path = run_dir / SUMMARY_FILE
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {
+    summary: dict[str, Any] = json.loads(summary_path.read_text()) if summary_path.exists() else {
         "algo": cfg.algo, "task": cfg.env.task, "preset": cfg.preset, "seed": cfg.seed,
         "frames": step * cfg.env.action_repeat, "steps": step, "returns": {},
     }
     videos = {
-        shift: run_dir / "videos" / f"{shift}_step{step}_eval.mp4" if cfg.train.video else None for shift in shifts
+        shift: run_dir / VIDEO_DIR / f"{shift}_step{step}_eval.mp4" if cfg.train.video else None for shift in shifts
     }
-    returns, records = evaluate_parallel(checkpoint["agent"], cfg, shifts, episodes, videos, sources or {}, workers)
+    returns, records = evaluate_parallel(run.checkpoint["agent"], cfg, shifts, episodes, videos, sources or {}, workers)
     rows = []
     for shift in shifts:
         result = EvalResult(shift, returns[shift], records[shift])
@@ -163,18 +161,17 @@ def _start_worker(agent_state: dict, cfg: RunConfig, sources: dict[str, str]) ->
     # One intra-op thread per worker: the workers are the parallelism, and a fixed thread count keeps
     # every episode bit-for-bit the same whichever process runs it.
     torch.set_num_threads(1)
-    probe = make_eval_env(cfg, "none", None)
-    obs_shape, action_dim = probe.obs_shape, probe.action_space.shape[0]
+    probe = make_run_env(cfg, "none")
+    # On the CPU whatever the run trained on: the workers are one per core.
+    agent = restore(cfg, agent_state, probe.obs_shape, probe.action_space.shape[0], torch.device("cpu"))
     probe.close()
-    agent = make_agent(cfg.algo, obs_shape, action_dim, cfg.agent, torch.device("cpu"), cfg.seed)
-    agent.load_state_dict(agent_state)
     _worker.update(agent=agent, cfg=cfg, sources=sources, envs={})
 
 
 def _worker_episode(shift: str, seed: int, video_path: Path | None) -> tuple[float, dict]:
     envs = _worker["envs"]
     if shift not in envs:
-        envs[shift] = make_eval_env(_worker["cfg"], shift, _worker["sources"])
+        envs[shift] = make_run_env(_worker["cfg"], shift, _worker["sources"])
     env = envs[shift]
     return run_episode(_worker["agent"], env, seed, video_path), env.shift.record
 
@@ -191,7 +188,7 @@ def evaluate_parallel(
     """Returns per shift (in episode order) and each shift's data record, from `workers` processes (0: one per core)."""
     seeds = eval_seeds(cfg.seed, episodes)
     jobs = [(shift, index) for shift in shifts for index in range(episodes)]
-    workers = min(workers or os.cpu_count() or 1, len(jobs))
+    workers = min(workers or hardware.usable_cores(), len(jobs))
     returns: dict[str, list[float]] = {shift: [0.0] * episodes for shift in shifts}
     records: dict[str, dict] = {}
     context = multiprocessing.get_context("spawn")  # no fork: the parent may hold a GL context

@@ -16,7 +16,8 @@ import pandas as pd
 
 from unseen import stats
 from unseen.config import ReportConfig
-from unseen.envs.shifts import SHIFTS
+from unseen.envs import all_shifts, families_of, family_of
+from unseen.rundir import EVAL_LOG
 
 PANEL_COLUMNS = 3
 TITLE_WIDTH = 24
@@ -44,7 +45,7 @@ def evaluations(runs: pd.DataFrame) -> pd.DataFrame:
     (frames, shift) point was evaluated twice (eval.csv is append-only: a re-evaluation replaces the first)."""
     frames = []
     for run in runs.drop_duplicates("run").itertuples():
-        path = Path(run.run) / "eval.csv"
+        path = Path(run.run) / EVAL_LOG
         if path.is_file():
             rows = pd.read_csv(path, usecols=["frames", "shift", "return_mean"])
             rows = rows.drop_duplicates(["frames", "shift"], keep="last")
@@ -72,7 +73,7 @@ def draw_curves(
     """One figure for `task`: a panel per shift. Returns per shift the methods drawn as a single final point. Each
     band's draws are seeded by the method's seeding name (`report.method_labels`)."""
     plt = pyplot()
-    shifts = [s for s in SHIFTS if s in set(rows["shift"])]
+    shifts = [s for s in all_shifts() if s in set(rows["shift"])]
     columns = min(PANEL_COLUMNS, len(shifts))
     panel_rows = -(-len(shifts) // columns)
     fig, axes = plt.subplots(panel_rows, columns, figsize=(4.2 * columns, 3.3 * panel_rows), squeeze=False)
@@ -101,7 +102,7 @@ def draw_curves(
         ax.set_ylabel("return")
         ax.set_xlim(0, 1.03 * rows["frames"].max())
         ax.xaxis.set_major_formatter(lambda value, _: f"{value / 1000:g}k")
-        ax.set_ylim(0, 1000)
+        ax.set_ylim(*family_of(task).score_range)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="upper left")
     for ax in axes.flat[len(shifts):]:
@@ -113,7 +114,7 @@ def draw_curves(
     return point_only
 
 
-def draw_intervals(aggregates: pd.DataFrame, metric: str, order: list[str], path: Path) -> None:
+def draw_intervals(aggregates: pd.DataFrame, metric: str, order: list[str], score: str, path: Path) -> None:
     """rliable's interval plot of one metric: a panel per comparison (shift, and task set where a shift has several),
     a bar (95% CI) and a tick (point) per method."""
     from rliable import plot_utils
@@ -129,7 +130,7 @@ def draw_intervals(aggregates: pd.DataFrame, metric: str, order: list[str], path
     titles = [textwrap.fill(panel, TITLE_WIDTH) for panel in panels]
     fig, axes = plot_utils.plot_interval_estimates(
         points, intervals, metric_names=titles, algorithms=order, colors=colors(order), max_ticks=3,
-        xlabel=f"{metric} of return / 1000", row_height=max(0.45, 1.5 / len(order)), subfigure_width=2.6,
+        xlabel=f"{metric} of {score}", row_height=max(0.45, 1.5 / len(order)), subfigure_width=2.6,
         xlabel_y_coordinate=-0.35 / len(order) ** 0.5,
     )
     for ax in np.atleast_1d(axes):
@@ -182,7 +183,8 @@ def write_figures(runs: pd.DataFrame, aggregates: pd.DataFrame, improvements: pd
             + (f"Only a final evaluation (a point with its interval), no curve: {missing}." if missing else "")
         )
     for metric, name in (("IQM", "iqm.png"), ("optimality gap", "optimality_gap.png")):
-        draw_intervals(aggregates, metric, order, out / name)
+        score = "; ".join(family.score_formula() for family in families_of(runs["task"].unique()))
+        draw_intervals(aggregates, metric, order, score, out / name)
         parts.append(f"![{metric}]({name})\n\n{metric} per shift: point estimate (tick) and 95% stratified bootstrap "
                      "interval (bar); see the aggregate statistics above.")
     if draw_improvement(improvements, order, out / "improvement.png"):

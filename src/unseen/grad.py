@@ -1,7 +1,7 @@
 """Per-loss gradients and their combination: CG2A's GAS (Eq. 8) and SGS (Algorithm 1, Eqs. 9-10).
 
 Pure functions on a gradient matrix `grads` of shape `(K, P)`: row `i` is the flattened gradient `g_i` of
-loss `L_i` over all `P` parameters an optimizer steps (METHODS.md, "Per-augmentation gradients").
+loss `L_i` over all `P` parameters an optimizer steps (docs/methods.md, "Per-augmentation gradients").
 `per_loss_gradients` builds that matrix from a loss module and `K` inputs; `write_gradients` puts the
 combined direction into the parameters' `.grad` for the optimizer step.
 """
@@ -23,8 +23,8 @@ def gas_weights(grads: torch.Tensor, clamp: bool = False) -> torch.Tensor:
     """Gradient Agreement Solver, CG2A Eq. (8): `w_i = s_i / sum_k |s_k|` with `s_i = sum_j g_i . g_j`.
 
     `s` are the row sums of the Gramian `J J^T`. Weights can be negative (the paper's formula). When
-    `sum_k |s_k| = 0` (METHODS.md: all gradients zero; it happens exactly when `sum_j g_j = 0`) the weights
-    are uniform, `1/K`. `clamp` (ours, METHODS.md) sets negative weights to 0 and renormalises the rest to
+    `sum_k |s_k| = 0` (docs/methods.md: all gradients zero; it happens exactly when `sum_j g_j = 0`) the weights
+    are uniform, `1/K`. `clamp` (ours, docs/methods.md) sets negative weights to 0 and renormalises the rest to
     sum 1; since `sum_i s_i = ||sum_j g_j||^2 >= 0`, some weight stays positive whenever any is nonzero.
     """
     scores = (grads @ grads.T).sum(dim=1)
@@ -51,7 +51,7 @@ def column_extremes(grads: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def agreement_mask(grads: torch.Tensor, rule: str = "agree") -> torch.Tensor:
     """SGS's element mask, CG2A Eq. (9): True where the components of all `K` gradients agree in sign.
 
-    `"agree"` (METHODS.md's default, the paper's text): all strictly positive or all strictly negative,
+    `"agree"` (docs/methods.md's default, the paper's text): all strictly positive or all strictly negative,
     `|sum_i sign(g_i^j)| = K`. `"literal"` (the printed condition): `sum_i sign(g_i^j) = K`, all strictly
     positive only. A zero component is never an agreement.
     """
@@ -70,7 +70,7 @@ def soft_surgery(grads: torch.Tensor, gamma: float, rule: str = "agree") -> torc
     """Soft Gradient Surgery, CG2A Algorithm 1 / Eq. (10): `g_i <- mask * g_i + gamma * (1 - mask) * g_i`.
 
     Components where the gradients agree (`agreement_mask`) are kept; conflicting ones are scaled by the
-    damping factor `gamma` (the caller draws it, METHODS.md: `U(0.22, 0.28)` once per update). `gamma = 1`
+    damping factor `gamma` (the caller draws it, docs/methods.md: `U(0.22, 0.28)` once per update). `gamma = 1`
     leaves the gradients unchanged, `gamma = 0` removes every conflicting component.
     """
     return grads * surgery_scale(grads, gamma, rule)
@@ -79,7 +79,7 @@ def soft_surgery(grads: torch.Tensor, gamma: float, rule: str = "agree") -> torc
 def combine(
     grads: torch.Tensor, *, gas: bool, sgs: bool, gamma: float, rule: str = "agree", clamp: bool = False
 ) -> torch.Tensor:
-    """CG2A's update direction `g_bar = sum_i w_i * SGS(g)_i` (METHODS.md, "Final update").
+    """CG2A's update direction `g_bar = sum_i w_i * SGS(g)_i` (docs/methods.md, "Final update").
 
     Weights and mask both come from the raw gradients ("the two modules can be computed independently").
     The switches give the ablations of the paper's Table 4: neither = AC only (the mean of the `K`

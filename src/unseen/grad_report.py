@@ -1,4 +1,4 @@
-"""CG2A's gradient diagnostics as pictures and tables (the paper's Figure 1): `unseen report --grad RUN_DIR...`.
+"""CG2A's gradient diagnostics as pictures and tables (the paper's Figure 1): `unseen report grad RUN_DIR...`.
 
 A CG2A run logs, every `agent.grad_log_every` updates, each view's critic-gradient norm, the weights applied,
 the pairwise cosines, the conflict fraction and gamma (`unseen.grad.diagnostics`, into train.csv under `grad/`).
@@ -14,12 +14,13 @@ import numpy as np
 import pandas as pd
 
 from unseen.errors import UserError
-from unseen.report import write_text
+from unseen.rundir import TRAIN_LOG
+from unseen.tables import write_text
 
 
 def grad_log(run_dir: Path) -> pd.DataFrame:
     """The rows of a CG2A run's train.csv that hold gradient diagnostics: `step` and every `grad/` column."""
-    path = run_dir / "train.csv"
+    path = run_dir / TRAIN_LOG
     if not path.is_file():
         raise UserError(f"{path} does not exist; pass a run directory made by unseen train --algo cg2a")
     log = pd.read_csv(path)

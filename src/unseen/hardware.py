@@ -87,12 +87,15 @@ def describe(device: torch.device) -> dict[str, object]:
     return record
 
 
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+"""A container's CPU quota (cgroup v2): "<microseconds> <period>", or "max <period>" for none."""
+
+
 def usable_cores() -> int:
     """Cores this process may run on: its CPU affinity, capped by a cgroup CPU quota (containers) if there is one."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    quota = Path("/sys/fs/cgroup/cpu.max")
-    if quota.is_file():
-        limit, _, period = quota.read_text().partition(" ")
+    if CGROUP_CPU_MAX.is_file():
+        limit, _, period = CGROUP_CPU_MAX.read_text().partition(" ")
         if limit != "max" and period.strip():
             cores = min(cores, max(1, math.ceil(int(limit) / int(period))))
     return cores

@@ -1,4 +1,4 @@
-"""ALDA's quantized latent with associative (Hopfield) retrieval, METHODS.md "ALDA".
+"""ALDA's quantized latent with associative (Hopfield) retrieval, docs/methods.md "ALDA".
 
 Every latent dimension `i` has its own scalar codebook `v[i, 1..n]`. Retrieval is one step of a modern
 Hopfield network with negative-L1 similarity, softmax separation and identity projection:

@@ -8,6 +8,35 @@ from typing import Any
 
 import pandas as pd
 
+from unseen.rundir import EVAL_LOG, TENSORBOARD_DIR, TRAIN_LOG
+
+
+class MetricMeans:
+    """Means of an agent's metrics over a logging interval. An update's metrics may be tensors on the agent's device:
+    they are summed there, and read to the host once per interval (`take`), not once per update."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, Any] = {}
+        self.counts: dict[str, int] = {}
+
+    def add(self, metrics: dict[str, Any]) -> None:
+        for key, value in metrics.items():
+            self.sums[key] = self.sums.get(key, 0.0) + value
+            self.counts[key] = self.counts.get(key, 0) + 1
+
+    def take(self) -> dict[str, float]:
+        """The mean of every metric since the last `take`, in first-seen order; then start a new interval."""
+        means = {key: float(total) / self.counts[key] for key, total in self.sums.items()}
+        self.sums, self.counts = {}, {}
+        return means
+
+    def state_dict(self) -> dict[str, Any]:
+        # Plain floats: a float32 sum converts exactly, and adding the next tensor to it rounds as before.
+        return {"sums": {key: float(total) for key, total in self.sums.items()}, "counts": dict(self.counts)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.sums, self.counts = dict(state["sums"]), dict(state["counts"])
+
 
 class CsvLog:
     """Append rows of scalars to a CSV file; new columns widen the file (rewritten once when they appear)."""
@@ -40,8 +69,8 @@ class RunLogger:
     """train.csv, eval.csv and TensorBoard scalars of one run directory."""
 
     def __init__(self, run_dir: Path, tensorboard: bool, resume_step: int | None = None) -> None:
-        self.train = CsvLog(run_dir / "train.csv")
-        self.eval = CsvLog(run_dir / "eval.csv")
+        self.train = CsvLog(run_dir / TRAIN_LOG)
+        self.eval = CsvLog(run_dir / EVAL_LOG)
         if resume_step is not None:
             self.train.truncate(resume_step)
             self.eval.truncate(resume_step)
@@ -50,7 +79,7 @@ class RunLogger:
             from torch.utils.tensorboard import SummaryWriter
 
             # purge_step hides events written after the checkpoint when a run resumes.
-            self.writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=resume_step)
+            self.writer = SummaryWriter(str(run_dir / TENSORBOARD_DIR), purge_step=resume_step)
 
     def log_train(self, row: dict[str, Any]) -> None:
         self.train.write(row)

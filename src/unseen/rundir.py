@@ -1,4 +1,4 @@
-"""The run directory: its file names, and reading and writing them safely."""
+"""The run directory: its file names, opening a run and restoring its agent, and reading and writing files safely."""
 
 from __future__ import annotations
 
@@ -7,17 +7,68 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from unseen.agents import Agent, make_agent
+from unseen.config import RunConfig, load_config
 from unseen.errors import UserError
 
 CONFIG_FILE = "config.yaml"
 CHECKPOINT_FILE = Path("checkpoints") / "latest.pt"
 SUMMARY_FILE = "summary.json"
+TRAIN_LOG = "train.csv"
+EVAL_LOG = "eval.csv"
 TRAIN_LOCK = "train.lock"
+REPLAY_DIR = "replay"
+VIDEO_DIR = "videos"
+TENSORBOARD_DIR = "tensorboard"
+
+
+def device_of(cfg: RunConfig) -> torch.device:
+    """The torch device a run asks for (`train.device`; "auto": CUDA when available, else the CPU)."""
+    if cfg.train.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(cfg.train.device)
+
+
+def restore(
+    cfg: RunConfig, state: dict[str, Any], obs_shape: tuple[int, int, int], action_dim: int,
+    device: torch.device | None = None,
+) -> Agent:
+    """The agent of `cfg` with its checkpointed `state`, for observations `obs_shape` and `action_dim` actions, on
+    `device` (default: the run's own, `device_of`)."""
+    agent = make_agent(cfg.algo, obs_shape, action_dim, cfg.agent, device or device_of(cfg), cfg.seed)
+    agent.load_state_dict(state)
+    return agent
+
+
+@dataclass(frozen=True)
+class OpenRun:
+    """A run directory read for use after training: its config and its latest checkpoint."""
+
+    path: Path
+    cfg: RunConfig
+    checkpoint: dict[str, Any]
+
+    @property
+    def step(self) -> int:
+        """Agent steps the checkpoint was taken at."""
+        return int(self.checkpoint["step"])
+
+    def restore(self, env: Any, device: torch.device | None = None) -> Agent:
+        """The run's agent at the checkpoint, shaped by `env` (any environment of the run's task: its observation
+        shape and action size), on `device` (default: the run's own)."""
+        return restore(self.cfg, self.checkpoint["agent"], env.obs_shape, env.action_space.shape[0], device)
+
+
+def open_run(run_dir: Path) -> OpenRun:
+    """The config and latest checkpoint of `run_dir` (`UserError` naming what is missing or broken)."""
+    checkpoint = read_checkpoint(run_dir)
+    return OpenRun(run_dir, load_config(run_dir / CONFIG_FILE), checkpoint)
 
 
 def prepare_run_dir(run_dir: Path) -> None:

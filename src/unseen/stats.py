@@ -28,9 +28,6 @@ import numpy as np
 import scipy.stats
 from rliable import metrics
 
-NORMALISER = 1000.0
-"""DMControl convention: a return divided by 1000, the most an episode of 1000 steps can earn."""
-
 Scores = Sequence[np.ndarray]
 """One array of per-seed scores per task."""
 
@@ -44,7 +41,8 @@ def iqm(scores: Scores) -> float:
 
 
 def optimality_gap(scores: Scores) -> float:
-    """How far scores fall short of 1 (= 1000 return) on average (`rliable.metrics.aggregate_optimality_gap`)."""
+    """How far scores fall short of 1 (the top of the score range) on average
+    (`rliable.metrics.aggregate_optimality_gap`)."""
     return float(metrics.aggregate_optimality_gap(np.concatenate(scores), gamma=1.0))
 
 

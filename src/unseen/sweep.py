@@ -1,4 +1,5 @@
-"""`unseen sweep FILE.yaml`: a grid of methods x tasks x seeds at one preset, run by a local worker pool.
+"""`unseen sweep FILE.yaml`: a grid of methods x tasks x seeds at one preset, run by a local worker pool (or by Ray:
+`unseen.sweep_ray`).
 
 Each run is a subprocess `python -m unseen.cli train ...` into `<out>/<method>-<task>-seed<N>` (the naming of
 results/cpu/runs), then `unseen eval` for the shifts its summary.json lacks; the sweep then copies each finished
@@ -21,20 +22,23 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from unseen import hardware
 from unseen.config import PRESETS, RunConfig, apply_overrides, load_config, make_config, to_dict, validate
-from unseen.envs.shifts import SHIFTS
+from unseen.envs import all_shifts, all_source_options, all_tasks, check_shifts, source_flag
 from unseen.errors import UserError
-from unseen.report import UNCOMPARED_FIELDS, flatten
-from unseen.rundir import CHECKPOINT_FILE, CONFIG_FILE, SUMMARY_FILE, TRAIN_LOCK, exclusive, held
+from unseen.rundir import CHECKPOINT_FILE, CONFIG_FILE, EVAL_LOG, SUMMARY_FILE, TRAIN_LOCK, TRAIN_LOG, exclusive, held
+from unseen.runs import UNCOMPARED_FIELDS, flatten
 
-EXPORTED_FILES = (CONFIG_FILE, "train.csv", "eval.csv", SUMMARY_FILE)
+EXPORTED_FILES = (CONFIG_FILE, TRAIN_LOG, EVAL_LOG, SUMMARY_FILE)
 """The small files of a run that `export` copies (checkpoints, replay, videos and TensorBoard stay behind);
 train.csv exists once an episode has ended."""
 
@@ -48,20 +52,14 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 class EvalSpec:
     """The final zero-shot evaluation every run of the sweep must have."""
 
-    shifts: list[str] = field(default_factory=lambda: list(SHIFTS))
+    shifts: list[str] = field(default_factory=lambda: list(all_shifts()))
     """Shifts every run is evaluated on (`unseen eval --shifts`)."""
     episodes: int = 10
     """Episodes per shift; a shift evaluated with another count is evaluated again."""
-    video_dir: str | None = None
-    """Videos in DMControl-GB's format for video_* and distracting_cs (default: procedural)."""
-    image_dir: str | None = None
-    """Overlay images for the shifts that use them (default: procedural)."""
-    color_file: str | None = None
-    """A colour table in DMControl-GB's format for color_* (default: generated)."""
-    intensity: str | None = None
-    """distracting_cs intensity (default 0.1)."""
-    video_mode: str | None = None
-    """video_*: fast or fidelity (default fast)."""
+    sources: dict[str, str] = field(default_factory=dict)
+    """The shifts' data options, written in the file beside `shifts` and `episodes`: those of every registered
+    environment family (`unseen.envs.all_source_options`; DMControl's video_dir, image_dir, color_file, intensity,
+    video_mode), each default when absent."""
 
 
 @dataclass
@@ -79,7 +77,7 @@ class SweepSpec:
     """A sweep file: every run is one method (an algorithm or a variant) on one task with one seed."""
 
     preset: str
-    """Preset of every run (PROTOCOL.md); a report never mixes presets."""
+    """Preset of every run (docs/protocol.md); a report never mixes presets."""
     tasks: list[str]
     """DMControl tasks."""
     seeds: list[int]
@@ -109,9 +107,7 @@ class SweepSpec:
     @property
     def sources(self) -> dict[str, str]:
         """The data-source options of the evaluation, as `make_env` options."""
-        from unseen.envs import SOURCE_OPTIONS
-
-        return {name: str(getattr(self.eval, name)) for name in SOURCE_OPTIONS if getattr(self.eval, name) is not None}
+        return self.eval.sources
 
 
 # ----- reading and checking a sweep file --------------------------------------------------------------------
@@ -167,23 +163,29 @@ def parse_spec(data: Any) -> SweepSpec:
         )
     if not spec.methods:
         raise UserError("name at least one method in algos or variants")
-    entry = check_keys(fields.get("eval") or {}, EvalSpec, "eval")
+    options = tuple(all_source_options())
+    entry = check_keys(fields.get("eval") or {}, EvalSpec, "eval", extra=options, without=("sources",))
     spec.eval = EvalSpec(
-        shifts=check_list(entry.get("shifts", list(SHIFTS)), str, "eval.shifts"),
+        shifts=check_list(entry.get("shifts", list(all_shifts())), str, "eval.shifts"),
         episodes=check(entry.get("episodes", 10), int, "eval.episodes"),
-        **{name: check_optional(entry.get(name), (str, int, float), f"eval.{name}") for name in
-           ("video_dir", "image_dir", "color_file", "intensity", "video_mode")},
+        sources={name: str(check(entry[name], (str, int, float), f"eval.{name}")) for name in options
+                 if entry.get(name) is not None},
     )
-    unknown = [shift for shift in spec.eval.shifts if shift not in SHIFTS]
+    unknown = [shift for shift in spec.eval.shifts if shift not in all_shifts()]
     if unknown:
-        raise UserError(f"unknown shift(s) {', '.join(unknown)} in eval.shifts; valid shifts: {', '.join(SHIFTS)}")
+        raise UserError(
+            f"unknown shift(s) {', '.join(unknown)} in eval.shifts; valid shifts: {', '.join(all_shifts())}"
+        )
     if spec.eval.episodes <= 0:
         raise UserError(f"eval.episodes must be positive, got {spec.eval.episodes}")
     return spec
 
 
-def check_keys(data: Any, cls: type, where: str) -> dict[str, Any]:
-    names = [f.name for f in dataclasses.fields(cls)]
+def check_keys(
+    data: Any, cls: type, where: str, extra: tuple[str, ...] = (), without: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """`data` if it is a mapping whose keys are fields of `cls` (less `without`, plus `extra`)."""
+    names = [f.name for f in dataclasses.fields(cls) if f.name not in without] + list(extra)
     if not isinstance(data, dict):
         raise UserError(f"{where} must be a mapping with keys from: {', '.join(names)}")
     unknown = sorted(map(str, set(data) - set(names)))
@@ -230,16 +232,20 @@ class Job:
         return self.run_dir.name
 
 
+def shift_records(spec: SweepSpec) -> dict[str, dict[str, Any]]:
+    """Per evaluation shift what a current evaluation records about its data, every task's shifts and data options
+    checked first (`unseen.envs.check_shifts`)."""
+    return {shift: record for task in spec.tasks for shift, record in check_shifts(task, spec.eval.shifts,
+                                                                                  spec.sources).items()}
+
+
 def plan(spec: SweepSpec) -> list[Job]:
     """Every run, seeds outermost (a stopped sweep has seed 1 of every method before seed 2 of any), each config
     resolved and validated against this build's algorithms, tasks and fields before anything starts."""
-    from unseen.envs import TASKS, resolve_sources
-
-    unknown = [task for task in spec.tasks if task not in TASKS]
+    unknown = [task for task in spec.tasks if task not in all_tasks()]
     if unknown:
-        raise UserError(f"unknown task(s) {', '.join(unknown)}; choose from: {', '.join(TASKS)}")
-    for shift in spec.eval.shifts:
-        resolve_sources(shift, **spec.sources)
+        raise UserError(f"unknown task(s) {', '.join(unknown)}; choose from: {', '.join(all_tasks())}")
+    shift_records(spec)
     jobs = []
     for seed in spec.seeds:
         for task in spec.tasks:
@@ -325,9 +331,6 @@ def evaluated(entry: dict[str, Any] | None, shift: str, episodes: int, record: d
 
 RUNNING_ELSEWHERE = f"another process is training it ({TRAIN_LOCK} is held)"
 
-SOURCE_FLAGS = {"video_dir": "--video-dir", "image_dir": "--image-dir", "color_file": "--color-file",
-                "intensity": "--intensity", "video_mode": "--video-mode"}
-
 
 def train_command(job: Job, spec: SweepSpec, resume: bool) -> list[str]:
     command = [sys.executable, "-m", "unseen.cli", "train"]
@@ -343,7 +346,7 @@ def eval_command(job: Job, spec: SweepSpec, shifts: list[str], workers: int) -> 
     command = [sys.executable, "-m", "unseen.cli", "eval", str(job.run_dir), "--shifts", *shifts,
                "--episodes", str(spec.eval.episodes), "--workers", str(workers)]
     for name, value in spec.sources.items():
-        command += [SOURCE_FLAGS[name], value]
+        command += [source_flag(name), value]
     return command
 
 
@@ -361,19 +364,50 @@ def launched(command: list[str]) -> list[str]:
     return [sys.executable, "-c", _LAUNCHER, str(os.getpid()), *command] if sys.platform == "linux" else command
 
 
+def start_child(command: list[str], log_path: Path, threads: int) -> subprocess.Popen:
+    """Start one child with `threads` intra-op threads, its output appended to `log_path`, in a session of its own
+    (a terminal's Ctrl-C reaches the sweep only, which forwards it once)."""
+    with log_path.open("a") as log:
+        log.write(f"$ {' '.join(command)}\n")
+        log.flush()
+        return subprocess.Popen(
+            launched(command), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=os.environ | {"OMP_NUM_THREADS": str(threads)},
+        )
+
+
+def run_cell(job: Job, spec: SweepSpec, records: dict[str, dict[str, Any]], threads: int,
+             call: Callable[[list[str]], bool]) -> bool:
+    """Do what `job`'s run directory still needs (train, resume or restart, then evaluate the missing shifts),
+    each command run by `call` (False: it failed or was stopped); True when the run is complete. The unit of work
+    of every backend: a retried cell looks at the run directory again, so it resumes from the last checkpoint. A
+    run another process trains is resumed too: `unseen train --resume` refuses it, naming the lock."""
+    current = state(job, spec, records)
+    if current.train == "restart":
+        shutil.rmtree(job.run_dir)  # a config without a checkpoint: nothing trained is lost
+    if current.train and not call(train_command(job, spec, resume=current.train in ("resume", "running"))):
+        return False
+    current = state(job, spec, records)
+    return not current.shifts or call(eval_command(job, spec, current.shifts, threads))
+
+
 def available_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return hardware.usable_cores()
+
+
+def failure(command: list[str], code: int, log_path: Path) -> str:
+    """What failed: the command, its exit code and the last line of its log."""
+    last = log_path.read_text().strip().splitlines()[-1:] or [""]
+    return f"{command[3]} exited with {code}: {last[0][:200]}"
 
 
 class Sweep:
     """The worker pool: `workers` runs at a time, each child with `cores // workers` threads."""
 
-    def __init__(self, spec: SweepSpec, jobs: list[Job], workers: int) -> None:
-        from unseen.envs import resolve_sources
-
+    def __init__(self, spec: SweepSpec, jobs: list[Job], workers: int, threads: int | None = None) -> None:
         self.spec, self.jobs, self.workers = spec, jobs, workers
-        self.threads = max(1, available_cores() // workers)
-        self.records = {shift: resolve_sources(shift, **spec.sources)[0].record for shift in spec.eval.shifts}
+        self.threads = threads or max(1, available_cores() // workers)
+        self.records = shift_records(spec)
         self.out = Path(spec.out)
         self.lock = threading.RLock()  # re-entered by the signal handler if it interrupts a log line
         self.children: set[subprocess.Popen] = set()
@@ -386,8 +420,7 @@ class Sweep:
 
     def describe(self) -> list[str]:
         """The plan, one line per run: what it still needs and the commands that will do it."""
-        lines = [f"{len(self.jobs)} runs, {self.workers} at a time, OMP_NUM_THREADS={self.threads} each; "
-                 f"out: {self.out}"
+        lines = [f"{self.header()}; out: {self.out}"
                  + (f"; export: {self.spec.export}" if self.spec.export else "")
                  + (f"; report: {self.spec.report}" if self.spec.report else "")]
         for job in self.jobs:
@@ -404,6 +437,10 @@ class Sweep:
             lines.append(f"{current.train or 'eval':<8} {job.name}: " + " && ".join(steps))
         return lines
 
+    def header(self) -> str:
+        """How the runs are run, for the plan and the log."""
+        return f"{len(self.jobs)} runs, {self.workers} at a time, OMP_NUM_THREADS={self.threads} each"
+
     # ----- doing it ---------------------------------------------------------------------------------------
 
     def run(self) -> int:
@@ -415,11 +452,10 @@ class Sweep:
 
     def run_locked(self) -> int:
         states = [state(job, self.spec, self.records) for job in self.jobs]  # a foreign run directory fails here
-        self.log(f"sweep of {len(self.jobs)} runs, {self.workers} at a time, OMP_NUM_THREADS={self.threads} each")
+        self.log(f"sweep of {self.header()}")
         previous = {sig: signal.signal(sig, self.request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            with ThreadPoolExecutor(self.workers) as pool:
-                list(pool.map(self.run_job, self.jobs, states))
+            self.execute(states)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -436,6 +472,11 @@ class Sweep:
         self.log(f"sweep complete in {self.elapsed()}")
         return 0
 
+    def execute(self, states: list[State]) -> None:
+        """Run every job that is not done, given what each needs when the sweep starts: the local worker pool."""
+        with ThreadPoolExecutor(self.workers) as pool:
+            list(pool.map(self.run_job, self.jobs, states))
+
     def run_job(self, job: Job, current: State) -> None:
         if current.done:
             self.export(job)
@@ -449,12 +490,7 @@ class Sweep:
             return
         started = time.monotonic()
         self.log(f"start  {job.name} ({current.train or 'eval'})")
-        if current.train == "restart":
-            shutil.rmtree(job.run_dir)  # a config without a checkpoint: nothing trained is lost
-        if current.train and not self.call(job, train_command(job, self.spec, resume=current.train == "resume")):
-            return
-        current = state(job, self.spec, self.records)
-        if current.shifts and not self.call(job, eval_command(job, self.spec, current.shifts, self.threads)):
+        if not run_cell(job, self.spec, self.records, self.threads, partial(self.call, job)):
             return
         self.export(job)
         self.count(job, f"finished in {(time.monotonic() - started) / 60:.1f} min")
@@ -465,14 +501,7 @@ class Sweep:
         with self.lock:
             if self.stop_signal is not None:
                 return False
-            with log_path.open("a") as log:
-                log.write(f"$ {' '.join(command)}\n")
-                log.flush()
-                # A session of its own: a terminal's Ctrl-C reaches the sweep only, which forwards it once.
-                child = subprocess.Popen(
-                    launched(command), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                    env=os.environ | {"OMP_NUM_THREADS": str(self.threads)},
-                )
+            child = start_child(command, log_path, self.threads)
             self.children.add(child)
         code = child.wait()
         with self.lock:
@@ -480,9 +509,8 @@ class Sweep:
         if code == 0:
             return True
         if self.stop_signal is None:
-            last = log_path.read_text().strip().splitlines()[-1:] or [""]
             self.failed.append(job.name)
-            self.log(f"failed {job.name}: {command[3]} exited with {code}: {last[0][:200]}")
+            self.log(f"failed {job.name}: {failure(command, code, log_path)}")
         return False
 
     def request_stop(self, signum: int, frame: Any) -> None:
@@ -528,8 +556,10 @@ class Sweep:
                     handle.write(line + "\n")
 
 
-def run_sweep(path: Path, workers: int = 1, dry_run: bool = False) -> int:
-    """`unseen sweep`: check the file and the whole plan, then print it (dry run) or run it."""
+def run_sweep(path: Path, workers: int = 1, dry_run: bool = False,
+              backend: Callable[[SweepSpec, list[Job]], Sweep] | None = None) -> int:
+    """`unseen sweep`: check the file and the whole plan, then print it (dry run) or run it, with the local worker
+    pool or `backend` (e.g. `sweep_ray.RaySweep`)."""
     if workers <= 0:
         raise UserError(f"--workers must be positive, got {workers}")
     spec = load_spec(path)
@@ -537,7 +567,7 @@ def run_sweep(path: Path, workers: int = 1, dry_run: bool = False) -> int:
         jobs = plan(spec)
     except UserError as error:
         raise UserError(f"{path}: {error}") from None
-    sweep = Sweep(spec, jobs, workers)
+    sweep = backend(spec, jobs) if backend else Sweep(spec, jobs, workers)
     if dry_run:
         print("\n".join(sweep.describe()))
         return 0

@@ -1,6 +1,6 @@
 """The training loop: collect, update, evaluate, log, checkpoint, resume.
 
-A run directory holds everything about one run (DESIGN.md): `config.yaml`, `train.csv` (a row per
+A run directory holds everything about one run (docs/architecture.md): `config.yaml`, `train.csv` (a row per
 episode), `eval.csv` (a row per evaluation and shift), `tensorboard/`, `videos/`, `replay/` (the
 memory-mapped replay buffer), `checkpoints/latest.pt` and, once finished, `summary.json`.
 
@@ -29,16 +29,18 @@ from tqdm import tqdm
 from unseen import hardware, runtime
 from unseen.agents import make_agent
 from unseen.config import RunConfig, eval_shift_names, load_config, save_config, validate
-from unseen.envs import make_env
 from unseen.errors import Interrupted, UserError
-from unseen.evaluate import evaluate
-from unseen.logs import RunLogger
+from unseen.evaluate import evaluate, make_run_env
+from unseen.logs import MetricMeans, RunLogger
 from unseen.replay import ReplayBuffer
 from unseen.rundir import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
+    REPLAY_DIR,
     SUMMARY_FILE,
     TRAIN_LOCK,
+    VIDEO_DIR,
+    device_of,
     exclusive,
     prepare_run_dir,
     read_checkpoint,
@@ -48,17 +50,11 @@ from unseen.rundir import (
 )
 
 
-def device_of(cfg: RunConfig) -> torch.device:
-    if cfg.train.device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(cfg.train.device)
-
-
 class Trainer:
     """One run: its environment, agent, replay buffer, logs and loop state."""
 
     def __init__(self, cfg: RunConfig, run_dir: Path, checkpoint: dict[str, Any] | None = None) -> None:
-        self.cfg = validate(cfg)
+        self.cfg = cfg  # validated by `start` and `resume`
         self.run_dir = run_dir
         self.runtime = runtime.configure(cfg.train.threads)
         runtime.seed_everything(cfg.seed)
@@ -66,22 +62,14 @@ class Trainer:
         self.hardware = hardware.describe(self.device)
         print(f"{cfg.algo} on {self.device}: precision {cfg.agent.precision} ({hardware.native_bf16(self.device)[1]}), "
               f"{self.runtime['torch_threads']} thread(s)", file=sys.stderr, flush=True)
-        self.env = make_env(
-            cfg.env.task,
-            "none",
-            seed=cfg.seed,
-            image_size=cfg.env.image_size,
-            frame_stack=cfg.env.frame_stack,
-            action_repeat=cfg.env.action_repeat,
-            render_shadows=cfg.env.render_shadows,
-        )
+        self.env = make_run_env(cfg, "none")
         obs_shape = self.env.obs_shape
         self.action_dim = self.env.action_space.shape[0]
         self.agent = make_agent(cfg.algo, obs_shape, self.action_dim, cfg.agent, self.device, cfg.seed)
         episodes = math.ceil(cfg.train.steps / self.env.max_episode_steps)
         capacity = cfg.train.replay_capacity or cfg.train.steps + episodes + 1
         self.replay = ReplayBuffer(
-            capacity, (3, *obs_shape[1:]), self.action_dim, cfg.env.frame_stack, run_dir / "replay"
+            capacity, (3, *obs_shape[1:]), self.action_dim, cfg.env.frame_stack, run_dir / REPLAY_DIR
         )
         # One generator for the loop's own randomness: replay sampling and the seed steps' random actions.
         self.rng = np.random.default_rng(cfg.seed)
@@ -91,7 +79,8 @@ class Trainer:
         self.last_eval_step = -1
         self.pending_action: np.ndarray | None = None
         self.wall_time = 0.0
-        self.metrics: dict[str, float] = {}
+        self.metrics = MetricMeans()
+        self.last_return: float | None = None
         if checkpoint is None:
             self.obs, _ = self.env.reset()
             self.replay.add_first(self.obs[-3:])
@@ -132,8 +121,8 @@ class Trainer:
                     return None
                 self.train_step()
                 bar.update(1)
-                if "episode_return" in self.metrics:
-                    bar.set_postfix(ret=f"{self.metrics['episode_return']:.0f}", refresh=False)
+                if self.last_return is not None:
+                    bar.set_postfix(ret=f"{self.last_return:.0f}", refresh=False)
             return self.finish()
         finally:
             bar.close()
@@ -153,14 +142,14 @@ class Trainer:
             if self.step == cfg.seed_steps and cfg.seed_updates > 1:
                 self.seed_burst(action)
             else:
-                self.metrics |= self.agent.update(self.replay.sample(cfg.batch_size, self.rng))
+                self.metrics.add(self.agent.update(self.replay.sample(cfg.batch_size, self.rng)))
         self.obs, reward, terminated, truncated, _ = self.env.step(action)
         self.replay.add(action, reward, 0.0 if terminated else 1.0, self.obs[-3:])
         self.episode_return += reward
         self.step += 1
         if terminated or truncated:
             self.episode += 1
-            self.metrics["episode_return"] = self.episode_return
+            self.last_return = self.episode_return
             self.logger.log_train(
                 {
                     "step": self.step,
@@ -168,7 +157,7 @@ class Trainer:
                     "episode": self.episode,
                     "episode_return": self.episode_return,
                     "episode_length": self.env.episode_steps,
-                    **{k: v for k, v in self.metrics.items() if k != "episode_return"},
+                    **self.metrics.take(),
                     "wall_time_s": round(self.elapsed, 1),
                 }
             )
@@ -187,7 +176,7 @@ class Trainer:
             if self._stop_signal is not None:
                 self.save_checkpoint()
                 raise Interrupted(self._stop_signal, self.step)
-            self.metrics |= self.agent.update(self.replay.sample(cfg.batch_size, self.rng), step=self.step)
+            self.metrics.add(self.agent.update(self.replay.sample(cfg.batch_size, self.rng), step=self.step))
         self.pending_action = None
 
     @property
@@ -202,7 +191,7 @@ class Trainer:
         """Evaluate on every shift of `train.eval_shifts`; one eval.csv row each."""
         rows = []
         for shift in eval_shift_names(self.cfg.train):
-            video = self.run_dir / "videos" / f"{shift}_step{self.step}.mp4" if self.cfg.train.video else None
+            video = self.run_dir / VIDEO_DIR / f"{shift}_step{self.step}.mp4" if self.cfg.train.video else None
             result = evaluate(self.agent, self.cfg, shift, episodes, video)
             rows.append({"step": self.step, "frames": self.frames, **result.row})
             self.logger.log_eval(rows[-1])
@@ -238,7 +227,8 @@ class Trainer:
             "last_eval_step": self.last_eval_step,
             "pending_action": self.pending_action,
             "wall_time": self.elapsed,
-            "metrics": dict(self.metrics),
+            "metric_means": self.metrics.state_dict(),
+            "last_return": self.last_return,
             "agent": self.agent.state_dict(),
             "replay": self.replay.state_dict(),
             "env": self.env.get_state(),
@@ -253,7 +243,12 @@ class Trainer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.step, self.episode = state["step"], state["episode"]
         self.episode_return, self.last_eval_step = state["episode_return"], state["last_eval_step"]
-        self.wall_time, self.metrics = state["wall_time"], state["metrics"]
+        self.wall_time = state["wall_time"]
+        if "metric_means" in state:
+            self.metrics.load_state_dict(state["metric_means"])
+            self.last_return = state["last_return"]
+        else:  # a checkpoint from before the means: its interval's mean starts at the resume
+            self.last_return = state["metrics"].get("episode_return")
         self.pending_action = state.get("pending_action")  # absent from checkpoints written before the burst existed
         self.agent.load_state_dict(state["agent"])
         self.replay.load_state_dict(state["replay"])
@@ -285,6 +280,9 @@ def start(cfg: RunConfig, run_dir: Path, stop_at: int | None = None) -> dict[str
     `train.threads=0` are resolved for this machine first, so that config.yaml, and every resume on any machine,
     holds the precision and thread count the run computes with."""
     validate(cfg)
+    # Make the training environment once before anything is written: a missing GL backend or bad shift data then
+    # fails with nothing left behind (environment families load their simulator only when they make one).
+    make_run_env(cfg, "none").close()
     precision = hardware.resolve_precision(cfg.agent.precision, device_of(cfg))
     threads = hardware.resolve_threads(cfg.train.threads)
     cfg = dataclasses.replace(
@@ -303,7 +301,7 @@ def resume(run_dir: Path, stop_at: int | None = None) -> dict[str, Any] | None:
     require_run(run_dir)  # before the lock, which would otherwise leave its file in any directory
     with exclusive(run_dir / TRAIN_LOCK, busy(run_dir)):
         checkpoint = read_checkpoint(run_dir)
-        cfg = load_config(run_dir / CONFIG_FILE)
+        cfg = validate(load_config(run_dir / CONFIG_FILE))
         if checkpoint["step"] >= cfg.train.steps and (run_dir / SUMMARY_FILE).exists():
             raise UserError(f"{run_dir} is already complete ({checkpoint['step']} steps); see its {SUMMARY_FILE}")
         return Trainer(cfg, run_dir, checkpoint).run(stop_at)

@@ -1,4 +1,4 @@
-"""`unseen report --traverse RUN_DIR`: latent traversals of an agent with a decoder (ALDA, SAC+AE).
+"""`unseen report traverse RUN_DIR`: latent traversals of an agent with a decoder (ALDA, SAC+AE).
 
 One picture for one observation: a row per latent, that latent swept over a range of values while every other
 latent keeps the observation's own value, each cell the decoded newest frame. The first two columns are the
@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from unseen.agents import AGENTS, SAC, make_agent
-from unseen.config import RunConfig, load_config
-from unseen.envs import PixelEnv
+from unseen.agents import REGISTRY, Agent, Decoding
+from unseen.config import RunConfig
+from unseen.envs import Env
 from unseen.errors import UserError
-from unseen.evaluate import make_eval_env
+from unseen.evaluate import make_run_env
 from unseen.replay import ReplayBuffer
-from unseen.rundir import CONFIG_FILE, read_checkpoint
+from unseen.rundir import REPLAY_DIR, open_run
 
 BATCH = 256
 """Observations drawn: the first one is traversed; all of them give SAC+AE's latent ranges and variances."""
@@ -37,21 +37,13 @@ SEED = 0
 
 
 def traversable_algos() -> list[str]:
-    """The algorithms whose agents have a decoder (a `decode` method)."""
-    return [name for name, agent in AGENTS.items() if hasattr(agent, "decode")]
-
-
-def load_agent(cfg: RunConfig, checkpoint: dict, env: PixelEnv) -> SAC:
-    """The run's agent at `checkpoint`, on the CPU, shaped by the run's training environment `env`."""
-    obs_shape, action_dim = env.obs_shape, env.action_space.shape[0]
-    agent = make_agent(cfg.algo, obs_shape, action_dim, cfg.agent, torch.device("cpu"), cfg.seed)
-    agent.load_state_dict(checkpoint["agent"])
-    return agent
+    """The algorithms whose agents have a decoder (`AgentSpec.decodes`)."""
+    return [name for name, spec in REGISTRY.items() if spec.decodes]
 
 
 def replay_observations(run_dir: Path, cfg: RunConfig, replay_state: dict, count: int) -> torch.Tensor | None:
     """`count` observation stacks sampled from the run's replay buffer, or None if it holds no transition."""
-    directory = run_dir / "replay"
+    directory = run_dir / REPLAY_DIR
     if not (directory / "frames.npy").is_file():
         return None
     frames = np.load(directory / "frames.npy", mmap_mode="r")
@@ -63,7 +55,7 @@ def replay_observations(run_dir: Path, cfg: RunConfig, replay_state: dict, count
     return replay.sample(count, np.random.default_rng(SEED))["obs"]
 
 
-def rendered_observations(env: PixelEnv, count: int) -> torch.Tensor:
+def rendered_observations(env: Env, count: int) -> torch.Tensor:
     """`count` observation stacks of `env` (the run's training environment) under seeded random actions."""
     rng = np.random.default_rng(SEED)
     obs, _ = env.reset(seed=SEED)
@@ -83,7 +75,7 @@ def sweep_grid(latent: torch.Tensor, rows: list[int], values: torch.Tensor) -> t
     return grid
 
 
-def sweeps(agent: SAC, latents: torch.Tensor) -> tuple[list[int], torch.Tensor, str]:
+def sweeps(agent: Agent, latents: torch.Tensor) -> tuple[list[int], torch.Tensor, str]:
     """Rows (latent indices), their values `(R, V)` and a phrase saying where the values come from."""
     if hasattr(agent, "codebook"):
         values = agent.codebook().sort(dim=1).values
@@ -112,29 +104,30 @@ def write_traversal(run_dir: Path, out: Path) -> Path:
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    checkpoint = read_checkpoint(run_dir)
-    cfg = load_config(run_dir / CONFIG_FILE)
+    run = open_run(run_dir)
+    cfg = run.cfg
     if cfg.algo not in traversable_algos():
         raise UserError(
             f"{run_dir} is a {cfg.algo} run, which has no decoder to traverse; "
             f"use a run of {', '.join(traversable_algos())}"
         )
-    env = make_eval_env(cfg, "none", None)
+    env = make_run_env(cfg, "none", None)
     try:
-        agent = load_agent(cfg, checkpoint, env)
-        obs, source = replay_observations(run_dir, cfg, checkpoint["replay"], BATCH), "replay buffer"
+        agent = run.restore(env)
+        obs, source = replay_observations(run_dir, cfg, run.checkpoint["replay"], BATCH), "replay buffer"
         if obs is None:
             obs, source = rendered_observations(env, BATCH), f"random-action episode (seed {SEED})"
     finally:
         env.close()
-    if not hasattr(agent, "decode"):  # the algo check above rules this out; the check tells the type checker
-        raise TypeError(f"a {cfg.algo} agent has no decode method")
+    if not isinstance(agent, Decoding):  # the algo check above rules this out; the check tells the type checker
+        raise TypeError(f"a {cfg.algo} agent has no decoder")
+    obs = obs.to(agent.device)
     latents = agent.latents(obs)
     rows, values, origin = sweeps(agent, latents)
     swept = agent.decode(sweep_grid(latents[0], rows, values).flatten(0, 1))
     swept = swept.view(len(rows), values.shape[1], 3, *obs.shape[2:])
     reference = torch.stack([obs[0, -3:].float() / 255.0, agent.decode(latents[:1])[0]])
-    cells = torch.cat([reference.expand(len(rows), -1, -1, -1, -1), swept], dim=1)
+    cells = torch.cat([reference.expand(len(rows), -1, -1, -1, -1), swept], dim=1).cpu()
 
     height, width, gap = *obs.shape[2:], 2
     figure, axis = plt.subplots(figsize=(0.55 * cells.shape[1] + 0.8, 0.55 * len(rows) + 0.8))
@@ -147,7 +140,7 @@ def write_traversal(run_dir: Path, out: Path) -> Path:
             axis.text(c * (width + gap) + 1, r * (height + gap) + 1, f"{value:.2f}", fontsize=3.5, color="white",
                       va="top", bbox={"facecolor": "black", "alpha": 0.45, "pad": 0.4, "linewidth": 0})
     axis.set_title(
-        f"{cfg.algo} on {cfg.env.task}, step {checkpoint['step']}: each row sweeps one latent over {origin},\n"
+        f"{cfg.algo} on {cfg.env.task}, step {run.step}: each row sweeps one latent over {origin},\n"
         f"the others held at the observation's own values (observations: {source})",
         fontsize=6,
     )

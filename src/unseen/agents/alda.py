@@ -1,4 +1,4 @@
-"""ALDA (Associative Latent DisentAnglement; Batra & Sukhatme, ICML 2025), METHODS.md "ALDA", step by step.
+"""ALDA (Associative Latent DisentAnglement; Batra & Sukhatme, ICML 2025), docs/methods.md "ALDA", step by step.
 
 Networks (as the public reference code builds them; the paper leaves them open):
   - Frame folding: `(B, 3k, H, W) -> (B*k, 3, H, W)`, every frame encoded on its own.
@@ -31,7 +31,8 @@ One update (`SAC.update` with `update_critic` below):
      One AdamW step (lr 1e-3, weight decay 0.1) of the per-frame encoder and the decoder, one Adam step of
      the codebook (with whatever gradient it received in 2 and 3; none at all by default).
   4. Every 2 updates: actor and temperature, SAC's, on the detached fused features of 2 (the reference code
-     re-encodes `obs` after the steps; reusing them is the base's choice, docs/architecture.md); targets:
+     re-encodes `obs` after the steps; `agent.actor_recompute=false` keeps unseen's update from before issue 18,
+     as do the exact tanh log-det and one update per step from the first, docs/dmcontrol-gb.md); targets:
      Q heads at tau 0.01, encoder (per-frame encoder, codebook, fusion) and critic projection at 0.05.
 The reference code runs the per-frame encoder on `obs` twice (critic, then ALDA loss); since the critic step
 never changes it, here it runs once: the newest frame with gradient (for 3), the older ones without. And as
@@ -45,16 +46,94 @@ and `smoke` ALDA sees exactly what every other method sees (docs/presets.md).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from itertools import pairwise
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from unseen.agents.sac import SAC
-from unseen.config import AgentConfig
-from unseen.latent import QuantizedLatent, commitment_loss, quantization_loss
+from unseen.agents.base import Metrics
+from unseen.agents.sac import SAC, SACConfig
+from unseen.errors import UserError
+from unseen.latent import RETRIEVALS, QuantizedLatent, commitment_loss, quantization_loss
 from unseen.nets import Actor, Critic, FastPath, orthogonal_init
+from unseen.schema import param
+
+if TYPE_CHECKING:
+    from unseen.config import EnvConfig, RunConfig
+
+
+@dataclass
+class ALDAConfig(SACConfig):
+    """SAC's fields (its conv trunk fields unused: ALDA has its own encoder) and ALDA's latents, codebooks, fusion
+    and decoder (docs/methods.md, "ALDA")."""
+
+    alda_latents: int = param(12, ge=2, why="the fusion convolves over them")
+    """ALDA: continuous latents |z_d| per frame, one scalar codebook each."""
+    alda_values: int = param(12, gt=0)
+    """ALDA: values per codebook, initialised linspace(-1, 1, n)."""
+    alda_beta: float = param(100.0, gt=0)
+    """ALDA: inverse temperature beta of the softmax retrieval."""
+    alda_retrieval: str = param("softmax", choices=RETRIEVALS)
+    """ALDA: "softmax" (associative retrieval) or "argmin" (QLAE's hard nearest value, beta = inf: the ablation)."""
+    alda_mlp_dim: int = param(256, gt=0)
+    """ALDA: width of the per-frame encoder's MLP (conv features -> 256 -> 256 -> latents) and its mirror in the
+    decoder."""
+    alda_embedding_dim: int = param(256, gt=0)
+    """ALDA: output of the temporal fusion (1D-CNN) and width of the actor's and critic's projections."""
+    alda_reconstruction: float = param(1.0, ge=0)
+    """ALDA: weight of the reconstruction loss (BCE with logits of the newest frame)."""
+    alda_commitment: float = param(0.01, ge=0)
+    """ALDA: weight of the commitment loss mean((z - sg(z_q))^2)."""
+    alda_quantization: float = param(0.0, ge=0)
+    """ALDA: weight of the quantization loss mean((sg(z) - z_q)^2); 0 = off (the paper; the reference uses 0.01 on
+    finger_spin)."""
+    alda_lr: float = param(1e-3, ge=0)
+    """ALDA: AdamW learning rate of the per-frame encoder and the decoder."""
+    alda_weight_decay: float = param(0.1, ge=0)
+    """ALDA: AdamW weight decay of the per-frame encoder and the decoder."""
+    alda_codebook_lr: float = param(1e-3, ge=0)
+    """ALDA: Adam learning rate of the codebooks."""
+    alda_critic_to_codebook: bool = False
+    """ALDA: let the critic's gradient reach the codebooks (the paper's figure); false: the reference code's routing."""
+    actor_recompute: bool = False
+    """ALDA: the actor learns from the critic step's fused features (unseen's update before issue 18, not DMC-GB's)."""
+    exact_log_det: bool = True
+    """ALDA: the log-prob's tanh term exact (unseen's before issue 18); false: DMControl-GB's floored one."""
+
+    def check(self, env: EnvConfig) -> None:
+        # Not the conv trunk's frame-size rule: ALDA's encoder is 4 stride-2 convs.
+        if self.log_std_min >= self.log_std_max:
+            raise UserError("agent.log_std_min must be below agent.log_std_max")
+        if env.image_size % 16:
+            raise UserError(
+                f"env.image_size={env.image_size} does not suit ALDA's encoder (4 stride-2 convs); "
+                "use a multiple of 16, e.g. 64"
+            )
+
+
+def alda_action_repeat(task: str) -> int:
+    """Action repeat of ALDA's reference code on DMControl: finger 2, everything else (cartpole included) 4."""
+    return 2 if task.split("_")[0] == "finger" else 4
+
+
+def preset(cfg: RunConfig) -> None:
+    """ALDA's changes to a resolved preset."""
+    from unseen.envs import family_of
+
+    # GroupNorm's channels-last CPU kernels are several times slower than its NCHW ones (bf16): a whole
+    # ALDA update took 2.6-2.8x longer channels-last (docs/alda.md); the convs gain nothing from it here.
+    cfg.agent.channels_last = False
+    # ALDA's reference code is not DMControl-GB's: one update per step from the first (no burst after the seed steps).
+    cfg.train.seed_updates = 1
+    if cfg.preset == "paper":
+        # ALDA's published protocol (docs/methods.md "ALDA"): 64x64 frames and, on DMControl, its reference code's
+        # action repeat (cartpole 4). Under `cpu` and `smoke` ALDA sees exactly what every other method sees.
+        cfg.env.image_size = 64
+        if family_of(cfg.env.task).name == "dmc":
+            cfg.env.action_repeat = alda_action_repeat(cfg.env.task)
 
 CHANNELS = (32, 64, 128, 256)
 """Channels of the per-frame encoder's conv blocks (the decoder mirrors them, down to 16)."""
@@ -136,7 +215,7 @@ class TemporalFusion(nn.Module):
 class ALDAEncoder(nn.Module):
     """What SAC calls its trunk: uint8 stacks -> fused features. Per-frame encoder, codebook, fusion."""
 
-    def __init__(self, obs_shape: tuple[int, int, int], cfg: AgentConfig) -> None:
+    def __init__(self, obs_shape: tuple[int, int, int], cfg: ALDAConfig) -> None:
         super().__init__()
         self.frame_stack = obs_shape[0] // 3
         self.frames = FrameEncoder(obs_shape[1], cfg.alda_latents, cfg.alda_mlp_dim, cfg.bf16, cfg.channels_last)
@@ -165,9 +244,10 @@ class ALDA(SAC):
     """SAC on fused, associatively quantized per-frame latents, the encoder trained by reconstruction only."""
 
     trunk: ALDAEncoder  # what `build_networks` makes
+    cfg: ALDAConfig
 
     def __init__(
-        self, obs_shape: tuple[int, int, int], action_dim: int, cfg: AgentConfig, device: torch.device, seed: int
+        self, obs_shape: tuple[int, int, int], action_dim: int, cfg: ALDAConfig, device: torch.device, seed: int
     ) -> None:
         super().__init__(obs_shape, action_dim, cfg, device, seed)
         self.decoder = FrameDecoder(
@@ -216,7 +296,7 @@ class ALDA(SAC):
         z_next = torch.cat([z[:, 1:], rest[:, older:]], dim=1) if overlap else rest[:, older:]
         return z, z_next, newest
 
-    def update_critic(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, float], torch.Tensor, torch.Tensor]:
+    def update_critic(self, batch: dict[str, torch.Tensor]) -> tuple[Metrics, torch.Tensor, torch.Tensor]:
         z, z_next, newest = self.encode_batch(batch["obs"], batch["next_obs"])
         with torch.no_grad():
             target = self.soft_target(batch, self.trunk.fuse(z_next), self.trunk_target(batch["next_obs"]))
@@ -226,10 +306,10 @@ class ALDA(SAC):
         self.codebook_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.critic_optimizer.step()
-        metrics = {"critic_loss": loss.item(), "q_target": target.mean().item()}
+        metrics: Metrics = {"critic_loss": loss.detach(), "q_target": target.mean().detach()}
         return metrics | self.update_alda(newest, batch["obs"][:, -3:]), features, batch["obs"]
 
-    def update_alda(self, z: torch.Tensor, frame: torch.Tensor) -> dict[str, float]:
+    def update_alda(self, z: torch.Tensor, frame: torch.Tensor) -> Metrics:
         """The ALDA loss of the newest frames' latents `z (B, |z_d|)` and pixels `frame (B, 3, H, W)`; one step."""
         cfg = self.cfg
         out = self.trunk.quantizer(z)
@@ -245,10 +325,10 @@ class ALDA(SAC):
         self.alda_optimizer.step()
         self.codebook_optimizer.step()  # the critic's gradient (if routed) and the quantization loss's
         return {
-            "alda_loss": loss.item(),
-            "reconstruction_loss": reconstruction.item(),
-            "commitment_loss": commitment.item(),
-            "quantization_loss": quantization.item(),
+            "alda_loss": loss.detach(),
+            "reconstruction_loss": reconstruction.detach(),
+            "commitment_loss": commitment.detach(),
+            "quantization_loss": quantization.detach(),
         }
 
     @torch.no_grad()

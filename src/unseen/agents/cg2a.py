@@ -1,7 +1,7 @@
-"""CG2A (Conflict-aware Gradient Agreement Augmentation), METHODS.md "CG2A", equation by equation.
+"""CG2A (Conflict-aware Gradient Agreement Augmentation), docs/methods.md "CG2A", equation by equation.
 
 One critic update:
-  1. TD target `y` on the non-augmented next observation (METHODS.md; the paper's Eq. 2 `max_a Q` read as
+  1. TD target `y` on the non-augmented next observation (docs/methods.md; the paper's Eq. 2 `max_a Q` read as
      SAC's soft target): `SAC.td_target`.
   2. Augmentation combination: `tau_0` = random shift of `o_t` (the SAC+shift baseline's view), and
      `tau_i = aug_i(tau_0(o_t))` for the names in `agent.cg2a_augmentations` (default random conv, overlay
@@ -21,14 +21,22 @@ Every `grad_log_every` updates the metrics carry Figure 1's diagnostics under `g
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 import torch
 from torch import nn
 
+from unseen.agents.base import Metrics
+from unseen.agents.drq import DrQConfig
 from unseen.agents.sac import SAC
 from unseen.augment import USES_IMAGES, VIEWS, random_shift
-from unseen.config import AgentConfig, augmentation_names
-from unseen.envs.sources import ImageSource, image_source
+from unseen.envs.sources import OVERLAY_SOURCES, ImageSource, image_source
+from unseen.errors import UserError
 from unseen.grad import (
+    GRAD_METHODS,
+    SGS_RULES,
     combine,
     diagnostics,
     gas_weights,
@@ -36,6 +44,66 @@ from unseen.grad import (
     uniform_weights,
     write_gradients,
 )
+from unseen.schema import param
+
+if TYPE_CHECKING:
+    from unseen.config import EnvConfig
+
+
+@dataclass
+class CG2AConfig(DrQConfig):
+    """DrQ's fields (the random shift is tau_0) and CG2A's views, gradient agreement and surgery (docs/methods.md,
+    "CG2A")."""
+
+    cg2a_augmentations: str = "conv,overlay,overlay_s"
+    """CG2A: tau_1..tau_N applied on top of the random shift tau_0, comma-separated names from unseen.augment.VIEWS."""
+    cg2a_gas: bool = True
+    """CG2A: weight the gradients by the Gradient Agreement Solver, Eq. (8); false gives their mean (Table 4)."""
+    cg2a_sgs: bool = True
+    """CG2A: apply Soft Gradient Surgery, Algorithm 1 (Table 4)."""
+    sgs_gamma_low: float = param(0.22, ge=0, le=1)
+    """CG2A: SGS damping factor gamma ~ U(low, high), drawn each update; equal bounds fix gamma (Figure 4)."""
+    sgs_gamma_high: float = param(0.28, ge=0, le=1)
+    """CG2A: upper bound of gamma's uniform distribution (the paper's beta)."""
+    sgs_rule: str = param("agree", choices=SGS_RULES)
+    """CG2A: SGS agreement, "agree" (all signs equal, docs/methods.md) or "literal" (all positive, as printed in
+    Eq. 9)."""
+    gas_clamp: bool = False
+    """CG2A: clamp negative GAS weights to 0 and renormalise (ours; the paper's weights can be negative)."""
+    grad_method: str = param("sequential", choices=GRAD_METHODS)
+    """CG2A: per-augmentation gradients by "sequential" passes (cheapest on CPU) or one "vmap" pass."""
+    grad_log_every: int = param(10, ge=0)
+    """CG2A: compute the grad/ diagnostics (Figure 1) every this many updates (each costs ~5% of one); 0 never."""
+    overlay_source: str = param("photos", choices=OVERLAY_SOURCES)
+    """CG2A: overlay images without `overlay_dir`: "photos" (offline, fresh crops per sample) or "procedural"."""
+    overlay_dir: str = ""
+    """Folder of overlay images at any depth (Places365: paper-comparable numbers); overrides `overlay_source`."""
+    overlay_pool: int = param(1000, gt=0)
+    """Overlay images drawn once from `overlay_dir` or the procedural source; each overlay samples from them."""
+
+    @property
+    def augmentations(self) -> list[str]:
+        """tau_1..tau_N as a list of names (`cg2a_augmentations` split at commas)."""
+        return [name.strip() for name in self.cg2a_augmentations.split(",") if name.strip()]
+
+    def check(self, env: EnvConfig) -> None:
+        super().check(env)
+        names = self.augmentations
+        if [name for name in names if name not in VIEWS] or not names or len(set(names)) != len(names):
+            raise UserError(
+                f"agent.cg2a_augmentations={self.cg2a_augmentations!r} must list distinct names from: "
+                f"{', '.join(VIEWS)}"
+            )
+        if self.sgs_gamma_low > self.sgs_gamma_high:
+            raise UserError("agent.sgs_gamma_low and agent.sgs_gamma_high must satisfy 0 <= low <= high <= 1")
+        if self.grad_method == "vmap" and self.channels_last:
+            raise UserError(
+                "agent.grad_method=vmap cannot run channels-last convolutions; set agent.channels_last=false"
+            )
+        if self.overlay_dir and not Path(self.overlay_dir).expanduser().is_dir():
+            raise UserError(
+                f"agent.overlay_dir={self.overlay_dir!r} is not a directory; pass a folder of images or leave it empty"
+            )
 
 
 class ViewLoss(nn.Module):
@@ -56,11 +124,13 @@ class ViewLoss(nn.Module):
 class CG2A(SAC):
     """SAC whose critic steps along the GAS-weighted, SGS-damped combination of per-augmentation gradients."""
 
+    cfg: CG2AConfig
+
     def __init__(
-        self, obs_shape: tuple[int, int, int], action_dim: int, cfg: AgentConfig, device: torch.device, seed: int
+        self, obs_shape: tuple[int, int, int], action_dim: int, cfg: CG2AConfig, device: torch.device, seed: int
     ) -> None:
         super().__init__(obs_shape, action_dim, cfg, device, seed)
-        self.names = ["shift", *augmentation_names(cfg)]
+        self.names = ["shift", *cfg.augmentations]
         self.view_loss = ViewLoss(self)
         self.overlay_images: torch.Tensor | None = None
         self.overlay_source: ImageSource | None = None
@@ -92,7 +162,7 @@ class CG2A(SAC):
             views.append(VIEWS[name](shifted, images, self.generator))
         return torch.stack(views)
 
-    def update_critic(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, float], torch.Tensor, torch.Tensor]:
+    def update_critic(self, batch: dict[str, torch.Tensor]) -> tuple[Metrics, torch.Tensor, torch.Tensor]:
         cfg = self.cfg
         target = self.td_target(batch)
         views = self.views(batch["obs"])
@@ -107,8 +177,38 @@ class CG2A(SAC):
         self.critic_optimizer.zero_grad(set_to_none=True)
         write_gradients(self.critic_parameters(), direction)
         self.critic_optimizer.step()
-        metrics = {"critic_loss": losses.mean().item(), "q_target": target.mean().item()}
+        metrics: Metrics = {"critic_loss": losses.mean().detach(), "q_target": target.mean().detach()}
         if cfg.grad_log_every and self.updates % cfg.grad_log_every == 0:
             weights = gas_weights(grads, cfg.gas_clamp) if cfg.cg2a_gas else uniform_weights(grads)
             metrics |= diagnostics(grads, self.names, weights, gamma)
         return metrics, features[0], views[0]
+
+
+# ----- how reports name a CG2A run ---------------------------------------------------------------------------
+
+_DEFAULTS = CG2AConfig()
+
+
+def switches(config: dict[str, Any]) -> dict[str, Any]:
+    """CG2A's ablation switches (Table 4: GAS, SGS; Figure 4: gamma) of a run; empty for other algorithms.
+
+    A config written before a switch existed ran the full method, so a missing field reads as its default.
+    """
+    if config["algo"] != "cg2a":
+        return {"gas": None, "sgs": None, "gamma": None}
+    low = config.get("agent.sgs_gamma_low", _DEFAULTS.sgs_gamma_low)
+    high = config.get("agent.sgs_gamma_high", _DEFAULTS.sgs_gamma_high)
+    sgs = bool(config.get("agent.cg2a_sgs", _DEFAULTS.cg2a_sgs))
+    gamma = (f"{low:g}" if low == high else f"U({low:g},{high:g})") if sgs else None
+    return {"gas": bool(config.get("agent.cg2a_gas", _DEFAULTS.cg2a_gas)), "sgs": sgs, "gamma": gamma}
+
+
+DEFAULT_GAMMA = f"U({_DEFAULTS.sgs_gamma_low:g},{_DEFAULTS.sgs_gamma_high:g})"
+
+
+def ablation_parts(switch: dict[str, Any]) -> list[str]:
+    """The label parts of a CG2A ablation: `AC[+GAS][+SGS]` unless both are on, `gamma=...` unless the default."""
+    if switch["gas"] is None:
+        return []
+    parts = [] if switch["gas"] and switch["sgs"] else ["AC" + "+GAS" * switch["gas"] + "+SGS" * switch["sgs"]]
+    return parts + ([f"gamma={switch['gamma']}"] if switch["sgs"] and switch["gamma"] != DEFAULT_GAMMA else [])

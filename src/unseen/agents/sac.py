@@ -2,7 +2,7 @@
 
 Soft actor-critic (Haarnoja et al., 2018) with clipped double Q, a learned entropy temperature aimed at
 the target entropy -|A|, a tanh-squashed Gaussian actor with bounded log std, Polyak-averaged targets,
-and the DMControl-GB networks (METHODS.md, "Common base"): a conv trunk shared by actor and critic and
+and the DMControl-GB networks (docs/methods.md, "Common base"): a conv trunk shared by actor and critic and
 trained by the critic only (the actor sees detached features), a separate projection each.
 
 One update (`update`):
@@ -23,21 +23,56 @@ One update (`update`):
 from __future__ import annotations
 
 import copy
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
-from unseen.config import AgentConfig
+from unseen.agents.base import AgentConfig, Metrics
+from unseen.errors import UserError
 from unseen.nets import Actor, ConvTrunk, Critic
+from unseen.schema import param
+
+if TYPE_CHECKING:
+    from unseen.config import EnvConfig
+
+
+@dataclass
+class SACConfig(AgentConfig):
+    """SAC's entropy temperature and squashed Gaussian actor on top of the common base."""
+
+    alpha_lr: float = param(1e-4, gt=0)
+    """Adam learning rate of the entropy temperature."""
+    alpha_beta1: float = param(0.5, ge=0, lt=1)
+    """Adam beta1 of the entropy temperature."""
+    init_temperature: float = param(0.1, gt=0)
+    """Initial entropy temperature alpha (its logarithm is what is learned)."""
+    log_std_min: float = -10.0
+    """Lower bound of the actor's log standard deviation."""
+    log_std_max: float = 2.0
+    """Upper bound of the actor's log standard deviation."""
+    # DMControl-GB's behaviours (issue 18, docs/dmcontrol-gb.md): its choice by default, the earlier one by a switch;
+    # a config.yaml without them loads with the earlier one (`unseen.config.PRE_DMCGB`).
+    trunk_final_relu: bool = False
+    """A ReLU after the trunk's last conv; false: the features are the last conv's output (DMControl-GB's)."""
+    actor_recompute: bool = True
+    """Actor and temperature see obs re-encoded after the critic step (DMControl-GB's); false: the critic's features."""
+    exact_log_det: bool = False
+    """The log-prob's tanh term exact; false: DMControl-GB's floored log(relu(1 - tanh(u)^2) + 1e-6)."""
+
+    def check(self, env: EnvConfig) -> None:
+        super().check(env)
+        if self.log_std_min >= self.log_std_max:
+            raise UserError("agent.log_std_min must be below agent.log_std_max")
 
 
 class SAC:
     """Soft actor-critic from pixels; subclasses change what the critic sees through `augment`."""
 
     def __init__(
-        self, obs_shape: tuple[int, int, int], action_dim: int, cfg: AgentConfig, device: torch.device, seed: int
+        self, obs_shape: tuple[int, int, int], action_dim: int, cfg: SACConfig, device: torch.device, seed: int
     ) -> None:
         self.cfg = cfg
         self.device = device
@@ -104,13 +139,13 @@ class SAC:
 
     @torch.no_grad()
     def latents(self, obs: torch.Tensor) -> torch.Tensor:
-        """The representation whose disentanglement `unseen report --disentangle` measures: uint8 `obs`
+        """The representation whose disentanglement `unseen report disentangle` measures: uint8 `obs`
         `(B, 3k, H, W)` on the agent's device to float32 `(B, D)`. Here the critic's projection (Linear,
         LayerNorm, tanh) of the conv trunk's features, `D = projection_dim`: what the Q heads see, and the
         only projection the trunk is trained through. Agents with a latent of their own override this."""
         return self.critic.projection(self.trunk(obs))
 
-    def update(self, batch: dict[str, torch.Tensor], step: int | None = None) -> dict[str, float]:
+    def update(self, batch: dict[str, torch.Tensor], step: int | None = None) -> Metrics:
         """One SAC update on a batch of uint8 observations; returns scalar metrics.
 
         `step`: the clock of the actor's and the targets' schedule; None counts this agent's updates. The training
@@ -151,7 +186,7 @@ class SAC:
         q1, q2 = self.critic(features, action)
         return F.mse_loss(q1, target) + F.mse_loss(q2, target)
 
-    def update_critic(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, float], torch.Tensor, torch.Tensor]:
+    def update_critic(self, batch: dict[str, torch.Tensor]) -> tuple[Metrics, torch.Tensor, torch.Tensor]:
         """One critic step; returns its metrics, the trunk features of the view of `obs` the actor learns from
         (computed before the step) and that view."""
         target = self.td_target(batch)
@@ -161,9 +196,9 @@ class SAC:
         self.critic_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.critic_optimizer.step()
-        return {"critic_loss": loss.item(), "q_target": target.mean().item()}, features, view
+        return {"critic_loss": loss.detach(), "q_target": target.mean().detach()}, features, view
 
-    def update_actor_and_alpha(self, features: torch.Tensor) -> dict[str, float]:
+    def update_actor_and_alpha(self, features: torch.Tensor) -> Metrics:
         action, log_prob = self.actor(features, self.generator)
         # The actor's gradient flows through the critic to the action; the critic's own weights need none.
         self.critic.requires_grad_(False)
@@ -179,10 +214,10 @@ class SAC:
         alpha_loss.backward()
         self.alpha_optimizer.step()
         return {
-            "actor_loss": actor_loss.item(),
-            "alpha_loss": alpha_loss.item(),
-            "alpha": self.alpha.item(),
-            "entropy": -log_prob.mean().item(),
+            "actor_loss": actor_loss.detach(),
+            "alpha_loss": alpha_loss.detach(),
+            "alpha": self.alpha.detach(),
+            "entropy": -log_prob.mean().detach(),
         }
 
     @torch.no_grad()

@@ -1,5 +1,5 @@
 """SAC+AE (Yarats et al., 2019/2021, "Improving sample efficiency in model-free RL from images"): SAC whose
-encoder is also a deterministic autoencoder's, the baseline of ALDA's tables (METHODS.md "ALDA").
+encoder is also a deterministic autoencoder's, the baseline of ALDA's tables (docs/methods.md "ALDA").
 
 What follows the paper and its public code (`pytorch_sac_ae`, defaults of its train.py):
   - Encoder = the conv trunk + a latent (Linear, LayerNorm, tanh; 50-d) shared with the critic: in our
@@ -16,8 +16,8 @@ What follows the paper and its public code (`pytorch_sac_ae`, defaults of its tr
     and target updates, on the same batch (the trunk runs again: the critic step has changed it).
   - The 4-layer trunk of 32 filters: the `paper` preset sets it for sac_ae (84x84 frames); `cpu` and `smoke`
     use their own trunk, which is the same 4 layers at 64x64.
-  - A ReLU after the trunk's last conv (`agent.trunk_final_relu`, which `make_config` turns on for sac_ae:
-    PixelEncoder's `forward_conv` applies one after every conv); DMControl-GB, descended from this code, dropped it.
+  - A ReLU after the trunk's last conv (`agent.trunk_final_relu`, true by default in `SACAEConfig`: PixelEncoder's
+    `forward_conv` applies one after every conv); DMControl-GB, descended from this code, dropped it.
   - Its actor step re-encodes obs after the critic step, its log-prob floors the tanh correction at 1e-6 and its
     train.py runs `init_steps` updates at the first step after them: DMControl-GB's defaults of the SAC family.
 What follows our common base (`SAC`): the TD target, the targets and their rates (critic tau 0.01, encoder tau
@@ -28,13 +28,50 @@ transposed convs.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from unseen.agents.sac import SAC
-from unseen.config import AgentConfig
+from unseen.agents.base import Metrics
+from unseen.agents.sac import SAC, SACConfig
 from unseen.nets import ConvTrunk, FastPath, orthogonal_init
+from unseen.schema import param
+
+if TYPE_CHECKING:
+    from unseen.config import RunConfig
+
+
+@dataclass
+class SACAEConfig(SACConfig):
+    """SAC's fields and the autoencoder's (docs/methods.md, "SAC+AE")."""
+
+    sac_ae_latent_dim: int = param(50, gt=0)
+    """SAC+AE: width of the autoencoder latent (Linear, LayerNorm, tanh) shared with the critic, and of the actor's
+    projection."""
+    sac_ae_latent_lambda: float = param(1e-6, ge=0)
+    """SAC+AE: weight of the L2 penalty 0.5 * ||latent||^2 in the reconstruction loss."""
+    sac_ae_encoder_lr: float = param(1e-3, ge=0)
+    """SAC+AE: Adam learning rate of the encoder (conv trunk + latent) for the reconstruction loss."""
+    sac_ae_decoder_lr: float = param(1e-3, ge=0)
+    """SAC+AE: Adam learning rate of the decoder."""
+    sac_ae_decoder_weight_decay: float = param(1e-7, ge=0)
+    """SAC+AE: L2 weight decay of the decoder's Adam."""
+    sac_ae_update_every: int = param(1, gt=0)
+    """SAC+AE: update the autoencoder every this many updates."""
+    sac_ae_bits: int = param(5, ge=1, le=8)
+    """SAC+AE: bit depth of the reconstruction target (pixels quantised to this many bits, plus uniform noise)."""
+    trunk_final_relu: bool = True
+    """SAC+AE: a ReLU after the trunk's last conv too, as SAC-AE's PixelEncoder (DMControl-GB's SharedCNN has none)."""
+
+
+def preset(cfg: RunConfig) -> None:
+    """SAC+AE's changes to a resolved preset: its published encoder (Yarats et al.), 4 conv layers of 32 filters at
+    84x84, in the `paper` preset."""
+    if cfg.preset == "paper":
+        cfg.agent.encoder_layers = 4
 
 
 def reconstruction_target(obs: torch.Tensor, bits: int, generator: torch.Generator) -> torch.Tensor:
@@ -76,9 +113,10 @@ class SACAE(SAC):
     """SAC + a deterministic autoencoder on the critic's encoder (conv trunk + 50-d latent)."""
 
     trunk: ConvTrunk  # what SAC's `build_networks` makes
+    cfg: SACAEConfig
 
     def __init__(
-        self, obs_shape: tuple[int, int, int], action_dim: int, cfg: AgentConfig, device: torch.device, seed: int
+        self, obs_shape: tuple[int, int, int], action_dim: int, cfg: SACAEConfig, device: torch.device, seed: int
     ) -> None:
         super().__init__(obs_shape, action_dim, cfg, device, seed)
         self.decoder = PixelDecoder(
@@ -97,13 +135,13 @@ class SACAE(SAC):
     def projection_dim(self) -> int:
         return self.cfg.sac_ae_latent_dim
 
-    def update(self, batch: dict[str, torch.Tensor], step: int | None = None) -> dict[str, float]:
+    def update(self, batch: dict[str, torch.Tensor], step: int | None = None) -> Metrics:
         metrics = super().update(batch, step)
         if self.updates % self.cfg.sac_ae_update_every == 0:
             metrics |= self.update_autoencoder(batch["obs"].to(self.device, non_blocking=True))
         return metrics
 
-    def update_autoencoder(self, obs: torch.Tensor) -> dict[str, float]:
+    def update_autoencoder(self, obs: torch.Tensor) -> Metrics:
         """One step of encoder and decoder on `MSE(reconstruction, target) + lambda * mean(0.5 ||h||^2)`."""
         latent = self.critic.projection(self.trunk(obs))
         target = reconstruction_target(obs, self.cfg.sac_ae_bits, self.generator)
@@ -115,7 +153,7 @@ class SACAE(SAC):
         loss.backward()
         self.encoder_optimizer.step()
         self.decoder_optimizer.step()
-        return {"reconstruction_loss": reconstruction.item(), "latent_penalty": latent_penalty.item()}
+        return {"reconstruction_loss": reconstruction.detach(), "latent_penalty": latent_penalty.detach()}
 
     @torch.no_grad()
     def latents(self, obs: torch.Tensor) -> torch.Tensor:

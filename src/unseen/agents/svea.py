@@ -15,17 +15,35 @@ samples independently). The actor and temperature learn from the shifted view, a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch.nn import functional as F
 
-from unseen.agents.drq import DrQ
+from unseen.agents.base import Metrics
+from unseen.agents.drq import DrQ, DrQConfig
 from unseen.augment import random_conv
+from unseen.schema import param
+
+
+@dataclass
+class SVEAConfig(DrQConfig):
+    """DrQ's fields, the weights of SVEA's two views and the conv view's number type."""
+
+    svea_alpha: float = param(0.5, ge=0)
+    """SVEA: weight of the critic loss on the shifted view (DMControl-GB: 0.5)."""
+    svea_beta: float = param(0.5, ge=0)
+    """SVEA: weight of the critic loss on the shifted + random-conv view (DMControl-GB: 0.5)."""
+    svea_float_conv: bool = True
+    """SVEA: the random-conv view in float, as DMControl-GB's random_conv returns it; false: rounded to uint8."""
 
 
 class SVEA(DrQ):
     """DrQ whose critic also trains on a random-conv view against the same target."""
 
-    def update_critic(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, float], torch.Tensor, torch.Tensor]:
+    cfg: SVEAConfig
+
+    def update_critic(self, batch: dict[str, torch.Tensor]) -> tuple[Metrics, torch.Tensor, torch.Tensor]:
         target = self.td_target(batch)
         shifted = self.augment(batch["obs"])
         # DMControl-GB's `random_conv` returns floats; on uint8 input ours rounds to pixels (`agent.svea_float_conv`).
@@ -48,5 +66,7 @@ class SVEA(DrQ):
         self.critic_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.critic_optimizer.step()
-        metrics = {"critic_loss": loss.item(), "critic_loss_conv": conv_loss.item(), "q_target": target.mean().item()}
+        metrics: Metrics = {
+            "critic_loss": loss.detach(), "critic_loss_conv": conv_loss.detach(), "q_target": target.mean().detach()
+        }
         return metrics, clean, shifted

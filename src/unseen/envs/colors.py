@@ -76,11 +76,12 @@ def spread(table: np.ndarray) -> np.ndarray:
 if __name__ == "__main__":
     import sys
 
-    data = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("../shared/dmcgb-data")
+    # With a DMControl-GB data directory as argument, its colour tables are compared too.
+    data = Path(sys.argv[1]) if len(sys.argv) > 1 else None
     for shift in COLOR_STD:
         ours = spread(generated_color_table(shift))
         print(f"{shift}: std of the deviation from the defaults (rows {', '.join(COLOR_KEYS)})")
         print("  ours     ", np.array2string(ours, precision=3).replace("\n", "\n            "))
-        if (data / f"{shift}.json").exists():
+        if data is not None and (data / f"{shift}.json").exists():
             theirs = spread(load_color_table(data / f"{shift}.json"))
             print("  benchmark", np.array2string(theirs, precision=3).replace("\n", "\n            "))

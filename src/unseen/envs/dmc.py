@@ -48,9 +48,10 @@ except (ImportError, RuntimeError, AttributeError, OSError) as error:
 # domains (walker, cheetah, hopper): nothing a user can act on, so it is kept out of their output.
 logging.getLogger("absl").addFilter(lambda record: "settotalmass" not in record.getMessage())
 
+from unseen.envs.dmc_tasks import SOURCE_HELP, SUITE, default_action_repeat  # noqa: E402
 from unseen.envs.scene import Scene  # noqa: E402  (imports mujoco: after the GL backend check)
-from unseen.envs.shifts import Shift, ShiftConfig  # noqa: E402
-from unseen.envs.sources import ImageSource, ProceduralImages  # noqa: E402
+from unseen.envs.shifts import Shift, ShiftConfig, resolve_shift  # noqa: E402
+from unseen.envs.sources import ImageSource, ProceduralImages, image_source  # noqa: E402
 
 # The camera the DMControl-GB and DrQ pixel protocols use (quadruped looks through camera 2).
 _CAMERA = {"quadruped": 2}
@@ -62,6 +63,9 @@ _JOINT_QVEL = {0: 6, 1: 3, 2: 1, 3: 1}
 # Model arrays that a task's episode initialisation may edit in place (reacher moves its target geom,
 # for instance). A checkpoint stores them so that a restored episode is the same episode.
 _MUTABLE_MODEL_FIELDS = ("geom_pos", "geom_quat", "geom_size", "geom_rgba", "site_pos", "body_pos", "mat_rgba")
+
+# What `make_dmc` passes to `PixelEnv` besides the shift's data.
+_OPTIONS = ("image_size", "frame_stack", "action_repeat", "render_shadows", "true_factors")
 
 
 class PixelEnv(gym.Env):
@@ -233,3 +237,25 @@ class PixelEnv(gym.Env):
         if getattr(self, "_renderer", None) is not None:
             self._renderer.close()
             self._renderer = None
+
+
+
+def make_dmc(task: str, shift: str = "none", seed: int = 0, **options: Any) -> PixelEnv:
+    """A DMControl `task` seen through pixels under distribution `shift` (`unseen.envs.make_env` documents the
+    options; `unseen.envs.dmc_family` declares the family)."""
+    if task not in SUITE:
+        raise InputError(f"unknown task {task!r}; valid tasks: {', '.join(sorted(SUITE))}")
+    unknown = sorted(set(options) - set(_OPTIONS) - set(SOURCE_HELP))
+    if unknown:
+        valid = ", ".join(_OPTIONS + tuple(SOURCE_HELP))
+        raise InputError(f"unknown option(s) {', '.join(unknown)}; valid options: {valid}")
+    config, overlays = resolve_sources(shift, **{name: options.pop(name) for name in SOURCE_HELP if name in options})
+    options.setdefault("action_repeat", default_action_repeat(task))
+    domain, name = SUITE[task]
+    return PixelEnv(domain, name, seed=seed, shift=config, image_source=overlays, **options)
+
+
+def resolve_sources(shift: str, **sources: Any) -> tuple[ShiftConfig, ImageSource]:
+    """Check `shift` and its data options (`SOURCE_HELP`) and load what they name; `InputError` if bad."""
+    overlays = image_source(sources.pop("image_dir", None))
+    return resolve_shift(shift, **sources), overlays

@@ -25,11 +25,10 @@ import mujoco
 import numpy as np
 
 from unseen.envs.colors import COLOR_KEYS, COLOR_STD, COLOR_TABLE_SEED, generated_color_table, load_color_table
+from unseen.envs.dmc_tasks import SHIFTS
 from unseen.envs.scene import Scene, texture_colors
 from unseen.envs.sources import DirectoryVideos, ProceduralVideos, VideoSource
 from unseen.errors import InputError
-
-SHIFTS: tuple[str, ...] = ("none", "color_easy", "color_hard", "video_easy", "video_hard", "distracting_cs")
 
 INTENSITIES = (0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
 """The distracting_cs intensities DMControl-GB implements."""

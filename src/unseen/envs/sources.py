@@ -1,6 +1,6 @@
 """Picture sources: video backgrounds for the video and distracting shifts, images for overlay augmentations.
 
-Real data when the user has it, an honest offline default when not (DESIGN.md, "Conventions"):
+Real data when the user has it, an honest offline default when not (docs/protocol.md, "Data of the shifts"):
 
 - `DirectoryVideos`: a directory in DMControl-GB's video format (`video0.mp4`, `video1.mp4`, ...), decoded
   once per clip and size and cached.
@@ -29,7 +29,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from unseen.config import OVERLAY_SOURCES
 from unseen.errors import InputError
 
 # Clips decoded and resized at once are kept for reuse: one 750-frame clip at 84x84 is 16 MB.
@@ -271,6 +270,10 @@ class ProceduralImages:
             picture = torch.where(inside, colour, picture)
         return (picture * 255).round().to(torch.uint8)
 
+
+OVERLAY_SOURCES = ("photos", "procedural")
+"""Overlay image sources that need no data of the user's (CG2A's `agent.overlay_source`): `Photos`,
+`ProceduralImages`."""
 
 PHOTOS = (
     ("skimage", "data/astronaut.png"),  # NASA; public domain
