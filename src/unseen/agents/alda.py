@@ -265,7 +265,8 @@ class ALDA(SAC):
         cfg = self.cfg
         trunk = ALDAEncoder(obs_shape, cfg)
         actor = Actor(
-            trunk.out_dim, self.projection_dim, cfg.hidden_dim, action_dim, cfg.log_std_min, cfg.log_std_max, nn.GELU
+            trunk.out_dim, self.projection_dim, cfg.hidden_dim, action_dim, cfg.log_std_min, cfg.log_std_max, nn.GELU,
+            exact_log_det=cfg.exact_log_det,
         )
         critic = Critic(trunk.out_dim, self.projection_dim, cfg.hidden_dim, action_dim, nn.GELU)
         return trunk, actor, critic
