@@ -117,7 +117,7 @@ def test_svea_conv_view_is_float_as_dmcontrol_gbs_unless_rounded(float_conv):
     assert views.is_floating_point() == float_conv and rounded != float_conv
 
 
-def test_train_image_dir_sets_the_overlay_directory(tmp_path, monkeypatch):
+def test_train_image_dir_sets_the_overlay_directory(tmp_path, monkeypatch, capsys):
     from unseen import train
 
     started = []
@@ -127,6 +127,8 @@ def test_train_image_dir_sets_the_overlay_directory(tmp_path, monkeypatch):
     main(["train", "--algo", "cg2a", "--task", "cartpole_swingup", "--image-dir", str(tmp_path / "places"),
           "--out", str(tmp_path / "run")])
     assert started[0].agent.overlay_dir == str(tmp_path / "places")
+    assert main(["train", "--algo", "drq", "--task", "cartpole_swingup", "--image-dir", str(tmp_path / "places")]) == 2
+    assert "--image-dir sets the overlay images of agents that overlay, not drq's" in capsys.readouterr().err
 
 
 def test_cg2a_overlays_fresh_photos_every_update_and_a_procedural_pool_once():
