@@ -14,13 +14,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+import yaml
 
 from unseen import train
 from unseen.agents import DrQ
 from unseen.cli import main
-from unseen.config import load_config
+from unseen.config import apply_overrides, load_config
 from unseen.errors import Interrupted
-from unseen.rundir import TRAIN_LOCK, exclusive
+from unseen.evaluate import make_run_env
+from unseen.rundir import CONFIG_FILE, TRAIN_LOCK, exclusive, open_run
 
 from conftest import tiny_config, tiny_overrides
 
@@ -164,6 +166,35 @@ def test_the_seed_burst_makes_seed_updates_updates_on_the_schedule_of_its_step(t
             # After a burst of seed_steps updates the counter has the step's parity (DMC-GB: step % 2).
             after = [seed_steps + i for i in (1, 2, 3)]
             assert [n for n in turns if n > seed_steps] == [n for n in after if n % 2 == 0]
+
+
+BEFORE_ISSUE_18 = ["agent.trunk_final_relu=true", "agent.actor_recompute=false", "agent.exact_log_det=true",
+                   "agent.svea_float_conv=false", "train.seed_updates=1"]
+"""How SVEA computed before DMControl-GB's behaviours were fields (`unseen.config.PRE_DMCGB`)."""
+
+
+def test_a_run_made_before_the_dmcontrol_gb_fields_resumes_with_its_old_behaviour(tmp_path):
+    """A run directory whose config.yaml lacks issue 18's fields resumes, and is restored, with the update it was
+    trained with: the resumed agent equals an uninterrupted run's with the old values set."""
+    train.start(apply_overrides(tiny_config("svea", steps=30), BEFORE_ISSUE_18), tmp_path / "whole")
+    split = tmp_path / "split"
+    assert train.start(apply_overrides(tiny_config("svea", steps=30), BEFORE_ISSUE_18), split, stop_at=25) is None
+    saved = yaml.safe_load((split / CONFIG_FILE).read_text())
+    for item in BEFORE_ISSUE_18:
+        section, name = item.partition("=")[0].split(".")
+        del saved[section][name]
+    (split / CONFIG_FILE).write_text(yaml.safe_dump(saved, sort_keys=False))
+    train.resume(split)
+    assert_same_agent(agent_state(tmp_path / "whole"), agent_state(split))
+    run = open_run(split)
+    assert (run.cfg.agent.trunk_final_relu, run.cfg.agent.actor_recompute, run.cfg.agent.exact_log_det) == (
+        True, False, True
+    )
+    assert not run.cfg.agent.svea_float_conv and run.cfg.train.seed_updates == 1
+    env = make_run_env(run.cfg, "none")
+    agent = run.restore(env)
+    env.close()
+    assert isinstance(agent.trunk.convs[-1], torch.nn.ReLU) and agent.actor.exact_log_det
 
 
 def test_a_run_keeps_the_threads_it_started_with(tmp_path, monkeypatch):
