@@ -14,8 +14,10 @@ import torch
 
 from unseen import agents
 from unseen.agents import REGISTRY, Agent, AgentConfig, AgentSpec, Decoding, make_agent, register_agent
+from unseen.agents.base import Variants
 from unseen.config import apply_overrides, make_config, validate
 from unseen.errors import UserError
+from unseen.runs import collect
 from unseen.schema import param
 
 from conftest import tiny_config
@@ -123,7 +125,10 @@ class ToyAgent:
 
 @pytest.fixture
 def toy_algorithm():
-    register_agent(AgentSpec("toy", ToyAgent, ToyConfig))
+    # Its variants as reports name and order them: a step size other than 1 is a variant of its own.
+    variants = Variants(columns=("step",), of=lambda config: {"step": config.get("agent.step_size", 1.0)},
+                        label=lambda v: [] if v["step"] == 1 else [f"step {v['step']:g}"], rank=lambda v: (v["step"],))
+    register_agent(AgentSpec("toy", ToyAgent, ToyConfig, variants=variants))
     yield
     del agents.REGISTRY["toy"]
 
@@ -151,3 +156,5 @@ def test_a_toy_algorithm_is_one_file_and_one_registry_line(toy_algorithm, tmp_pa
     env.close()
     assert torch.equal(agent.action, run.checkpoint["agent"]["action"])
     assert evaluate(agent, run.cfg, "color_easy", 1).row["shift"] == "color_easy"
+    runs = collect([tmp_path])
+    assert set(runs["method"]) == {"toy[step 0.5]"} and set(runs["step"]) == {0.5} and runs["gas"].isna().all()

@@ -153,3 +153,38 @@ def test_color_jitter_with_zero_strength_is_the_identity():
     x = images().float()
     y = color_jitter(x, brightness=0, contrast=0, saturation=0, hue=0, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(y, x, rtol=0, atol=1e-3)
+
+
+def test_random_crop_follows_dmcgb_offsets_on_a_tiny_array():
+    """`last_window=False` is DMControl-GB's `random_crop`: per sample the window `x[:, t:t+s, l:l+s]` with its row
+    offset t and column offset l drawn from 0..S-s-1 (its windows are `view_as_windows` of NHWC, indexed
+    [n, t, l]), written here with numpy's sliding windows."""
+    import numpy as np
+
+    batch, side, size = 400, 7, 4
+    x = torch.arange(batch * 2 * side * side).reshape(batch, 2, side, side)  # every pixel unique
+    y = random_crop(x, size=size, generator=torch.Generator().manual_seed(0), last_window=False)
+    assert y.shape == (batch, 2, size, size) and y.dtype == x.dtype
+    corner = (y[:, 0, 0, 0] - torch.arange(batch) * 2 * side * side).numpy()
+    top, left = corner // side, corner % side
+    windows = np.lib.stride_tricks.sliding_window_view(x.permute(0, 2, 3, 1).numpy(), (size, size), axis=(1, 2))
+    np.testing.assert_array_equal(y.numpy(), windows[np.arange(batch), top, left])
+    assert set(top) == set(left) == set(range(side - size))  # 0..S-s-1, never S-s
+    whole = random_crop(x, size=size, generator=torch.Generator().manual_seed(0))
+    corner = (whole[:, 0, 0, 0] - torch.arange(batch) * 2 * side * side).numpy()
+    assert set(corner // side) == set(range(side - size + 1))  # the default reaches the last window
+
+
+def test_bilinear_shift_is_the_integer_shift_of_the_same_draws():
+    """DrQ-v2's grid_sample shift samples pixel centres: the same generator state gives `random_shift`'s output to
+    float rounding."""
+    from unseen.augment import random_shift_bilinear
+
+    x = images(batch=32, size=16)
+    a = random_shift_bilinear(x.float(), pad=4, generator=torch.Generator().manual_seed(3))
+    b = random_shift(x, pad=4, generator=torch.Generator().manual_seed(3))
+    assert a.dtype == torch.float32 and a.shape == x.shape
+    torch.testing.assert_close(a, b.float(), rtol=0, atol=0.01)
+    assert torch.equal(random_shift_bilinear(x, pad=4, generator=torch.Generator().manual_seed(3)), b)
+    with pytest.raises(ValueError, match="square"):
+        random_shift_bilinear(x[..., :10])

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from dataclasses import dataclass
 
 import pytest
 
+from unseen import schema
 from unseen.config import apply_overrides, from_dict, load_config, make_config, save_config, to_dict, validate
 from unseen.errors import UserError
 
@@ -89,7 +91,7 @@ def test_the_dmcontrol_gb_switches_belong_to_the_agents_they_apply_to():
         validate(apply_overrides(make_config("drq", "cartpole_swingup", "smoke"), ["train.seed_updates=0"]))
 
 
-@pytest.mark.parametrize("algo", ["sac", "drq", "svea", "cg2a"])
+@pytest.mark.parametrize("algo", ["sac", "drq", "svea", "cg2a", "rad", "curl"])
 def test_new_runs_of_the_sac_family_behave_as_dmcontrol_gb(algo):
     for preset, burst in (("paper", 1000), ("cpu", 1000), ("smoke", 250)):
         cfg = validate(make_config(algo, "walker_walk", preset))
@@ -111,11 +113,11 @@ PRE_DMCGB_VALUES = {"agent.trunk_final_relu": True, "agent.actor_recompute": Fal
 """The behaviour of every run made before issue 18, by field."""
 
 
-@pytest.mark.parametrize("algo", ["sac", "drq", "svea", "cg2a", "alda", "sac_ae"])
+@pytest.mark.parametrize("algo", ["sac", "drq", "svea", "cg2a", "alda", "sac_ae", "rad", "curl", "drqv2"])
 def test_a_config_written_before_the_dmcontrol_gb_fields_loads_with_the_old_behaviour(algo):
     data = to_dict(make_config(algo, "cartpole_swingup", "cpu"))
     removed = [key for key in PRE_DMCGB_VALUES if key.split(".")[1] in data[key.split(".")[0]]]
-    assert len(removed) == 4 + (algo in ("svea", "cg2a"))
+    assert len(removed) == (1 if algo == "drqv2" else 4 + (algo in ("svea", "cg2a")))  # DrQ-v2: seed_updates only
     for key in removed:
         section, name = key.split(".")
         del data[section][name]
@@ -218,3 +220,47 @@ def test_the_default_run_config_is_the_paper_preset():
     assert to_dict(validate(RunConfig())) == to_dict(make_config("drq", "cartpole_swingup", "paper")) | {
         "train": to_dict(RunConfig())["train"]
     }
+
+
+@dataclass
+class Inner:
+    name: str = schema.param()
+    rate: float = schema.param(0.5, gt=0, le=1)
+
+
+@dataclass
+class Outer:
+    sizes: list[int] = schema.param(nonempty=True, ge=1)
+    inner: Inner = schema.param(factory=lambda: Inner(name="x"))
+    named: dict[str, Inner] = schema.param(factory=dict)
+    limit: int | None = schema.param(None, gt=0)
+    flag: bool = False
+
+
+def test_one_schema_engine_reads_nested_typed_data_and_checks_every_rule():
+    outer = schema.build(Outer, {"sizes": [1, 2], "inner": {"rate": "1e-1", "name": "a"},
+                                 "named": {"b": {"name": "b", "rate": 1}}, "limit": None, "flag": "yes"})
+    schema.check(outer)
+    assert outer == Outer([1, 2], Inner("a", 0.1), {"b": Inner("b", 1.0)}, None, True)
+    assert type(outer.named["b"].rate) is float
+    bad = [
+        ({"sizes": [1, True]}, "sizes[1]=True is not a valid int"),
+        ({"sizes": 3}, "sizes must be a list, got 3"),
+        ({"sizes": [1], "inner": {"rate": 0.5}}, "inner.name is required"),
+        ({"sizes": [1], "named": {"b": {"name": "b", "speed": 1}}}, "unknown key(s) named.b.speed in named.b"),
+        ({"sizes": [1], "inner": []}, "inner must be a mapping with keys from: name, rate"),
+        ({"sizes": [1], "limit": 2.5}, "limit=2.5 is not a valid int"),
+    ]
+    for data, message in bad:
+        with pytest.raises(UserError, match=re.escape(message)):
+            schema.build(Outer, data)
+    broken = [
+        (Outer([]), "sizes must be a non-empty list"),
+        (Outer([2, 0]), "sizes[1] must be at least 1, got 0"),
+        (Outer([1], Inner("a", 1.5)), "inner.rate must lie in (0, 1], got 1.5"),
+        (Outer([1], named={"c": Inner("c", float("nan"))}), "named.c.rate must be a finite number, got nan"),
+        (Outer([1], limit=0), "limit must be positive, got 0"),
+    ]
+    for obj, message in broken:
+        with pytest.raises(UserError, match=re.escape(message)):
+            schema.check(obj)

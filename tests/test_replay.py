@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
-from unseen.replay import ReplayBuffer
+from unseen.replay import ReplayBuffer, nstep_returns
 
 K = 3
 
@@ -116,3 +117,52 @@ def test_misuse_is_reported():
         buffer.sample(1, np.random.default_rng(0))
     with pytest.raises(ValueError, match="capacity"):
         ReplayBuffer(3, (3, 2, 2), 1, K)
+
+
+# ----- n-step returns (DrQ-v2) ---------------------------------------------------------------------------------------
+
+
+def test_nstep_returns_by_hand():
+    rewards = np.array([[1.0, 2.0, 4.0], [1.0, 2.0, 4.0], [1.0, 2.0, 4.0], [1.0, 2.0, 4.0]])
+    discounts = np.array([[1.0, 1.0, 1.0], [1.0, 0.0, 1.0], [1.0, 1.0, 1.0], [0.0, 1.0, 1.0]])
+    steps = np.array([3, 3, 2, 1])
+    reward, discount = nstep_returns(rewards, discounts, steps, gamma=0.5)
+    # 1 + 0.5 * 2 + 0.25 * 4; a terminal second step drops the third reward; a window of two; one step.
+    np.testing.assert_allclose(reward, [3.0, 2.0, 2.0, 1.0])
+    # What multiplies gamma * V(s_k): gamma^(k-1) times the survival of all k steps.
+    np.testing.assert_allclose(discount, [0.25, 0.0, 0.5, 0.0])
+
+
+def test_nstep_batches_follow_each_episode_and_stop_at_its_end():
+    """Every n-step transition starts anywhere a one-step one can, sums the rewards of its episode's next n steps at
+    most, and bootstraps from the stack those steps end on: within 2 steps of an episode's end, or of the newest
+    entry, the window is shorter and the discount says so."""
+    buffer = ReplayBuffer(100, (3, 2, 2), 1, K)
+    episodes = fill(buffer, [1, 2, 5, 4])  # rewards are the frame numbers
+    gamma, n = 0.5, 3
+    batch = buffer.sample(500, np.random.default_rng(0), nstep=n, gamma=gamma)
+    one = buffer.sample(500, np.random.default_rng(0))
+    assert torch.equal(batch["obs"], one["obs"]) and torch.equal(batch["action"], one["action"])
+    starts = {n: (numbers, t) for numbers in episodes for t, n in enumerate(numbers) if t > 0}
+    next_obs = stacks_of(batch["next_obs"])
+    for i, first in enumerate(one["reward"].numpy()):
+        numbers, t = starts[int(first)]
+        k = min(n, len(numbers) - t)
+        expected = sum(gamma**j * numbers[t + j] for j in range(k))
+        assert batch["reward"][i].item() == pytest.approx(expected)
+        assert batch["discount"][i].item() == pytest.approx(gamma ** (k - 1))
+        assert list(next_obs[i]) == expected_stack(numbers, t + k - 1)
+
+
+def test_nstep_windows_never_reach_overwritten_or_unwritten_entries():
+    buffer = ReplayBuffer(10, (3, 2, 2), 1, K)
+    episodes = fill(buffer, [6, 6, 4])  # the ring has wrapped: frames 9..18 are stored, 18 the newest
+    batch = buffer.sample(500, np.random.default_rng(2), nstep=3, gamma=1.0)
+    one = buffer.sample(500, np.random.default_rng(2))
+    starts = {n: (numbers, t) for numbers in episodes for t, n in enumerate(numbers) if t > 0}
+    for i, first in enumerate(one["reward"].numpy()):
+        numbers, t = starts[int(first)]
+        k = min(3, len(numbers) - t)
+        assert batch["reward"][i].item() == sum(numbers[t:t + k])
+    with pytest.raises(ValueError, match="nstep"):
+        buffer.sample(1, np.random.default_rng(0), nstep=0)

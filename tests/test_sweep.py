@@ -57,17 +57,17 @@ def test_dry_run_prints_the_plan_and_touches_nothing(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"preset": "gpu"}, "unknown preset 'gpu'"),
+        ({"preset": "gpu"}, "preset must be one of paper, cpu, smoke, got 'gpu'"),
         ({"algos": ["drq", "nope"]}, "method 'nope': unknown algorithm 'nope'"),
         ({"tasks": ["cartpole_swing"]}, "unknown task(s) cartpole_swing"),
-        ({"seeds": [1, 1]}, "seeds must be distinct"),
-        ({"seeds": [-1]}, "seeds must be distinct and zero or positive"),
-        ({"seeds": ["1"]}, "seeds must be an int, got '1'"),
-        ({"seeds": [True]}, "seeds must be an int"),
+        ({"seeds": [1, 1]}, "seeds must be distinct, got [1, 1]"),
+        ({"seeds": [-1]}, "seeds[0] must be zero or positive, got -1"),
+        ({"seeds": [1, "x"]}, "seeds[1]='x' is not a valid int"),
+        ({"seeds": [True]}, "seeds[0]=True is not a valid int"),
         ({"seeds": []}, "seeds must be a non-empty list"),
         ({"overrides": ["agent.hiden_dim=3"]}, "unknown config field 'agent.hiden_dim'"),
         ({"overrides": ["train.batch_size=0"]}, "train.batch_size must be positive"),
-        ({"variants": {"x": {"algo": "drq", "overides": []}}}, "unknown key(s) overides in variant 'x'"),
+        ({"variants": {"x": {"algo": "drq", "overides": []}}}, "unknown key(s) variants.x.overides in variants.x"),
         ({"variants": {"a/b": {"algo": "drq"}}}, "variant name 'a/b' must be"),
         ({"variants": {"drq": {"algo": "drq"}}}, "variant 'drq' has the name of an algorithm"),
         ({"algos": [], "variants": None}, "name at least one method"),
@@ -76,7 +76,12 @@ def test_dry_run_prints_the_plan_and_touches_nothing(tmp_path, capsys):
         ({"eval": {"video_dir": "/nonexistent"}}, "/nonexistent"),
         ({"out": None}, "out is required"),
         ({"steps": 0}, "steps must be positive"),
-        ({"seed": 3}, "unknown key(s) seed in the sweep file"),
+        ({"tasks": "walker_walk"}, "tasks must be a list, got 'walker_walk'"),
+        ({"variants": ["x"]}, "variants must be a mapping"),
+        ({"variants": {"x": {"overrides": []}}}, "variants.x.algo is required"),
+        ({"eval": {"shifts": []}}, "eval.shifts must be a non-empty list"),
+        ({"eval": {"intensity": [1]}}, "eval.intensity=[1]: a shift's data option is a string or number"),
+        ({"seed": 3}, "unknown key(s) seed in the file; valid keys: preset, tasks"),
     ],
 )
 def test_invalid_files_fail_with_one_line(tmp_path, capsys, change, message):
@@ -179,7 +184,7 @@ def slow_children(monkeypatch, tmp_path):
     return started, stopped
 
 
-def wait_for(path, seconds=20.0):
+def wait_for(path, seconds=120.0):
     deadline = time.monotonic() + seconds
     while not path.exists():
         assert time.monotonic() < deadline, f"{path} never appeared"

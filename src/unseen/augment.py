@@ -34,16 +34,46 @@ def random_shift(x: torch.Tensor, *, pad: int = 4, generator: torch.Generator | 
     return _window(x, rows, cols)
 
 
-def random_crop(x: torch.Tensor, *, size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+def random_shift_bilinear(x: torch.Tensor, *, pad: int = 4, generator: torch.Generator | None = None) -> torch.Tensor:
+    """DrQ-v2's random shift (`RandomShiftsAug` in its `drqv2.py`): replicate-pad by `pad`, then resample the
+    `H x W` frame with bilinear `grid_sample` at a grid moved by a random whole number of pixels per sample.
+
+    The grid points sit on the padded image's pixel centres (align_corners=False) and move by multiples of one
+    pixel, so this is `random_shift` with bilinear weights that are 0 or 1 up to float rounding (tested: the same
+    generator state gives the same shifts); the computation is DrQ-v2's. Square frames only, as there.
+    """
+    batch, _, height, width = x.shape
+    if height != width:
+        raise ValueError(f"the bilinear random shift takes square frames, got {height}x{width}")
+    if pad == 0:
+        return x
+    side = height + 2 * pad
+    padded = F.pad(_float(x), (pad, pad, pad, pad), mode="replicate")
+    centres = torch.linspace(-1.0 + 1.0 / side, 1.0 - 1.0 / side, side, device=x.device, dtype=padded.dtype)[:height]
+    base = torch.stack([centres.expand(height, height), centres[:, None].expand(height, height)], dim=-1)  # (H, W, xy)
+    # (row, column) offsets drawn as `random_shift` draws them, so one generator state gives both the same shifts;
+    # the grid's last axis is (x, y), column first.
+    shift = torch.randint(0, 2 * pad + 1, (batch, 2), generator=generator, device=x.device).flip(1)
+    grid = base + shift.to(padded.dtype).view(batch, 1, 1, 2) * (2.0 / side)
+    return _like(F.grid_sample(padded, grid, mode="bilinear", padding_mode="zeros", align_corners=False), x)
+
+
+def random_crop(
+    x: torch.Tensor, *, size: int, generator: torch.Generator | None = None, last_window: bool = True
+) -> torch.Tensor:
     """RAD's / DMControl-GB's random crop: a `size x size` window at a random position, one per sample.
 
-    The output is `(B, C, size, size)`: DMControl-GB renders 100x100 and crops to 84x84.
+    The output is `(B, C, size, size)`: DMControl-GB renders 100x100 and crops to 84x84. The window's top-left
+    corner is uniform over the `H - size + 1` rows (and columns) it can take; `last_window=False` leaves out the
+    last of them, as DMControl-GB's `augmentations.random_crop` does (its offsets come from `random_(0, H - size)`):
+    for 100 -> 84, offsets 0..15 and never 16.
     """
     batch, _, height, width = x.shape
     if not 0 < size <= min(height, width):
         raise ValueError(f"crop size {size} must lie in [1, {min(height, width)}]")
-    top = torch.randint(0, height - size + 1, (batch, 1), generator=generator, device=x.device)
-    left = torch.randint(0, width - size + 1, (batch, 1), generator=generator, device=x.device)
+    rows, cols = (max(side - size + last_window, 1) for side in (height, width))
+    top = torch.randint(0, rows, (batch, 1), generator=generator, device=x.device)
+    left = torch.randint(0, cols, (batch, 1), generator=generator, device=x.device)
     span = torch.arange(size, device=x.device)
     return _window(x, top + span, left + span)
 

@@ -13,6 +13,13 @@ environment's frame stack does after a reset, so a stack never mixes frames of t
 
 With a `directory`, the arrays live in memory-mapped `.npy` files there: the buffer is durable by
 construction and a checkpoint only records how far it is valid (`state_dict`).
+
+n-step returns (`sample(..., nstep=n, gamma=g)`, DrQ-v2): the transition drawn at entry i starts a window of up to
+n consecutive transitions of its episode, i..i+k-1, cut short (k < n) where the episode ends or the buffer's newest
+entry is reached; `nstep_returns` folds the window into one transition whose `reward` is the discounted sum and
+whose `discount` is what multiplies `g * V(next_obs)`, next_obs being the stack ending at entry i+k-1. The TD target
+of every agent, `reward + g * discount * V(next_obs)`, is then the k-step target whatever n is, and n = 1 is the
+one-step batch exactly.
 """
 
 from __future__ import annotations
@@ -94,30 +101,54 @@ class ReplayBuffer:
         age = (index - self.cursor) % self.capacity if self.size == self.capacity else index
         return (position > 0) & (age >= np.minimum(position, self.frame_stack))
 
-    def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
-        """A batch of transitions drawn uniformly: uint8 `obs`/`next_obs` stacks and float32 the rest."""
+    def sample(
+        self, batch_size: int, rng: np.random.Generator, nstep: int = 1, gamma: float = 1.0
+    ) -> dict[str, torch.Tensor]:
+        """A batch of transitions drawn uniformly: uint8 `obs`/`next_obs` stacks and float32 the rest; with
+        `nstep > 1`, n-step transitions discounted by `gamma` (module docstring)."""
         if self.transitions == 0:
             raise RuntimeError("the replay buffer holds no transition yet")
+        if nstep < 1:
+            raise ValueError(f"nstep must be at least 1, got {nstep}")
         index = rng.integers(0, self.size, batch_size)
         invalid = ~self._valid(index)
         while invalid.any():
             index[invalid] = rng.integers(0, self.size, int(invalid.sum()))
             invalid = ~self._valid(index)
         position = self.positions[index]
+        reward, discount = self.rewards[index], self.discounts[index]
+        last = index
+        if nstep > 1:
+            window, steps = self._window(index, nstep)
+            reward, discount = nstep_returns(self.rewards[window], self.discounts[window], steps, gamma)
+            last = window[np.arange(batch_size), steps - 1]
+        last_position = self.positions[last]
         # Stack member m (oldest first) of the stack ending at entry e with episode position p is entry
         # e - min(k - 1 - m, p): frames before the episode start are replaced by its first frame.
         lag = np.arange(self.frame_stack - 1, -1, -1)
-        next_back = np.minimum(lag[None, :], position[:, None])
+        next_back = np.minimum(lag[None, :], last_position[:, None])
         back = np.minimum(lag[None, :], position[:, None] - 1) + 1
-        stacked = np.concatenate([index[:, None] - back, index[:, None] - next_back], axis=1) % self.capacity
+        stacked = np.concatenate([index[:, None] - back, last[:, None] - next_back], axis=1) % self.capacity
         frames = self.frames[stacked.ravel()].reshape(batch_size, 2, -1, *self.frames.shape[2:])
         return {
             "obs": torch.from_numpy(frames[:, 0]),
             "action": torch.from_numpy(self.actions[index]),
-            "reward": torch.from_numpy(self.rewards[index]),
-            "discount": torch.from_numpy(self.discounts[index]),
+            "reward": torch.from_numpy(np.ascontiguousarray(reward, np.float32)),
+            "discount": torch.from_numpy(np.ascontiguousarray(discount, np.float32)),
             "next_obs": torch.from_numpy(frames[:, 1]),
         }
+
+    def _window(self, index: np.ndarray, nstep: int) -> tuple[np.ndarray, np.ndarray]:
+        """Entries `(B, nstep)` of the transitions from each of `index` on, and how many of them `(B,)` belong to
+        its episode and have been written (entries past those repeat the last one that does)."""
+        ahead = np.arange(nstep)
+        window = (index[:, None] + ahead) % self.capacity
+        written = ahead <= ((self.cursor - 1 - index) % self.capacity)[:, None]  # entries written after index
+        # Entries written one after another hold consecutive positions unless an episode started between them.
+        same_episode = self.positions[window] == self.positions[index][:, None] + ahead
+        steps = np.cumprod(written & same_episode, axis=1).sum(axis=1)
+        window = window[np.arange(len(index))[:, None], np.minimum(ahead, steps[:, None] - 1)]
+        return window, steps
 
     def flush(self) -> None:
         """Write memory-mapped arrays to disk (before a checkpoint records them as valid)."""
@@ -130,6 +161,26 @@ class ReplayBuffer:
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.cursor, self.size, self._position = state["cursor"], state["size"], state["position"]
+
+
+def nstep_returns(
+    rewards: np.ndarray, discounts: np.ndarray, steps: np.ndarray, gamma: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fold windows of consecutive transitions into n-step ones: `rewards` and `discounts` `(B, n)` (the environment's
+    discount, 0 after a terminal step), of which the first `steps` `(B,)` (1..n) count. With k = steps and d the
+    discounts,
+        reward   = sum_{j<k} gamma^j (d_0 ... d_{j-1}) r_j
+        discount = gamma^(k-1) (d_0 ... d_{k-1}),
+    so that `reward + gamma * discount * V(s_k)` is the k-step TD target (DrQ-v2's `replay_buffer.py`, which returns
+    `gamma * discount` and cuts no window short). Rewards after a terminal step are multiplied by 0."""
+    n = rewards.shape[1]
+    counted = np.arange(n)[None, :] < steps[:, None]
+    weights = np.where(counted, 1.0, 0.0) * gamma ** np.arange(n)[None, :]
+    # d_0 ... d_{j-1}: the product of the discounts before step j (1 for j = 0).
+    survived = np.cumprod(np.concatenate([np.ones((len(steps), 1)), discounts[:, :-1]], axis=1), axis=1)
+    reward = (weights * survived * rewards).sum(axis=1)
+    discount = gamma ** (steps - 1.0) * np.where(counted, discounts, 1.0).prod(axis=1)
+    return reward.astype(np.float32), discount.astype(np.float32)
 
 
 def _array(directory: Path | None, name: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:

@@ -32,7 +32,7 @@ import pandas as pd
 from unseen import cg2a_report, stats
 from unseen.config import ReportConfig
 from unseen.envs import families_of, family_of
-from unseen.runs import collect, method_order, shift_order
+from unseen.runs import all_variant_columns, collect, method_order, shift_order
 from unseen.tables import (
     generalization,
     latex,
@@ -267,7 +267,7 @@ def write_report(dirs: list[Path], out: Path, options: ReportConfig = ReportConf
 
     runs = collect(dirs)
     out.mkdir(parents=True, exist_ok=True)
-    runs.drop(columns=["stream", "gas", "sgs", "gamma"]).to_csv(out / "runs.csv", index=False)
+    runs.drop(columns=["stream", *all_variant_columns()]).to_csv(out / "runs.csv", index=False)
     means, stds, seeds, best = generalization(runs)
     write_text(out / "table.csv", wide_csv(means, stds, seeds, best))
     write_text(out / "table.tex", latex(runs))

@@ -1,7 +1,8 @@
 """Runs for reports: finding every finished run under some folders, reading each one's summary and config, and
 naming its METHOD.
 
-A run's METHOD is its algorithm, plus CG2A's ablation switches when they are not the full method, plus any other
+A run's METHOD is its algorithm, plus its variant as the algorithm's registry entry names it (CG2A's ablation
+switches when they are not the full method: `AgentSpec.variants`), plus any other
 config field in which it differs from runs of the same algorithm on the same task (fields that cannot change what
 a run learns, `UNCOMPARED_FIELDS`, aside): runs are averaged together only when their configs agree. The same seed
 of a method in two folders makes two methods, labelled by folder.
@@ -18,8 +19,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from unseen.agents import algos
-from unseen.agents.cg2a import DEFAULT_GAMMA, ablation_parts, switches
+from unseen.agents import REGISTRY, algos
 from unseen.config import upgraded
 from unseen.envs import all_shifts
 from unseen.errors import UserError
@@ -76,7 +76,7 @@ def collect(dirs: list[Path]) -> pd.DataFrame:
                     "intensity": result.get("intensity", np.nan),
                     "wall_time_min": summary["wall_time_s"] / 60 if "wall_time_s" in summary else np.nan,
                     "precision": run.config.get("agent.precision", "unrecorded"),
-                    **switches(run.config),
+                    **variant_columns(run.algo, run.config),
                 }
             )
     return pd.DataFrame(rows)
@@ -121,14 +121,15 @@ def flatten(config: dict[str, Any]) -> dict[str, Any]:
 def method_labels(runs: list[Run]) -> dict[str, tuple[str, str]]:
     """Each run's METHOD and the name its bootstrap draws are seeded by.
 
-    The METHOD is `algo`, then in brackets its CG2A ablation and every compared config field in which it differs
-    from another run of the same algorithm, ablation and task (fields a config lacks are not compared), then, when
-    runs so named share a seed on a task, the folder each comes from: one seed twice is two studies (the same
+    The METHOD is `algo`, then in brackets its variant (CG2A's ablation) and every compared config field in which
+    it differs from another run of the same algorithm, variant and task (fields a config lacks are not compared),
+    then, when runs so named share a seed on a task, the folder each comes from: one seed twice is two studies (the same
     method re-run on other code, say), never two seeds to average. The seeding name leaves the folder out, so that
     a study's intervals in a report of several studies are those of its own report.
     """
     def base(run: Run) -> tuple[str, ...]:
-        return (run.algo, *ablation_parts(switches(run.config)))
+        variants = REGISTRY[run.algo].variants if run.algo in REGISTRY else None
+        return (run.algo, *(variants.label(variants.of(run.config)) if variants else ()))
 
     groups: dict[tuple, list[Run]] = {}
     for run in runs:
@@ -177,16 +178,30 @@ def show_value(value: Any) -> str:
 
 
 def method_order(runs: pd.DataFrame) -> list[str]:
-    """Methods in a fixed order: by algorithm as registered, CG2A's ablations as in Table 4, then by name."""
+    """Methods in a fixed order: by algorithm as registered, its variants in the order its registry entry gives
+    (CG2A's ablations as in Table 4), then by name."""
     methods = runs.drop_duplicates("method")
 
-    def key(row: Any) -> tuple:
-        algo_rank = algos().index(row.algo) if row.algo in algos() else len(algos())
-        table4 = 0 if row.gas is None else 2 * bool(row.sgs) + bool(row.gas)  # AC, AC+GAS, AC+SGS, full
-        other_gamma = isinstance(row.gamma, str) and row.gamma != DEFAULT_GAMMA
-        return algo_rank, row.algo, table4, other_gamma, row.method
+    def key(row: dict[str, Any]) -> tuple:
+        algo_rank = algos().index(row["algo"]) if row["algo"] in algos() else len(algos())
+        variants = REGISTRY[row["algo"]].variants if row["algo"] in REGISTRY else None
+        return algo_rank, row["algo"], variants.rank(row) if variants else (), row["method"]
 
-    return [row.method for row in sorted(methods.itertuples(), key=key)]
+    return [row["method"] for row in sorted(methods.to_dict("records"), key=key)]
+
+
+def all_variant_columns() -> tuple[str, ...]:
+    """Every registered algorithm's variant columns, each once: the columns `collect` adds to every row."""
+    return tuple(dict.fromkeys(
+        column for spec in REGISTRY.values() if spec.variants for column in spec.variants.columns
+    ))
+
+
+def variant_columns(algo: str, config: dict[str, Any]) -> dict[str, Any]:
+    """A run's values of every variant column: its algorithm's from its config, None in the others."""
+    columns: dict[str, Any] = dict.fromkeys(all_variant_columns())
+    variants = REGISTRY[algo].variants if algo in REGISTRY else None
+    return columns | (variants.of(config) if variants else {})
 
 
 def shift_order() -> dict[str, int]:

@@ -1,15 +1,18 @@
 """One schema engine for typed dataclasses read from YAML files and `key=value` strings.
 
 A field declares its valid values where it is defined (`param(default, gt=0)`, `param("a", choices=("a", "b"))`);
-`build` turns a parsed YAML mapping into the dataclass, taking each value as the type of the field's default
-(`coerce`), and `check` enforces every declared constraint with one line that names the field, the rule and the
-value. Run configs (`unseen.config`) and sweep files (`unseen.sweep`) are read with it.
+`build` turns a parsed YAML mapping into the dataclass, reading each value as its field's annotation (scalars, lists,
+mappings, optional values, nested dataclasses), and `check` enforces every declared constraint with one line that
+names the field, the rule and the value. Run configs (`unseen.config`) and sweep files (`unseen.sweep`) are read
+with it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import types
+import typing
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -17,13 +20,17 @@ from unseen.errors import UserError
 
 
 def param(
-    default: Any, *, gt: float | None = None, ge: float | None = None, le: float | None = None,
-    lt: float | None = None, choices: Sequence[Any] | None = None, why: str = "",
+    default: Any = dataclasses.MISSING, *, factory: Callable[[], Any] | None = None, gt: float | None = None,
+    ge: float | None = None, le: float | None = None, lt: float | None = None, choices: Sequence[Any] | None = None,
+    nonempty: bool = False, why: str = "",
 ) -> Any:
     """A dataclass field with its constraints: `gt` / `ge` (greater than / at least), `lt` / `le` (below / at most),
-    `choices` (one of); `why` is added to the error message."""
+    `choices` (one of); on a list they hold for every item, and `nonempty` asks for one at least. `factory` makes a
+    mutable default; with neither default nor factory the field is required. `why` is added to the error message."""
     rule = {"gt": gt, "ge": ge, "le": le, "lt": lt, "choices": tuple(choices) if choices is not None else None,
-            "why": why}
+            "nonempty": nonempty, "why": why}
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata={"rule": rule})
     return dataclasses.field(default=default, metadata={"rule": rule})
 
 
@@ -48,7 +55,13 @@ def rule_text(rule: dict[str, Any], integer: bool) -> str:
 
 
 def check_value(key: str, value: Any, rule: dict[str, Any]) -> None:
-    """Raise `UserError` if `value` of field `key` breaks its declared `rule`."""
+    """Raise `UserError` if `value` of field `key` breaks its declared `rule` (a list: if any item does)."""
+    if isinstance(value, list):
+        if rule["nonempty"] and not value:
+            raise UserError(f"{key} must be a non-empty list")
+        for i, item in enumerate(value):
+            check_value(f"{key}[{i}]", item, rule)
+        return
     why = f" ({rule['why']})" if rule["why"] else ""
     if rule["choices"] is not None:
         if value not in rule["choices"]:
@@ -65,44 +78,80 @@ def check_value(key: str, value: Any, rule: dict[str, Any]) -> None:
 
 
 def check(obj: Any, prefix: str = "") -> None:
-    """Every declared constraint of dataclass `obj`'s fields, and every float finite; `prefix` names the section."""
+    """Every declared constraint of dataclass `obj`'s fields and of the dataclasses it holds (directly or in a
+    mapping), and every float finite; `prefix` names the section."""
     for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
+        value, key = getattr(obj, f.name), prefix + f.name
         rule = f.metadata.get("rule")
         if rule is not None:
-            check_value(prefix + f.name, value, rule)
+            check_value(key, value, rule)
         elif isinstance(value, float) and not math.isfinite(value):
-            raise UserError(f"{prefix}{f.name} must be a finite number, got {value}")
+            raise UserError(f"{key} must be a finite number, got {value}")
+        if dataclasses.is_dataclass(value):
+            check(value, key + ".")
+        elif isinstance(value, dict):
+            for name, item in value.items():
+                if dataclasses.is_dataclass(item):
+                    check(item, f"{key}.{name}.")
 
 
 def build(cls: type, data: Any, prefix: str = "", sections: dict[str, Callable[[Any, str], Any]] | None = None) -> Any:
-    """`cls` from a parsed YAML mapping: unknown keys are an error, values take their field's type; `sections` builds
-    the named nested fields (`build(EnvConfig, value, "env.")`, say)."""
+    """`cls` from a parsed YAML mapping, every value checked against its field's annotation (`read`): unknown keys
+    are an error, a missing or null value takes the field's default (a field without one is required); `sections`
+    builds the named nested fields its own way (`build(EnvConfig, value, "env.")`, say)."""
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    where = prefix.rstrip(".") or "the file"
     if not isinstance(data, dict):
-        raise UserError(f"{prefix.rstrip('.') or 'the file'} must be a mapping of field: value, got {data!r}")
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(known))
+        raise UserError(f"{where} must be a mapping with keys from: {', '.join(fields)}")
+    unknown = sorted(map(str, set(data) - set(fields)))
     if unknown:
-        raise UserError(f"unknown config field(s) {', '.join(prefix + u for u in unknown)}")
+        raise UserError(f"unknown key(s) {', '.join(prefix + u for u in unknown)} in {where}; "
+                        f"valid keys: {', '.join(fields)}")
+    hints = typing.get_type_hints(cls)
     kwargs = {}
-    for name, value in data.items():
+    for name, f in fields.items():
+        value, key = data.get(name), prefix + name
+        if value is None:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise UserError(f"{key} is required")
+            continue
         if sections and name in sections:
-            kwargs[name] = sections[name](value, f"{prefix}{name}.")
+            kwargs[name] = sections[name](value, key + ".")
         else:
-            kwargs[name] = coerce(value, known[name].default, prefix + name)
+            kwargs[name] = read(hints[name], value, key)
     return cls(**kwargs)
 
 
-def coerce(value: Any, default: Any, key: str) -> Any:
-    """`value` as the type of the field's default: YAML reads `1e-6` as a string and `1` where a float is due."""
-    kind = type(default)
-    if default is dataclasses.MISSING or (isinstance(value, kind) and type(value) is not bool) or kind is type(value):
+def read(kind: Any, value: Any, key: str) -> Any:
+    """`value` as annotation `kind`: a scalar (`coerce`), `list[X]`, `dict[str, X]`, `X | None` or a dataclass
+    (`build`); anything else is an error naming `key`."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        (kind,) = [arg for arg in args if arg is not type(None)]
+        return read(kind, value, key)
+    if origin is list:
+        if not isinstance(value, list):
+            raise UserError(f"{key} must be a list, got {value!r}")
+        return [read(args[0], item, f"{key}[{i}]") for i, item in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise UserError(f"{key} must be a mapping, got {value!r}")
+        return {read(args[0], name, key): read(args[1], item, f"{key}.{name}") for name, item in value.items()}
+    if isinstance(kind, type) and dataclasses.is_dataclass(kind):
+        return build(kind, value, key + ".")
+    return coerce(value, kind, key)
+
+
+def coerce(value: Any, kind: Any, key: str) -> Any:
+    """`value` as scalar type `kind`: YAML reads `1e-6` as a string and `1` where a float is due; a bool is never a
+    number."""
+    if kind is Any or (type(value) is kind):
         return value
     if kind is float and type(value) is int:
         return float(value)
-    if isinstance(value, str):
+    if isinstance(value, str) and kind in (int, float, bool):
         return parse(value, kind, key)
-    raise UserError(f"{key}={value!r} is not a valid {kind.__name__}")
+    raise UserError(f"{key}={value!r} is not a valid {getattr(kind, '__name__', kind)}")
 
 
 def parse(raw: str, kind: type, key: str) -> Any:

@@ -12,7 +12,6 @@ checkpoints and exits); the sweep then stops starting runs and exits. docs/sweep
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import re
@@ -31,12 +30,13 @@ from typing import Any
 
 import yaml
 
-from unseen import hardware
+from unseen import hardware, schema
 from unseen.config import PRESETS, RunConfig, apply_overrides, load_config, make_config, to_dict, validate
 from unseen.envs import all_shifts, all_source_options, all_tasks, check_shifts, source_flag
 from unseen.errors import UserError
 from unseen.rundir import CHECKPOINT_FILE, CONFIG_FILE, EVAL_LOG, SUMMARY_FILE, TRAIN_LOCK, TRAIN_LOG, exclusive, held
 from unseen.runs import UNCOMPARED_FIELDS, flatten
+from unseen.schema import param
 
 EXPORTED_FILES = (CONFIG_FILE, TRAIN_LOG, EVAL_LOG, SUMMARY_FILE)
 """The small files of a run that `export` copies (checkpoints, replay, videos and TensorBoard stay behind);
@@ -52,9 +52,9 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 class EvalSpec:
     """The final zero-shot evaluation every run of the sweep must have."""
 
-    shifts: list[str] = field(default_factory=lambda: list(all_shifts()))
+    shifts: list[str] = param(factory=lambda: list(all_shifts()), nonempty=True)
     """Shifts every run is evaluated on (`unseen eval --shifts`)."""
-    episodes: int = 10
+    episodes: int = param(10, gt=0)
     """Episodes per shift; a shift evaluated with another count is evaluated again."""
     sources: dict[str, str] = field(default_factory=dict)
     """The shifts' data options, written in the file beside `shifts` and `episodes`: those of every registered
@@ -76,13 +76,13 @@ class Variant:
 class SweepSpec:
     """A sweep file: every run is one method (an algorithm or a variant) on one task with one seed."""
 
-    preset: str
+    preset: str = param(choices=PRESETS)
     """Preset of every run (docs/protocol.md); a report never mixes presets."""
-    tasks: list[str]
-    """DMControl tasks."""
-    seeds: list[int]
+    tasks: list[str] = param(nonempty=True)
+    """Tasks of registered environment families."""
+    seeds: list[int] = param(nonempty=True, ge=0)
     """Seeds, distinct, zero or positive."""
-    out: str
+    out: str = param()
     """Folder of the run directories, the sweep log and the children's logs (relative to the working directory)."""
     algos: list[str] = field(default_factory=list)
     """Algorithms run with the sweep's overrides only; each is a method named after itself."""
@@ -90,7 +90,7 @@ class SweepSpec:
     """Named methods with their own overrides, e.g. `cg2a-ac: {algo: cg2a, overrides: [agent.cg2a_gas=false]}`."""
     overrides: list[str] = field(default_factory=list)
     """`section.field=value` overrides of every run."""
-    steps: int | None = None
+    steps: int | None = param(None, gt=0)
     """Agent steps of every run (default: the preset's)."""
     eval: EvalSpec = field(default_factory=EvalSpec)
     """The final evaluation every run must have."""
@@ -130,87 +130,35 @@ def load_spec(path: Path) -> SweepSpec:
 
 
 def parse_spec(data: Any) -> SweepSpec:
-    fields = check_keys(data, SweepSpec, "the sweep file")
-    spec = SweepSpec(
-        preset=check(fields.get("preset"), str, "preset"),
-        tasks=check_list(fields.get("tasks"), str, "tasks"),
-        seeds=check_list(fields.get("seeds"), int, "seeds"),
-        out=check(fields.get("out"), str, "out"),
-        algos=check_list(fields.get("algos", []), str, "algos", allow_empty=True),
-        overrides=check_list(fields.get("overrides", []), str, "overrides", allow_empty=True),
-        steps=check_optional(fields.get("steps"), int, "steps"),
-        export=check_optional(fields.get("export"), str, "export"),
-        report=check_optional(fields.get("report"), str, "report"),
-    )
-    if spec.preset not in PRESETS:
-        raise UserError(f"unknown preset {spec.preset!r}; choose one of: {', '.join(PRESETS)}")
-    if len(set(spec.seeds)) != len(spec.seeds) or min(spec.seeds) < 0:
-        raise UserError(f"seeds must be distinct and zero or positive, got {spec.seeds}")
-    if spec.steps is not None and spec.steps <= 0:
-        raise UserError(f"steps must be positive, got {spec.steps}")
-    variants = fields.get("variants") or {}
-    if not isinstance(variants, dict):
-        raise UserError("variants must map names to {algo: ..., overrides: [...]}")
-    for name, variant in variants.items():
-        if not isinstance(name, str) or not NAME.match(name):
+    """A sweep file's parsed YAML as a checked `SweepSpec` (`unseen.schema`: each key's type and declared range), then
+    the rules between keys."""
+    if isinstance(data, dict) and isinstance(data.get("eval"), dict):
+        # The shifts' data options sit beside `shifts` and `episodes` in the file; `EvalSpec` keeps them apart.
+        options = set(all_source_options())
+        entry = {key: value for key, value in data["eval"].items() if key not in options}
+        sources = {key: value for key, value in data["eval"].items() if key in options and value is not None}
+        bad = [f"eval.{key}={value!r}" for key, value in sources.items() if not isinstance(value, str | int | float)]
+        if bad or "sources" in entry:
+            raise UserError(f"{(bad or ['eval.sources'])[0]}: a shift's data option is a string or number, "
+                            f"written beside eval.shifts; options: {', '.join(options)}")
+        data = data | {"eval": entry | {"sources": {key: str(value) for key, value in sources.items()}}}
+    spec = schema.build(SweepSpec, data)
+    schema.check(spec)
+    if len(set(spec.seeds)) != len(spec.seeds):
+        raise UserError(f"seeds must be distinct, got {spec.seeds}")
+    for name in spec.variants:
+        if not NAME.match(name):
             raise UserError(f"variant name {name!r} must be letters, digits and _ . + - (it names run directories)")
         if name in spec.algos:
             raise UserError(f"variant {name!r} has the name of an algorithm of algos; rename it")
-        entry = check_keys(variant, Variant, f"variant {name!r}")
-        spec.variants[name] = Variant(
-            algo=check(entry.get("algo"), str, f"variants.{name}.algo"),
-            overrides=check_list(entry.get("overrides", []), str, f"variants.{name}.overrides", allow_empty=True),
-        )
     if not spec.methods:
         raise UserError("name at least one method in algos or variants")
-    options = tuple(all_source_options())
-    entry = check_keys(fields.get("eval") or {}, EvalSpec, "eval", extra=options, without=("sources",))
-    spec.eval = EvalSpec(
-        shifts=check_list(entry.get("shifts", list(all_shifts())), str, "eval.shifts"),
-        episodes=check(entry.get("episodes", 10), int, "eval.episodes"),
-        sources={name: str(check(entry[name], (str, int, float), f"eval.{name}")) for name in options
-                 if entry.get(name) is not None},
-    )
     unknown = [shift for shift in spec.eval.shifts if shift not in all_shifts()]
     if unknown:
         raise UserError(
             f"unknown shift(s) {', '.join(unknown)} in eval.shifts; valid shifts: {', '.join(all_shifts())}"
         )
-    if spec.eval.episodes <= 0:
-        raise UserError(f"eval.episodes must be positive, got {spec.eval.episodes}")
     return spec
-
-
-def check_keys(
-    data: Any, cls: type, where: str, extra: tuple[str, ...] = (), without: tuple[str, ...] = ()
-) -> dict[str, Any]:
-    """`data` if it is a mapping whose keys are fields of `cls` (less `without`, plus `extra`)."""
-    names = [f.name for f in dataclasses.fields(cls) if f.name not in without] + list(extra)
-    if not isinstance(data, dict):
-        raise UserError(f"{where} must be a mapping with keys from: {', '.join(names)}")
-    unknown = sorted(map(str, set(data) - set(names)))
-    if unknown:
-        raise UserError(f"unknown key(s) {', '.join(unknown)} in {where}; valid keys: {', '.join(names)}")
-    return data
-
-
-def check(value: Any, kind: type | tuple[type, ...], key: str) -> Any:
-    if value is None:
-        raise UserError(f"{key} is required (docs/sweep.md)")
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
-        name = kind.__name__ if isinstance(kind, type) else "a string or number"
-        raise UserError(f"{key} must be {'an' if name == 'int' else 'a'} {name}, got {value!r}")
-    return value
-
-
-def check_optional(value: Any, kind: type | tuple[type, ...], key: str) -> Any:
-    return None if value is None else check(value, kind, key)
-
-
-def check_list(value: Any, kind: type, key: str, allow_empty: bool = False) -> list:
-    if value is None or not isinstance(value, list) or not (value or allow_empty):
-        raise UserError(f"{key} must be a{'' if allow_empty else ' non-empty'} list, got {value!r}")
-    return [check(item, kind, key) for item in value]
 
 
 # ----- the plan ----------------------------------------------------------------------------------------------

@@ -139,10 +139,12 @@ class Trainer:
             action = self.rng.uniform(-1.0, 1.0, self.action_dim).astype(np.float32)
         else:
             action = self.pending_action if self.pending_action is not None else self.agent.act(self.obs, False)
+            agent = self.cfg.agent
             if self.step == cfg.seed_steps and cfg.seed_updates > 1:
                 self.seed_burst(action)
-            else:
-                self.metrics.add(self.agent.update(self.replay.sample(cfg.batch_size, self.rng)))
+            elif self.step % agent.steps_per_update == 0:
+                batch = self.replay.sample(cfg.batch_size, self.rng, agent.return_steps, agent.discount)
+                self.metrics.add(self.agent.update(batch))
         self.obs, reward, terminated, truncated, _ = self.env.step(action)
         self.replay.add(action, reward, 0.0 if terminated else 1.0, self.obs[-3:])
         self.episode_return += reward
@@ -170,13 +172,14 @@ class Trainer:
         `init_steps` of them at `step == init_steps` (after drawing that step's action), each on the schedule of
         that step. A stop signal between two of them checkpoints the updates done (the agent's count: it made none
         before) and the drawn action, and the resumed run continues the burst where it stopped."""
-        cfg = self.cfg.train
+        cfg, agent = self.cfg.train, self.cfg.agent
         self.pending_action = action
         while self.agent.updates < cfg.seed_updates:
             if self._stop_signal is not None:
                 self.save_checkpoint()
                 raise Interrupted(self._stop_signal, self.step)
-            self.metrics.add(self.agent.update(self.replay.sample(cfg.batch_size, self.rng), step=self.step))
+            batch = self.replay.sample(cfg.batch_size, self.rng, agent.return_steps, agent.discount)
+            self.metrics.add(self.agent.update(batch, step=self.step))
         self.pending_action = None
 
     @property

@@ -11,11 +11,14 @@ import dataclasses
 
 import torch
 
-from unseen.agents import alda, sac_ae
+from unseen.agents import alda, cg2a, drqv2, rad, sac_ae
 from unseen.agents.alda import ALDA, ALDAConfig
-from unseen.agents.base import Agent, AgentConfig, AgentSpec, Decoding
+from unseen.agents.base import Agent, AgentConfig, AgentSpec, Decoding, Variants
 from unseen.agents.cg2a import CG2A, CG2AConfig
+from unseen.agents.curl import CURL, CURLConfig
 from unseen.agents.drq import DrQ, DrQConfig
+from unseen.agents.drqv2 import DrQV2, DrQV2Config
+from unseen.agents.rad import RAD, RADConfig
 from unseen.agents.sac import SAC, SACConfig
 from unseen.agents.sac_ae import SACAE, SACAEConfig
 from unseen.agents.svea import SVEA, SVEAConfig
@@ -61,9 +64,12 @@ def make_agent(
 register_agent(AgentSpec("sac", SAC, SACConfig))
 register_agent(AgentSpec("drq", DrQ, DrQConfig))
 register_agent(AgentSpec("svea", SVEA, SVEAConfig))
-register_agent(AgentSpec("cg2a", CG2A, CG2AConfig))
+register_agent(AgentSpec("cg2a", CG2A, CG2AConfig, variants=cg2a.VARIANTS))
 register_agent(AgentSpec("alda", ALDA, ALDAConfig, preset=alda.preset))
 register_agent(AgentSpec("sac_ae", SACAE, SACAEConfig, preset=sac_ae.preset))
+register_agent(AgentSpec("rad", RAD, RADConfig, preset=rad.preset))
+register_agent(AgentSpec("curl", CURL, CURLConfig, preset=rad.preset))
+register_agent(AgentSpec("drqv2", DrQV2, DrQV2Config, preset=drqv2.preset))
 
 ALGOS: tuple[str, ...] = algos()
 """The algorithms registered when this module was imported (algorithms registered later: `algos()`)."""
@@ -71,6 +77,6 @@ AGENTS: dict[str, type] = {name: spec.agent_cls for name, spec in REGISTRY.items
 """Agent class per algorithm, as `ALGOS`."""
 
 __all__ = [
-    "AGENTS", "ALDA", "ALGOS", "CG2A", "REGISTRY", "SAC", "SACAE", "SVEA", "Agent", "AgentConfig", "AgentSpec",
-    "Decoding", "DrQ", "algos", "make_agent", "register_agent", "spec_of",
+    "AGENTS", "ALDA", "ALGOS", "CG2A", "CURL", "RAD", "REGISTRY", "SAC", "SACAE", "SVEA", "Agent", "AgentConfig",
+    "AgentSpec", "Decoding", "DrQ", "DrQV2", "Variants", "algos", "make_agent", "register_agent", "spec_of",
 ]

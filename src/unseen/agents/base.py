@@ -65,6 +65,18 @@ class AgentConfig:
     out-of-place ReLUs."""
 
     @property
+    def return_steps(self) -> int:
+        """n of the n-step returns the agent learns from: the trainer samples n-step transitions discounted by
+        `discount` (`unseen.replay.nstep_returns`); 1 but for agents with n-step returns (DrQ-v2)."""
+        return 1
+
+    @property
+    def steps_per_update(self) -> int:
+        """Agent steps per update after the seed steps: the trainer updates on every this-many-th step; 1 but for
+        agents that update less often (DrQ-v2: every 2)."""
+        return 1
+
+    @property
     def bf16(self) -> bool:
         """Whether the fast path computes in bfloat16 (`precision` resolved, `unseen.hardware.resolve_precision`)."""
         if self.precision == "auto":
@@ -124,6 +136,21 @@ class Decoding(Agent, Protocol):
 
 
 @dataclass(frozen=True)
+class Variants:
+    """How reports tell an algorithm's variants apart (CG2A's ablations, say) and order them."""
+
+    columns: tuple[str, ...]
+    """Report columns describing a run's variant (CG2A: gas, sgs, gamma); empty in other algorithms' rows."""
+    of: Callable[[dict[str, Any]], dict[str, Any]]
+    """`of(config)`: a run's values of `columns` from its flattened config (`section.field` keys; a config written
+    before a switch existed reads as the switch's default)."""
+    label: Callable[[dict[str, Any]], list[str]]
+    """The METHOD label's parts after the algorithm's name for those values; none for the full method."""
+    rank: Callable[[dict[str, Any]], tuple]
+    """Sort key of those values among the algorithm's methods (CG2A: Table 4's order)."""
+
+
+@dataclass(frozen=True)
 class AgentSpec:
     """One algorithm as the registry knows it (`unseen.agents.register_agent`)."""
 
@@ -135,6 +162,9 @@ class AgentSpec:
     """The algorithm's config dataclass (config.yaml's `agent:` section)."""
     preset: Callable[[RunConfig], None] | None = None
     """Changes the algorithm's published protocol makes to a resolved preset (`unseen.config.make_config`)."""
+    variants: Variants | None = None
+    """How reports name and order the algorithm's variants; None: every run is the algorithm itself (plus the
+    config fields in which runs differ)."""
 
     @property
     def decodes(self) -> bool:

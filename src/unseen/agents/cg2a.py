@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from unseen.agents.base import Metrics
+from unseen.agents.base import Metrics, Variants
 from unseen.agents.drq import DrQConfig
 from unseen.agents.sac import SAC
 from unseen.augment import USES_IMAGES, VIEWS, random_shift
@@ -190,12 +190,10 @@ _DEFAULTS = CG2AConfig()
 
 
 def switches(config: dict[str, Any]) -> dict[str, Any]:
-    """CG2A's ablation switches (Table 4: GAS, SGS; Figure 4: gamma) of a run; empty for other algorithms.
+    """CG2A's ablation switches (Table 4: GAS, SGS; Figure 4: gamma) of a run's flattened config.
 
     A config written before a switch existed ran the full method, so a missing field reads as its default.
     """
-    if config["algo"] != "cg2a":
-        return {"gas": None, "sgs": None, "gamma": None}
     low = config.get("agent.sgs_gamma_low", _DEFAULTS.sgs_gamma_low)
     high = config.get("agent.sgs_gamma_high", _DEFAULTS.sgs_gamma_high)
     sgs = bool(config.get("agent.cg2a_sgs", _DEFAULTS.cg2a_sgs))
@@ -208,7 +206,14 @@ DEFAULT_GAMMA = f"U({_DEFAULTS.sgs_gamma_low:g},{_DEFAULTS.sgs_gamma_high:g})"
 
 def ablation_parts(switch: dict[str, Any]) -> list[str]:
     """The label parts of a CG2A ablation: `AC[+GAS][+SGS]` unless both are on, `gamma=...` unless the default."""
-    if switch["gas"] is None:
-        return []
     parts = [] if switch["gas"] and switch["sgs"] else ["AC" + "+GAS" * switch["gas"] + "+SGS" * switch["sgs"]]
     return parts + ([f"gamma={switch['gamma']}"] if switch["sgs"] and switch["gamma"] != DEFAULT_GAMMA else [])
+
+
+def table4_rank(switch: dict[str, Any]) -> tuple:
+    """Table 4's order (AC, AC+GAS, AC+SGS, CG2A), each before its runs with another gamma."""
+    return 2 * switch["sgs"] + switch["gas"], switch["sgs"] and switch["gamma"] != DEFAULT_GAMMA
+
+
+VARIANTS = Variants(columns=("gas", "sgs", "gamma"), of=switches, label=ablation_parts, rank=table4_rank)
+"""CG2A's ablations as reports name and order them (its registry entry's `variants`)."""

@@ -137,7 +137,8 @@ class SACAE(SAC):
 
     def update(self, batch: dict[str, torch.Tensor], step: int | None = None) -> Metrics:
         metrics = super().update(batch, step)
-        if self.updates % self.cfg.sac_ae_update_every == 0:
+        # By `step` when given, as SAC-AE's `step % decoder_update_freq` (the clock of the burst after the seed steps).
+        if (self.updates if step is None else step) % self.cfg.sac_ae_update_every == 0:
             metrics |= self.update_autoencoder(batch["obs"].to(self.device, non_blocking=True))
         return metrics
 
