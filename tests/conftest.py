@@ -33,6 +33,7 @@ def tiny_config(algo: str = "drq", steps: int = 60, seed: int = 0, task: str = "
         if name in own:  # the algorithm's own small latents and batches
             setattr(cfg.agent, name, value)
     cfg.train.seed_steps = 20
+    cfg.train.seed_updates = min(cfg.train.seed_updates, 20)  # DMControl-GB's burst; 1 where the algorithm has none
     cfg.train.batch_size = 8
     cfg.train.eval_every = 70
     cfg.train.eval_episodes = 1

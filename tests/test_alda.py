@@ -174,7 +174,17 @@ def test_presets_give_alda_its_protocol_only_in_paper():
     assert make_config("alda", "finger_spin", "paper").env.action_repeat == 2
     for preset in ("cpu", "smoke"):
         alda, drq = make_config("alda", "cartpole_balance", preset), make_config("drq", "cartpole_balance", preset)
+        assert alda.train.seed_updates == 1  # ALDA keeps its loop: its reference code is not DMControl-GB's
+        drq.train.seed_updates = 1
         assert (alda.env, alda.train) == (drq.env, drq.train)
+
+
+def test_alda_keeps_its_update_from_before_issue_18():
+    """ALDA's reference code is not DMControl-GB's: its actor learns from the critic step's features and its log-prob
+    takes the exact tanh term (the config's defaults, which its actor must follow)."""
+    agent = new_agent("alda")
+    assert not agent.cfg.actor_recompute and agent.cfg.exact_log_det and agent.actor.exact_log_det
+    assert not new_agent("alda", exact_log_det=False).actor.exact_log_det
 
 
 def test_alda_frames_must_halve_four_times():

@@ -106,7 +106,7 @@ class ToyAgent:
         noise = 0.0 if deterministic else 0.1 * torch.randn(self.action.shape, generator=self.generator)
         return (self.action + noise).clamp(-1, 1).numpy().astype(np.float32)
 
-    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+    def update(self, batch: dict[str, torch.Tensor], step: int | None = None) -> dict[str, float]:
         direction = (batch["reward"].view(-1, 1) * batch["action"]).mean(0)
         self.action = (self.action + self.cfg.step_size * direction).clamp(-1, 1)
         self.updates += 1
@@ -141,7 +141,7 @@ def test_a_toy_algorithm_is_one_file_and_one_registry_line(toy_algorithm, tmp_pa
     assert "toy" in agents.algos()
     cfg = make_config("toy", "cartpole_swingup", "smoke", steps=40)
     cfg.env.image_size, cfg.agent.encoder_layers = 32, 2
-    cfg.train.seed_steps, cfg.train.batch_size, cfg.train.eval_every = 10, 4, 0
+    cfg.train.seed_steps, cfg.train.seed_updates, cfg.train.batch_size, cfg.train.eval_every = 10, 10, 4, 0
     cfg.train.final_eval_episodes, cfg.train.tensorboard, cfg.train.video = 1, False, False
     with pytest.raises(UserError, match=r"toy has no field 'agent\.svea_alpha'"):
         apply_overrides(cfg, ["agent.svea_alpha=1"])
@@ -150,7 +150,7 @@ def test_a_toy_algorithm_is_one_file_and_one_registry_line(toy_algorithm, tmp_pa
     summary = train.start(apply_overrides(cfg, ["agent.step_size=0.5"]), tmp_path / "run")
     assert summary["algo"] == "toy" and summary["steps"] == 40
     run = open_run(tmp_path / "run")
-    assert run.cfg.agent.step_size == 0.5 and run.checkpoint["agent"]["updates"] == 30
+    assert run.cfg.agent.step_size == 0.5 and run.checkpoint["agent"]["updates"] == 10 + 29  # the burst at step 10
     env = make_run_env(run.cfg, "none")
     agent = run.restore(env)
     env.close()

@@ -80,7 +80,7 @@ def test_svea_loss_is_alpha_shift_plus_beta_conv():
 
     def views(a, obs):
         shifted = a.augment(obs)
-        return [shifted, random_conv(shifted, generator=a.generator)]
+        return [shifted, random_conv(shifted.float(), generator=a.generator)]  # float: agent.svea_float_conv
 
     J = view_gradients(twin, b, views)
     torch.testing.assert_close(written, 0.3 * J[0] + 0.7 * J[1], rtol=1e-4, atol=1e-6)
@@ -105,6 +105,42 @@ def test_diagnostics_every_k_updates():
     assert "grad/gamma" in agent.update(batch(seed=1))
 
 
+@pytest.mark.parametrize("float_conv", [True, False])
+def test_svea_conv_view_is_float_as_dmcontrol_gbs_unless_rounded(float_conv):
+    agent = new_agent("svea", svea_float_conv=float_conv)
+    seen = []
+    trunk = agent.trunk.forward
+    agent.trunk.forward = lambda obs: seen.append(obs) or trunk(obs)
+    agent.update_critic({k: v for k, v in batch().items()})
+    views = seen[-1].chunk(2)[1]  # the critic's batch: shifted, then conv
+    rounded = torch.equal(views, views.round())
+    assert views.is_floating_point() == float_conv and rounded != float_conv
+
+
+def test_train_image_dir_sets_the_overlay_directory(tmp_path, monkeypatch, capsys):
+    from unseen import train
+
+    started = []
+    summary = {"returns": {"none": {"mean": 0.0, "std": 0.0, "episodes": 1}}, "frames": 0, "wall_time_s": 0.0}
+    monkeypatch.setattr(train, "start", lambda cfg, run_dir: started.append(cfg) or summary)
+    (tmp_path / "places" / "a").mkdir(parents=True)
+    main(["train", "--algo", "cg2a", "--task", "cartpole_swingup", "--image-dir", str(tmp_path / "places"),
+          "--out", str(tmp_path / "run")])
+    assert started[0].agent.overlay_dir == str(tmp_path / "places")
+    assert main(["train", "--algo", "drq", "--task", "cartpole_swingup", "--image-dir", str(tmp_path / "places")]) == 2
+    assert "--image-dir sets the overlay images of agents that overlay, not drq's" in capsys.readouterr().err
+
+
+def test_cg2a_overlays_fresh_photos_every_update_and_a_procedural_pool_once():
+    photos = new_agent("cg2a", overlay_source="photos")
+    assert photos.overlay_source is not None and photos.overlay_images is None
+    first, second = photos.views(batch()["obs"]), photos.views(batch()["obs"])
+    overlay = photos.names.index("overlay")
+    assert not torch.equal(first[overlay], second[overlay])
+    procedural = new_agent("cg2a", overlay_source="procedural", overlay_pool=5)
+    assert procedural.overlay_source is None and procedural.overlay_images.shape[0] == 5
+
+
 @pytest.mark.parametrize(
     "field, value, message",
     [
@@ -115,6 +151,7 @@ def test_diagnostics_every_k_updates():
         ("grad_method", "vmap", "agent.channels_last=false"),
         ("svea_alpha", -1.0, "agent.svea_alpha must be zero or positive"),
         ("overlay_dir", "/nonexistent/places", "not a directory"),
+        ("overlay_source", "places", "agent.overlay_source must be one of photos, procedural"),
     ],
 )
 def test_bad_cg2a_settings_are_refused_with_the_fix(field, value, message):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 
@@ -74,6 +75,61 @@ def test_validation_names_the_problem(change, message):
     change(cfg)
     with pytest.raises(UserError, match=message):
         validate(cfg)
+
+
+def test_the_dmcontrol_gb_switches_belong_to_the_agents_they_apply_to():
+    from unseen.agents import CG2AConfig, DrQConfig, SACConfig, SVEAConfig
+
+    switches = {"trunk_final_relu", "actor_recompute", "exact_log_det"}
+    assert switches <= {field.name for field in dataclasses.fields(SACConfig)}  # every SAC-derived agent's
+    assert "svea_float_conv" in {field.name for field in dataclasses.fields(SVEAConfig)}
+    assert "overlay_source" in {field.name for field in dataclasses.fields(CG2AConfig)}
+    assert not {"svea_float_conv", "overlay_source"} & {field.name for field in dataclasses.fields(DrQConfig)}
+    with pytest.raises(UserError, match=r"drq has no field 'agent.svea_float_conv' \(only svea\)"):
+        apply_overrides(make_config("drq", "cartpole_swingup", "smoke"), ["agent.svea_float_conv=false"])
+    with pytest.raises(UserError, match=r"train\.seed_updates must be at least 1, got 0"):
+        validate(apply_overrides(make_config("drq", "cartpole_swingup", "smoke"), ["train.seed_updates=0"]))
+
+
+@pytest.mark.parametrize("algo", ["sac", "drq", "svea", "cg2a", "rad", "curl"])
+def test_new_runs_of_the_sac_family_behave_as_dmcontrol_gb(algo):
+    for preset, burst in (("paper", 1000), ("cpu", 1000), ("smoke", 250)):
+        cfg = validate(make_config(algo, "walker_walk", preset))
+        assert not cfg.agent.trunk_final_relu and cfg.agent.actor_recompute and not cfg.agent.exact_log_det
+        assert cfg.train.seed_updates == cfg.train.seed_steps == burst
+        assert getattr(cfg.agent, "svea_float_conv", algo == "svea") == (algo == "svea")
+        assert getattr(cfg.agent, "overlay_source", None) == ("photos" if algo == "cg2a" else None)
+
+
+def test_alda_and_sac_ae_follow_their_own_reference_code():
+    alda, sac_ae = make_config("alda", "walker_walk", "paper"), make_config("sac_ae", "walker_walk", "paper")
+    assert (alda.agent.actor_recompute, alda.agent.exact_log_det, alda.train.seed_updates) == (False, True, 1)
+    assert sac_ae.agent.trunk_final_relu and sac_ae.agent.actor_recompute and not sac_ae.agent.exact_log_det
+    assert sac_ae.train.seed_updates == 1000
+
+
+PRE_DMCGB_VALUES = {"agent.trunk_final_relu": True, "agent.actor_recompute": False, "agent.exact_log_det": True,
+                    "agent.svea_float_conv": False, "agent.overlay_source": "procedural", "train.seed_updates": 1}
+"""The behaviour of every run made before issue 18, by field."""
+
+
+@pytest.mark.parametrize("algo", ["sac", "drq", "svea", "cg2a", "alda", "sac_ae", "rad", "curl", "drqv2"])
+def test_a_config_written_before_the_dmcontrol_gb_fields_loads_with_the_old_behaviour(algo):
+    data = to_dict(make_config(algo, "cartpole_swingup", "cpu"))
+    removed = [key for key in PRE_DMCGB_VALUES if key.split(".")[1] in data[key.split(".")[0]]]
+    assert len(removed) == (1 if algo == "drqv2" else 4 + (algo in ("svea", "cg2a")))  # DrQ-v2: seed_updates only
+    for key in removed:
+        section, name = key.split(".")
+        del data[section][name]
+    data["agent"]["bf16"] = True  # and the older rename still applies
+    del data["agent"]["precision"]
+    cfg = from_dict(data)
+    for key in removed:
+        section, name = key.split(".")
+        assert getattr(getattr(cfg, section), name) == PRE_DMCGB_VALUES[key], key
+    assert cfg.agent.precision == "bf16"
+    fresh = make_config(algo, "cartpole_swingup", "cpu")
+    assert from_dict(to_dict(fresh)) == fresh  # a config that has the fields keeps them
 
 
 def test_unknown_preset_and_stale_config_fields():

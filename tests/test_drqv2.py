@@ -111,3 +111,14 @@ def test_presets_carry_drqv2s_protocol():
     humanoid = make_config("drqv2", "humanoid_run", "paper")
     assert (humanoid.agent.actor_lr, humanoid.agent.projection_dim, humanoid.agent.std_decay_steps) == (
         8e-5, 100, 2_000_000)
+
+
+def test_drqv2_keeps_its_own_encoder_and_loop_beside_dmcontrol_gbs_switches():
+    """DrQ-v2's convnet ends on a ReLU (ConvTrunk's default since issue 18 ends on the conv), its loop has no burst
+    of updates after the seed frames, and DMControl-GB's SAC switches are not its fields."""
+    agent = new_agent("drqv2", precision="float32")
+    assert isinstance(agent.encoder.convs[-1], torch.nn.ReLU)
+    assert (agent.encoder(batch()["obs"]) >= 0).all()
+    for preset in ("paper", "cpu", "smoke"):
+        cfg = make_config("drqv2", "cartpole_swingup", preset)
+        assert cfg.train.seed_updates == 1 and not hasattr(cfg.agent, "actor_recompute")

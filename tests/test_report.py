@@ -222,6 +222,23 @@ def test_fields_an_older_config_lacks_are_not_compared(tmp_path):
     assert set(collect([tmp_path])["method"]) == {"drq"}
 
 
+def test_runs_made_before_the_dmcontrol_gb_fields_are_named_by_the_behaviour_they_trained_with(tmp_path):
+    olds = [fake_run(tmp_path, "drq", seed, {"none": 100.0}) for seed in (1, 2)]
+    fake_run(tmp_path, "drq", 3, {"none": 300.0})
+    for old in olds:
+        saved = yaml.safe_load((old / "config.yaml").read_text())
+        for section, name in (("agent", "trunk_final_relu"), ("agent", "actor_recompute"), ("agent", "exact_log_det"),
+                              ("train", "seed_updates")):
+            del saved[section][name]
+        (old / "config.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
+    labels = collect([tmp_path]).groupby("seed")["method"].first()
+    before = ("drq[agent.actor_recompute=false, agent.exact_log_det=true, agent.trunk_final_relu=true, "
+              "train.seed_updates=1]")
+    assert labels[1] == labels[2] == before
+    assert labels[3] == "drq[agent.actor_recompute=true, agent.exact_log_det=false, agent.trunk_final_relu=false, "\
+        "train.seed_updates=1000]"
+
+
 # ----- statistics ---------------------------------------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import numpy as np
 import pytest
@@ -42,7 +43,7 @@ def test_soft_td_target_by_hand():
 
 
 def test_squashed_gaussian_log_prob_matches_torch_distributions():
-    actor = Actor(5, 4, 16, 3, -10.0, 2.0)
+    actor = Actor(5, 4, 16, 3, -10.0, 2.0, exact_log_det=True)
     features = torch.randn(64, 5)
     g = torch.Generator().manual_seed(1)
     action, log_prob = actor(features, g)
@@ -66,6 +67,64 @@ def test_temperature_rises_when_entropy_is_below_target_and_falls_above(log_prob
     agent.update_actor_and_alpha(torch.zeros(4, agent.trunk.out_dim))
     # target entropy is -|A| = -2: entropy -log pi = -5 is below it (alpha up), 5 above it (alpha down)
     assert np.sign(agent.alpha.item() - before) == direction
+
+
+def saturated_actor(exact: bool) -> tuple[Actor, torch.Tensor]:
+    """An actor whose every pre-tanh sample is about 20 (far past float32's tanh = 1), and its input."""
+    actor = Actor(5, 4, 16, 3, -10.0, 2.0, exact_log_det=exact)
+    with torch.no_grad():
+        last = actor.net[-1]
+        last.weight.zero_()
+        last.bias.copy_(torch.tensor([20.0, -20.0, 20.0, -10.0, -10.0, -10.0]))  # mu, then log std (tanh'd: -10)
+    return actor, torch.randn(4, 5)
+
+
+def test_log_prob_of_a_saturated_action_is_dmcontrol_gbs_floored_formula():
+    actor, features = saturated_actor(exact=False)
+    action, log_prob = actor(features, torch.Generator().manual_seed(0))
+    assert torch.equal(action.abs(), torch.ones_like(action))
+    noise = torch.randn(4, 3, generator=torch.Generator().manual_seed(0))  # the draw the actor made
+    log_std = -10 + 0.5 * 12 * (torch.tanh(torch.full((4, 3), -10.0)) + 1)
+    gaussian = (-0.5 * noise.pow(2) - log_std).sum(-1, keepdim=True) - 1.5 * math.log(2 * math.pi)
+    # Every dimension's tanh term is log(relu(1 - 1) + 1e-6) = log(1e-6), whatever u is.
+    torch.testing.assert_close(log_prob, gaussian - 3 * math.log(1e-6))
+    exact, _ = saturated_actor(exact=True)
+    exact.load_state_dict(actor.state_dict())
+    _, exact_log_prob = exact(features, torch.Generator().manual_seed(0))
+    # The exact correction keeps falling with |u| (2 log 2 - 2|u| per dimension): tens of nats apart here.
+    assert (exact_log_prob - log_prob).min() > 20
+
+
+def test_trunk_features_can_be_negative_unless_it_ends_on_a_relu():
+    obs = batch()["obs"]
+    dmcgb = new_agent(precision="float32").trunk(obs)
+    assert (dmcgb < 0).float().mean() > 0.2
+    assert (new_agent(precision="float32", trunk_final_relu=True).trunk(obs) >= 0).all()
+
+
+@pytest.mark.parametrize("algo", ["sac", "drq", "svea", "cg2a"])
+def test_actor_learns_from_the_features_after_the_critic_step(algo, monkeypatch):
+    """DMControl-GB re-encodes the actor's obs after the critic step; `actor_recompute=false` reuses the features
+    the critic step started from."""
+    seen = {}
+    for recompute in (True, False):
+        agent = new_agent(algo, actor_update_every=1, precision="float32", actor_recompute=recompute)
+        views = []
+        update_critic = agent.update_critic
+
+        def recording(data, update_critic=update_critic, views=views):
+            metrics, features, view = update_critic(data)
+            views.append((features.detach().clone(), view))
+            return metrics, features, view
+
+        agent.update_critic = recording
+        agent.update_actor_and_alpha = lambda features, r=recompute: seen.__setitem__(r, features) or {}
+        agent.update(batch())
+        before, view = views[0]
+        with torch.no_grad():
+            after = agent.trunk(view)
+        assert not torch.equal(before, after)  # the critic step moved the trunk
+        assert torch.equal(seen[recompute], after if recompute else before)
 
 
 def test_actor_loss_never_reaches_the_conv_trunk():

@@ -92,6 +92,8 @@ def test_presets():
     assert (paper.env.image_size, paper.agent.encoder_layers, paper.agent.sac_ae_latent_dim) == (84, 4, 50)
     cpu, drq = make_config("sac_ae", "walker_walk", "cpu"), make_config("drq", "walker_walk", "cpu")
     assert (cpu.env, cpu.train) == (drq.env, drq.train)
+    assert cpu.agent.trunk_final_relu and not drq.agent.trunk_final_relu  # SAC-AE's PixelEncoder ends on a ReLU
+    drq.agent.trunk_final_relu = True
     shared = [field.name for field in dataclasses.fields(SACConfig)]  # SAC's fields: what the two configs share
     assert [getattr(cpu.agent, name) for name in shared] == [getattr(drq.agent, name) for name in shared]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from unseen.envs import make_env
 from unseen.envs.colors import COLOR_KEYS, generated_color_table, load_color_table, spread
 from unseen.envs.dmc_tasks import SHIFTS
 from unseen.envs.shifts import green_screen, parse_intensity, resolve_shift
-from unseen.envs.sources import DirectoryVideos, ImageDirectory, ProceduralImages
+from unseen.envs.sources import PHOTOS, DirectoryVideos, ImageDirectory, Photos, ProceduralImages, load_photos
 
 from conftest import assert_set_state_continues, random_actions, rollout
 
@@ -216,6 +217,40 @@ def test_image_sources_give_uint8_batches(tmp_path):
     env = make_env("walker_walk", image_size=SIZE, image_dir=str(tmp_path))
     assert env.image_source.description == str(tmp_path)
     env.close()
+
+
+def test_photos_are_fresh_random_resized_crops_drawn_by_the_generator():
+    photos = Photos()
+    one = photos.batch(64, 32, torch.Generator().manual_seed(3))
+    assert one.shape == (64, 3, 32, 32) and one.dtype == torch.uint8
+    assert torch.equal(one, photos.batch(64, 32, torch.Generator().manual_seed(3)))
+    g = torch.Generator().manual_seed(3)
+    photos.batch(64, 32, g)
+    assert not torch.equal(one, photos.batch(64, 32, g))  # every batch is drawn afresh
+    assert len({bytes(image.numpy()) for image in one}) == 64  # and every sample
+    assert len(load_photos()) == len(PHOTOS) and all(min(p[0].shape[1:]) == 256 for p in load_photos())
+
+
+def test_photo_crops_follow_random_resized_crop():
+    photos, g = Photos(), torch.Generator().manual_seed(0)
+    for _ in range(200):
+        share, aspect = 0.08 + 0.92 * torch.rand(10, generator=g).double(), torch.rand(10, generator=g).double()
+        aspect = torch.exp(math.log(3 / 4) + aspect * math.log(16 / 9))
+        top, left, h, w = photos.crop(256, 384, share, aspect, torch.rand(2, generator=g).double())
+        assert 0 <= top <= 256 - h and 0 <= left <= 384 - w
+        assert 0.08 * 0.97 <= h * w / (256 * 384) <= 1 and 3 / 4 * 0.95 <= w / h <= 4 / 3 * 1.05
+    # No try fits (every area too large for the ratio): the central crop of the closest ratio.
+    assert photos.crop(100, 300, torch.ones(10, dtype=torch.float64), torch.full((10,), 0.75, dtype=torch.float64),
+                       torch.zeros(2, dtype=torch.float64)) == (0, 83, 100, 133)
+
+
+def test_a_flip_mirrors_the_crop():
+    photos = Photos()
+    pick, share, aspect, position, flip = photos.draw(16, torch.Generator().manual_seed(0))
+    kept = photos.render(pick, share, aspect, position, torch.zeros_like(flip), 24)
+    mirrored = photos.render(pick, share, aspect, position, torch.ones_like(flip), 24)
+    assert torch.equal(mirrored, kept.flip(-1))
+    assert 0 < flip.sum() < 16
 
 
 def write(path, content: bytes | str) -> str:

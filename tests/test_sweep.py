@@ -20,9 +20,9 @@ from unseen.sweep import Sweep, available_cores, job_config, load_spec, plan, ru
 
 # tests/conftest.py's tiny config as overrides of the smoke preset
 TINY = ["env.image_size=32", "agent.encoder_layers=2", "agent.encoder_filters=8", "agent.projection_dim=16",
-        "agent.hidden_dim=32", "train.seed_steps=20", "train.batch_size=8", "train.eval_every=70",
-        "train.eval_episodes=1", "train.final_eval_episodes=1", "train.checkpoint_every=25", "train.tensorboard=false",
-        "train.video=false"]
+        "agent.hidden_dim=32", "train.seed_steps=20", "train.seed_updates=20", "train.batch_size=8",
+        "train.eval_every=70", "train.eval_episodes=1", "train.final_eval_episodes=1", "train.checkpoint_every=25",
+        "train.tensorboard=false", "train.video=false"]
 
 
 def sweep_file(tmp_path, **changes):

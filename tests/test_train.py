@@ -14,11 +14,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+import yaml
 
 from unseen import train
+from unseen.agents import DrQ
 from unseen.cli import main
-from unseen.config import load_config
-from unseen.rundir import TRAIN_LOCK, exclusive
+from unseen.config import apply_overrides, load_config
+from unseen.errors import Interrupted
+from unseen.evaluate import make_run_env
+from unseen.rundir import CONFIG_FILE, TRAIN_LOCK, exclusive, open_run
 
 from conftest import tiny_config, tiny_overrides
 
@@ -114,6 +118,83 @@ def test_resume_equals_uninterrupted(tmp_path, uninterrupted, stop_at):
     assert resumed["returns"] == summary["returns"]
     for log in ("train.csv", "eval.csv"):
         pd.testing.assert_frame_equal(logs_without_time(whole, log), logs_without_time(tmp_path / "split", log))
+
+
+def test_resume_inside_the_seed_burst_equals_uninterrupted(tmp_path, uninterrupted, monkeypatch):
+    """A stop signal during the updates at the end of the seed steps checkpoints mid-burst; the resumed run makes the
+    rest of them, then acts with the action drawn before the burst, and ends as the uninterrupted run does."""
+    whole, summary = uninterrupted
+    update = DrQ.update
+
+    def signalled(agent, batch, step=None):
+        if agent.updates == 7:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return update(agent, batch, step)
+
+    monkeypatch.setattr(DrQ, "update", signalled)
+    with pytest.raises(Interrupted):
+        train.start(tiny_config(steps=STEPS), tmp_path / "split")
+    checkpoint = torch.load(tmp_path / "split" / train.CHECKPOINT_FILE, weights_only=False)
+    assert checkpoint["step"] == 20 and checkpoint["agent"]["updates"] == 8
+    assert checkpoint["pending_action"] is not None
+    monkeypatch.setattr(DrQ, "update", update)
+    resumed = train.resume(tmp_path / "split")
+    assert_same_agent(agent_state(whole), agent_state(tmp_path / "split"))
+    assert resumed["returns"] == summary["returns"]
+    for log in ("train.csv", "eval.csv"):
+        pd.testing.assert_frame_equal(logs_without_time(whole, log), logs_without_time(tmp_path / "split", log))
+
+
+def test_the_seed_burst_makes_seed_updates_updates_on_the_schedule_of_its_step(tmp_path, monkeypatch):
+    """DMControl-GB's train.py: `init_steps` updates at `step == init_steps`, each testing that step for the actor's
+    and the targets' turn (all of them when it is a multiple of the periods, none when not), then one per step."""
+    calls: list[tuple[int, int]] = []  # (the agent's update count, 0 for the actor's turn or 1 for the targets')
+    update_actor, update_targets = DrQ.update_actor_and_alpha, DrQ.update_targets
+    monkeypatch.setattr(DrQ, "update_actor_and_alpha", lambda a, f: calls.append((a.updates, 0)) or update_actor(a, f))
+    monkeypatch.setattr(DrQ, "update_targets", lambda a: calls.append((a.updates, 1)) or update_targets(a))
+    for seed_steps, burst_turns in ((20, 20), (21, 0)):
+        calls.clear()
+        cfg = tiny_config(steps=seed_steps + 4)
+        cfg.train.seed_steps = cfg.train.seed_updates = seed_steps
+        cfg.train.eval_every = 0
+        train.start(cfg, tmp_path / str(seed_steps))
+        state = torch.load(tmp_path / str(seed_steps) / train.CHECKPOINT_FILE, weights_only=False)
+        assert state["agent"]["updates"] == seed_steps + 3  # the burst, then one per step
+        for kind in (0, 1):
+            turns = [n for n, k in calls if k == kind]
+            assert len([n for n in turns if n <= seed_steps]) == burst_turns
+            # After a burst of seed_steps updates the counter has the step's parity (DMC-GB: step % 2).
+            after = [seed_steps + i for i in (1, 2, 3)]
+            assert [n for n in turns if n > seed_steps] == [n for n in after if n % 2 == 0]
+
+
+BEFORE_ISSUE_18 = ["agent.trunk_final_relu=true", "agent.actor_recompute=false", "agent.exact_log_det=true",
+                   "agent.svea_float_conv=false", "train.seed_updates=1"]
+"""How SVEA computed before DMControl-GB's behaviours were fields (`unseen.config.PRE_DMCGB`)."""
+
+
+def test_a_run_made_before_the_dmcontrol_gb_fields_resumes_with_its_old_behaviour(tmp_path):
+    """A run directory whose config.yaml lacks issue 18's fields resumes, and is restored, with the update it was
+    trained with: the resumed agent equals an uninterrupted run's with the old values set."""
+    train.start(apply_overrides(tiny_config("svea", steps=30), BEFORE_ISSUE_18), tmp_path / "whole")
+    split = tmp_path / "split"
+    assert train.start(apply_overrides(tiny_config("svea", steps=30), BEFORE_ISSUE_18), split, stop_at=25) is None
+    saved = yaml.safe_load((split / CONFIG_FILE).read_text())
+    for item in BEFORE_ISSUE_18:
+        section, name = item.partition("=")[0].split(".")
+        del saved[section][name]
+    (split / CONFIG_FILE).write_text(yaml.safe_dump(saved, sort_keys=False))
+    train.resume(split)
+    assert_same_agent(agent_state(tmp_path / "whole"), agent_state(split))
+    run = open_run(split)
+    assert (run.cfg.agent.trunk_final_relu, run.cfg.agent.actor_recompute, run.cfg.agent.exact_log_det) == (
+        True, False, True
+    )
+    assert not run.cfg.agent.svea_float_conv and run.cfg.train.seed_updates == 1
+    env = make_run_env(run.cfg, "none")
+    agent = run.restore(env)
+    env.close()
+    assert isinstance(agent.trunk.convs[-1], torch.nn.ReLU) and agent.actor.exact_log_det
 
 
 def test_a_run_keeps_the_threads_it_started_with(tmp_path, monkeypatch):

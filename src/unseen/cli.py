@@ -133,6 +133,9 @@ def build_parser() -> Parser:
         help="override config fields, e.g. --set train.batch_size=64 env.image_size=84",
     )
     train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a stopped run from its last checkpoint")
+    train.add_argument("--image-dir", help="overlay images of CG2A's augmentations, a folder at any depth "
+                       "(Places365: paper-comparable numbers); the same as --set agent.overlay_dir=DIR "
+                       "(default: agent.overlay_source, photos)")
 
     evaluate = commands.add_parser("eval", help="zero-shot evaluation of a trained run")
     evaluate.add_argument("run_dir", type=Path, help="a run directory made by unseen train")
@@ -200,7 +203,10 @@ def run_train(args: argparse.Namespace) -> int:
     from unseen import train
 
     if args.resume is not None:
-        given = [flag for flag in ("algo", "task", "steps", "out") if getattr(args, flag) is not None]
+        given = [
+            flag.replace("_", "-") for flag in ("algo", "task", "steps", "out", "image_dir")
+            if getattr(args, flag) is not None
+        ]
         if given or args.overrides:
             raise UserError("--resume continues a run with its saved config; drop --" + ", --".join(given or ["set"]))
         summary = train.resume(args.resume)
@@ -210,7 +216,11 @@ def run_train(args: argparse.Namespace) -> int:
             raise UserError("--algo and --task are required (or --resume RUN_DIR)")
         if args.steps is not None and args.steps <= 0:
             raise UserError(f"--steps must be positive, got {args.steps}")
-        cfg = apply_overrides(make_config(args.algo, args.task, args.preset, args.seed, args.steps), args.overrides)
+        cfg = make_config(args.algo, args.task, args.preset, args.seed, args.steps)
+        if args.image_dir and not hasattr(cfg.agent, "overlay_dir"):
+            raise UserError(f"--image-dir sets the overlay images of agents that overlay, not {args.algo}'s; drop it")
+        overrides = args.overrides + ([f"agent.overlay_dir={args.image_dir}"] if args.image_dir else [])
+        cfg = apply_overrides(cfg, overrides)
         name = f"{args.algo}-{args.preset}-seed{args.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
         run_dir = args.out or Path("runs") / args.task / name
         args.out = run_dir

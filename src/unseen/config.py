@@ -60,6 +60,8 @@ class TrainConfig:
     """Agent steps to train for (environment frames = steps x action repeat)."""
     seed_steps: int = param(1000, ge=0)
     """Initial steps with uniformly random actions and no updates."""
+    seed_updates: int = param(1000, ge=1)
+    """Updates at the first step after the seed steps, then one per step (DMControl-GB: as many as seed steps)."""
     batch_size: int = param(128, gt=0)
     """Transitions per update."""
     replay_capacity: int = param(0, ge=0)
@@ -155,6 +157,7 @@ def make_config(algo: str, task: str, preset: str = "cpu", seed: int = 0, steps:
         cfg.agent.hidden_dim = 256
         cfg.train.steps = 1500
         cfg.train.seed_steps = 250
+        cfg.train.seed_updates = min(cfg.train.seed_updates, cfg.train.seed_steps)
         cfg.train.batch_size = 64
         cfg.train.eval_every = 750
         cfg.train.eval_episodes = 2
@@ -196,11 +199,29 @@ def from_dict(data: dict[str, Any]) -> RunConfig:
     return schema.build(RunConfig, data, "", sections)
 
 
+PRE_DMCGB: dict[str, dict[str, Any]] = {
+    "agent": {
+        "trunk_final_relu": True,
+        "actor_recompute": False,
+        "exact_log_det": True,
+        "svea_float_conv": False,
+        "overlay_source": "procedural",
+    },
+    "train": {"seed_updates": 1},
+}
+"""How runs made before DMControl-GB's behaviours were fields computed (issue 18, docs/dmcontrol-gb.md): a
+config.yaml that lacks one of these fields (of its algorithm's config) loads with this value, so that resumes and
+reports of those runs keep the behaviour they were trained with."""
+
+
 def upgraded(data: dict[str, Any]) -> dict[str, Any]:
     """A saved config in the current layout. Configs written before `agent.precision` existed say
     `agent.bf16: true|false`, which is precision "bf16" or "float32". Configs written before each algorithm had its
     own config carry every algorithm's fields in `agent:`: a field of another algorithm is dropped when it holds that
-    algorithm's default (it never reached the agent), and is an error otherwise (the run's meaning is unclear)."""
+    algorithm's default (it never reached the agent), and is an error otherwise (the run's meaning is unclear).
+    Fields of the run's algorithm and of `train:` added by issue 18 that a config lacks take `PRE_DMCGB`'s values."""
+    if isinstance(data.get("train"), dict):
+        data = data | {"train": PRE_DMCGB["train"] | data["train"]}
     agent = dict(data.get("agent") or {})
     if "bf16" in agent:
         agent["precision"] = "bf16" if agent.pop("bf16") else "float32"
@@ -208,6 +229,7 @@ def upgraded(data: dict[str, Any]) -> dict[str, Any]:
     if algo not in REGISTRY or not isinstance(data.get("agent"), dict):
         return data
     own = field_names(REGISTRY[algo].config_cls)
+    agent = {name: value for name, value in PRE_DMCGB["agent"].items() if name in own} | agent
     defaults = legacy_defaults()
     for name in [name for name in agent if name not in own and name in defaults]:
         value = schema.coerce(agent[name], type(defaults[name]), f"agent.{name}")

@@ -59,8 +59,12 @@ class FastPath:
 
 
 class ConvTrunk(nn.Module):
-    """3x3 convs with 32 filters, the first with stride 2, ReLU between and after; uint8 pixels in, flat features
-    out."""
+    """3x3 convs with 32 filters, the first with stride 2, ReLU between; uint8 pixels in, flat features out.
+
+    `final_relu`: a ReLU after the last conv too. DMControl-GB's `SharedCNN` (src/algorithms/modules.py) ends on
+    the conv, so its features can be negative (58% of them at initialisation, issue 18); SAC-AE's `PixelEncoder`
+    ends on a ReLU.
+    """
 
     def __init__(
         self,
@@ -71,6 +75,7 @@ class ConvTrunk(nn.Module):
         bf16: bool,
         channels_last: bool,
         inplace_relu: bool = True,
+        final_relu: bool = False,
     ) -> None:
         super().__init__()
         # In-place ReLUs: each conv output is used only by its ReLU, and a pass that allocates no new
@@ -78,7 +83,9 @@ class ConvTrunk(nn.Module):
         convs: list[nn.Module] = [nn.Conv2d(in_channels, filters, 3, stride=2)]
         for _ in range(layers - 1):
             convs += [nn.ReLU(inplace=inplace_relu), nn.Conv2d(filters, filters, 3, stride=1)]
-        self.convs = nn.Sequential(*convs, nn.ReLU(inplace=inplace_relu))
+        if final_relu:
+            convs.append(nn.ReLU(inplace=inplace_relu))
+        self.convs = nn.Sequential(*convs)
         side = (image_size - 3) // 2 + 1 - 2 * (layers - 1)
         self.side = side
         self.out_dim = filters * side * side
@@ -124,7 +131,10 @@ def mlp(in_dim: int, hidden_dim: int, out_dim: int, activation: type[nn.Module] 
 class Actor(nn.Module):
     """Tanh-squashed Gaussian policy on trunk features; log std squashed into [log_std_min, log_std_max].
 
-    `activation`: of the MLP's hidden layers (ReLU in DMControl-GB, GELU in ALDA's reference code)."""
+    `activation`: of the MLP's hidden layers (ReLU in DMControl-GB, GELU in ALDA's reference code).
+    `exact_log_det`: the change of variables through tanh as the exact `log(1 - tanh(u)^2)`; false: DMControl-GB's
+    `log(relu(1 - tanh(u)^2) + 1e-6)` (`squash`, src/algorithms/modules.py), which floors each action dimension's
+    term at log(1e-6) once the action saturates (tanh(u) rounds to +-1 in float32 from |u| ~ 9)."""
 
     def __init__(
         self,
@@ -135,11 +145,13 @@ class Actor(nn.Module):
         log_std_min: float,
         log_std_max: float,
         activation: type[nn.Module] = nn.ReLU,
+        exact_log_det: bool = False,
     ) -> None:
         super().__init__()
         self.projection = Projection(feature_dim, projection_dim)
         self.net = mlp(projection_dim, hidden_dim, 2 * action_dim, activation)
         self.log_std_min, self.log_std_max = log_std_min, log_std_max
+        self.exact_log_det = exact_log_det
 
     def forward(
         self, features: torch.Tensor, generator: torch.Generator | None = None, deterministic: bool = False
@@ -152,9 +164,13 @@ class Actor(nn.Module):
         noise = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
         sample = mu + noise * log_std.exp()
         log_prob = (-0.5 * noise.pow(2) - log_std).sum(-1, keepdim=True) - 0.5 * math.log(2 * math.pi) * mu.shape[-1]
-        # Change of variables through tanh, in the numerically stable form of log(1 - tanh(u)^2).
-        log_prob = log_prob - (2 * (math.log(2) - sample - F.softplus(-2 * sample))).sum(-1, keepdim=True)
-        return torch.tanh(sample), log_prob
+        action = torch.tanh(sample)
+        if self.exact_log_det:
+            # The numerically stable form of log(1 - tanh(u)^2).
+            log_det = 2 * (math.log(2) - sample - F.softplus(-2 * sample))
+        else:
+            log_det = torch.log(F.relu(1 - action.pow(2)) + 1e-6)
+        return action, log_prob - log_det.sum(-1, keepdim=True)
 
 
 class Critic(nn.Module):

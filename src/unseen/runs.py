@@ -97,7 +97,8 @@ def with_success_after_episodes(runs: pd.DataFrame) -> pd.DataFrame:
 @dataclass(frozen=True)
 class Run:
     """A finished run: where it is, its summary.json, and its config.yaml flattened to `section.field` keys (read
-    as saved: a run made by an older unseen lacks the fields added since)."""
+    through `unseen.config.upgraded`: DMControl-GB's switches take the values older runs computed with; other fields
+    added since are absent)."""
 
     path: str
     summary: dict[str, Any]

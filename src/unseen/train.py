@@ -77,6 +77,7 @@ class Trainer:
         self.episode = 0
         self.episode_return = 0.0
         self.last_eval_step = -1
+        self.pending_action: np.ndarray | None = None
         self.wall_time = 0.0
         self.metrics = MetricMeans()
         self.last_return: float | None = None
@@ -137,9 +138,11 @@ class Trainer:
         if self.step < cfg.seed_steps:
             action = self.rng.uniform(-1.0, 1.0, self.action_dim).astype(np.float32)
         else:
-            action = self.agent.act(self.obs, deterministic=False)
+            action = self.pending_action if self.pending_action is not None else self.agent.act(self.obs, False)
             agent = self.cfg.agent
-            if self.step % agent.steps_per_update == 0:
+            if self.step == cfg.seed_steps and cfg.seed_updates > 1:
+                self.seed_burst(action)
+            elif self.step % agent.steps_per_update == 0:
                 batch = self.replay.sample(cfg.batch_size, self.rng, agent.return_steps, agent.discount)
                 size, every = agent.aux_batch
                 if size and (self.agent.updates + 1) % every == 0:  # the update about to run takes one
@@ -166,6 +169,21 @@ class Trainer:
             self.episode_return = 0.0
             self.obs, _ = self.env.reset()
             self.replay.add_first(self.obs[-3:])
+
+    def seed_burst(self, action: np.ndarray) -> None:
+        """`train.seed_updates` updates at the first step after the seed steps, as DMControl-GB's train.py runs
+        `init_steps` of them at `step == init_steps` (after drawing that step's action), each on the schedule of
+        that step. A stop signal between two of them checkpoints the updates done (the agent's count: it made none
+        before) and the drawn action, and the resumed run continues the burst where it stopped."""
+        cfg, agent = self.cfg.train, self.cfg.agent
+        self.pending_action = action
+        while self.agent.updates < cfg.seed_updates:
+            if self._stop_signal is not None:
+                self.save_checkpoint()
+                raise Interrupted(self._stop_signal, self.step)
+            batch = self.replay.sample(cfg.batch_size, self.rng, agent.return_steps, agent.discount)
+            self.metrics.add(self.agent.update(batch, step=self.step))
+        self.pending_action = None
 
     @property
     def frames(self) -> int:
@@ -213,6 +231,7 @@ class Trainer:
             "episode": self.episode,
             "episode_return": self.episode_return,
             "last_eval_step": self.last_eval_step,
+            "pending_action": self.pending_action,
             "wall_time": self.elapsed,
             "metric_means": self.metrics.state_dict(),
             "last_return": self.last_return,
@@ -236,6 +255,7 @@ class Trainer:
             self.last_return = state["last_return"]
         else:  # a checkpoint from before the means: its interval's mean starts at the resume
             self.last_return = state["metrics"].get("episode_return")
+        self.pending_action = state.get("pending_action")  # absent from checkpoints written before the burst existed
         self.agent.load_state_dict(state["agent"])
         self.replay.load_state_dict(state["replay"])
         self.env.set_state(state["env"])

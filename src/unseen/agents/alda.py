@@ -31,7 +31,8 @@ One update (`SAC.update` with `update_critic` below):
      One AdamW step (lr 1e-3, weight decay 0.1) of the per-frame encoder and the decoder, one Adam step of
      the codebook (with whatever gradient it received in 2 and 3; none at all by default).
   4. Every 2 updates: actor and temperature, SAC's, on the detached fused features of 2 (the reference code
-     re-encodes `obs` after the steps; reusing them is the base's choice, docs/architecture.md); targets:
+     re-encodes `obs` after the steps; `agent.actor_recompute=false` keeps unseen's update from before issue 18,
+     as do the exact tanh log-det and one update per step from the first, docs/dmcontrol-gb.md); targets:
      Q heads at tau 0.01, encoder (per-frame encoder, codebook, fusion) and critic projection at 0.05.
 The reference code runs the per-frame encoder on `obs` twice (critic, then ALDA loss); since the critic step
 never changes it, here it runs once: the newest frame with gradient (for 3), the older ones without. And as
@@ -97,6 +98,10 @@ class ALDAConfig(SACConfig):
     """ALDA: Adam learning rate of the codebooks."""
     alda_critic_to_codebook: bool = False
     """ALDA: let the critic's gradient reach the codebooks (the paper's figure); false: the reference code's routing."""
+    actor_recompute: bool = False
+    """ALDA: the actor learns from the critic step's fused features (unseen's update before issue 18, not DMC-GB's)."""
+    exact_log_det: bool = True
+    """ALDA: the log-prob's tanh term exact (unseen's before issue 18); false: DMControl-GB's floored one."""
 
     def check(self, env: EnvConfig) -> None:
         # Not the conv trunk's frame-size rule: ALDA's encoder is 4 stride-2 convs.
@@ -121,6 +126,8 @@ def preset(cfg: RunConfig) -> None:
     # GroupNorm's channels-last CPU kernels are several times slower than its NCHW ones (bf16): a whole
     # ALDA update took 2.6-2.8x longer channels-last (docs/alda.md); the convs gain nothing from it here.
     cfg.agent.channels_last = False
+    # ALDA's reference code is not DMControl-GB's: one update per step from the first (no burst after the seed steps).
+    cfg.train.seed_updates = 1
     if cfg.preset == "paper":
         # ALDA's published protocol (docs/methods.md "ALDA"): 64x64 frames and, on DMControl, its reference code's
         # action repeat (cartpole 4). Under `cpu` and `smoke` ALDA sees exactly what every other method sees.
@@ -258,7 +265,8 @@ class ALDA(SAC):
         cfg = self.cfg
         trunk = ALDAEncoder(obs_shape, cfg)
         actor = Actor(
-            trunk.out_dim, self.projection_dim, cfg.hidden_dim, action_dim, cfg.log_std_min, cfg.log_std_max, nn.GELU
+            trunk.out_dim, self.projection_dim, cfg.hidden_dim, action_dim, cfg.log_std_min, cfg.log_std_max, nn.GELU,
+            exact_log_det=cfg.exact_log_det,
         )
         critic = Critic(trunk.out_dim, self.projection_dim, cfg.hidden_dim, action_dim, nn.GELU)
         return trunk, actor, critic
@@ -289,7 +297,7 @@ class ALDA(SAC):
         z_next = torch.cat([z[:, 1:], rest[:, older:]], dim=1) if overlap else rest[:, older:]
         return z, z_next, newest
 
-    def update_critic(self, batch: dict[str, torch.Tensor]) -> tuple[Metrics, torch.Tensor]:
+    def update_critic(self, batch: dict[str, torch.Tensor]) -> tuple[Metrics, torch.Tensor, torch.Tensor]:
         z, z_next, newest = self.encode_batch(batch["obs"], batch["next_obs"])
         with torch.no_grad():
             target = self.soft_target(batch, self.trunk.fuse(z_next), self.trunk_target(batch["next_obs"]))
@@ -300,7 +308,7 @@ class ALDA(SAC):
         loss.backward()
         self.critic_optimizer.step()
         metrics: Metrics = {"critic_loss": loss.detach(), "q_target": target.mean().detach()}
-        return metrics | self.update_alda(newest, batch["obs"][:, -3:]), features
+        return metrics | self.update_alda(newest, batch["obs"][:, -3:]), features, batch["obs"]
 
     def update_alda(self, z: torch.Tensor, frame: torch.Tensor) -> Metrics:
         """The ALDA loss of the newest frames' latents `z (B, |z_d|)` and pixels `frame (B, 3, H, W)`; one step."""

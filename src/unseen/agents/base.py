@@ -116,8 +116,11 @@ class Agent(Protocol):
         """The action for one uint8 observation `(C, H, W)`: the policy's mean if `deterministic`, else a sample."""
         ...
 
-    def update(self, batch: dict[str, torch.Tensor]) -> Metrics:
-        """One learning step on a replay batch; its losses and diagnostics by name."""
+    def update(self, batch: dict[str, torch.Tensor], step: int | None = None) -> Metrics:
+        """One learning step on a replay batch; its losses and diagnostics by name. `step`: the clock of any schedule
+        the agent keeps (every n-th update does this or that), given as the environment step by the training loop's
+        burst of `train.seed_updates` updates after the seed steps (DMControl-GB tests that one step for all of
+        them); None: the agent's own count of updates."""
         ...
 
     def latents(self, obs: torch.Tensor) -> torch.Tensor:

@@ -5,15 +5,17 @@ One critic update:
      SAC's soft target): `SAC.td_target`.
   2. Augmentation combination: `tau_0` = random shift of `o_t` (the SAC+shift baseline's view), and
      `tau_i = aug_i(tau_0(o_t))` for the names in `agent.cg2a_augmentations` (default random conv, overlay
-     with mu = 0.5, overlay-S with mu ~ U(0.05, 0.2) per sample; overlay images sampled from a pool drawn
-     once from the image source). Every view has the same `(o_t, a_t)` and target.
+     with mu = 0.5, overlay-S with mu ~ U(0.05, 0.2) per sample; overlay images drawn afresh for every sample
+     from the photographs (`agent.overlay_source=photos`, the default), else sampled from a pool drawn once from
+     the procedural source or `agent.overlay_dir`). Every view has the same `(o_t, a_t)` and target.
   3. Per-view critic losses, Eq. (3) without weights: `L_i = ||Q1(tau_i(o_t), a_t) - y||^2 + ||Q2 - y||^2`,
      and their gradients `g_i` over every parameter the critic optimizer steps (trunk, projection, Q heads),
      the `(N+1, P)` matrix `J` (`unseen.grad.per_loss_gradients`).
   4. `gamma ~ U(sgs_gamma_low, sgs_gamma_high)` from the agent's seeded generator (fixed if equal), then
      `g_bar = sum_i w_i SGS(g)_i` (`unseen.grad.combine`: GAS Eq. 8, SGS Algorithm 1, each switchable for the
      Table 4 ablations), written into `.grad` once, one Adam step.
-The actor and temperature are SAC's, on the detached trunk features of `tau_0`; targets are SAC's.
+The actor and temperature are SAC's, on the detached trunk features of `tau_0` (re-encoded after the critic step by
+default, as in DMControl-GB's SAC, which CG2A builds on); targets are SAC's.
 Every `grad_log_every` updates the metrics carry Figure 1's diagnostics under `grad/`.
 """
 
@@ -30,7 +32,7 @@ from unseen.agents.base import Metrics, Variants
 from unseen.agents.drq import DrQConfig
 from unseen.agents.sac import SAC
 from unseen.augment import USES_IMAGES, VIEWS, random_shift
-from unseen.envs.sources import image_source
+from unseen.envs.sources import OVERLAY_SOURCES, ImageSource, image_source
 from unseen.errors import UserError
 from unseen.grad import (
     GRAD_METHODS,
@@ -72,10 +74,12 @@ class CG2AConfig(DrQConfig):
     """CG2A: per-augmentation gradients by "sequential" passes (cheapest on CPU) or one "vmap" pass."""
     grad_log_every: int = param(10, ge=0)
     """CG2A: compute the grad/ diagnostics (Figure 1) every this many updates (each costs ~5% of one); 0 never."""
+    overlay_source: str = param("photos", choices=OVERLAY_SOURCES)
+    """CG2A: overlay images without `overlay_dir`: "photos" (offline, fresh crops per sample) or "procedural"."""
     overlay_dir: str = ""
-    """Folder of overlay images at any depth (Places365 works); empty: the seeded procedural source."""
+    """Folder of overlay images at any depth (Places365: paper-comparable numbers); overrides `overlay_source`."""
     overlay_pool: int = param(1000, gt=0)
-    """Overlay images drawn once from the source when the agent is built; each overlay samples from them."""
+    """Overlay images drawn once from `overlay_dir` or the procedural source; each overlay samples from them."""
 
     @property
     def augmentations(self) -> list[str]:
@@ -129,9 +133,13 @@ class CG2A(SAC):
         self.names = ["shift", *cfg.augmentations]
         self.view_loss = ViewLoss(self)
         self.overlay_images: torch.Tensor | None = None
+        self.overlay_source: ImageSource | None = None
         if USES_IMAGES & set(self.names):
-            source = image_source(cfg.overlay_dir or None)
-            self.overlay_images = source.batch(cfg.overlay_pool, obs_shape[1], self.generator).to(device)
+            source = image_source(cfg.overlay_dir or None, cfg.overlay_source)
+            if source.per_update:
+                self.overlay_source = source  # fresh pictures for every sample, as DMControl-GB's overlay draws
+            else:
+                self.overlay_images = source.batch(cfg.overlay_pool, obs_shape[1], self.generator).to(device)
 
     def augment(self, obs: torch.Tensor) -> torch.Tensor:
         """tau_0: DrQ's random shift."""
@@ -143,8 +151,10 @@ class CG2A(SAC):
         views = [shifted]
         for name in self.names[1:]:
             images = None
-            # The pool exists whenever a view uses images (__init__); without it, the view itself says so.
-            if name in USES_IMAGES and self.overlay_images is not None:
+            # The source or the pool exists whenever a view uses images (__init__); without, the view says so.
+            if name in USES_IMAGES and self.overlay_source is not None:
+                images = self.overlay_source.batch(len(obs), obs.shape[-1], self.generator).to(obs.device)
+            elif name in USES_IMAGES and self.overlay_images is not None:
                 pick = torch.randint(
                     len(self.overlay_images), (len(obs),), generator=self.generator, device=obs.device
                 )
@@ -152,11 +162,12 @@ class CG2A(SAC):
             views.append(VIEWS[name](shifted, images, self.generator))
         return torch.stack(views)
 
-    def update_critic(self, batch: dict[str, torch.Tensor]) -> tuple[Metrics, torch.Tensor]:
+    def update_critic(self, batch: dict[str, torch.Tensor]) -> tuple[Metrics, torch.Tensor, torch.Tensor]:
         cfg = self.cfg
         target = self.td_target(batch)
+        views = self.views(batch["obs"])
         grads, losses, features = per_loss_gradients(
-            self.view_loss, self.views(batch["obs"]), batch["action"], target, method=cfg.grad_method
+            self.view_loss, views, batch["action"], target, method=cfg.grad_method
         )
         low, high = cfg.sgs_gamma_low, cfg.sgs_gamma_high
         gamma = low + (high - low) * torch.rand((), generator=self.generator, device=self.device).item()
@@ -170,7 +181,7 @@ class CG2A(SAC):
         if cfg.grad_log_every and self.updates % cfg.grad_log_every == 0:
             weights = gas_weights(grads, cfg.gas_clamp) if cfg.cg2a_gas else uniform_weights(grads)
             metrics |= diagnostics(grads, self.names, weights, gamma)
-        return metrics, features[0]
+        return metrics, features[0], views[0]
 
 
 # ----- how reports name a CG2A run ---------------------------------------------------------------------------

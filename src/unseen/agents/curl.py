@@ -81,14 +81,15 @@ class CURL(RAD):
         """What the contrastive optimizer steps: W, the conv trunk and the critic's projection."""
         return [*self.curl_head.parameters(), *self.trunk.parameters(), *self.critic.projection.parameters()]
 
-    def update(self, batch: dict[str, torch.Tensor]) -> Metrics:
+    def update(self, batch: dict[str, torch.Tensor], step: int | None = None) -> Metrics:
         """Crop the positive, then the anchor and next observation (the critic's views), then RAD's update and, every
-        `curl_update_every` updates, the contrastive step."""
+        `curl_update_every` updates (by `step` when given, as DMControl-GB's `step % aux_update_freq`), the
+        contrastive step."""
         batch = {key: value.to(self.device, non_blocking=True) for key, value in batch.items()}
         positive = self.augment(batch["obs"])
         views = batch | {"obs": self.augment(batch["obs"]), "next_obs": self.augment_next(batch["next_obs"])}
-        metrics = super().update(views)  # crops pass `augment` unchanged
-        if self.updates % self.cfg.curl_update_every == 0:
+        metrics = super().update(views, step)  # crops pass `augment` unchanged
+        if (self.updates if step is None else step) % self.cfg.curl_update_every == 0:
             metrics |= self.update_curl(views["obs"], positive)
         return metrics
 

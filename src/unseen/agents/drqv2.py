@@ -139,6 +139,8 @@ def preset(cfg: RunConfig) -> None:
         cfg.train.batch_size = 512 if task.startswith("walker_") else 256
     if cfg.preset == "paper":
         cfg.train.seed_steps = math.ceil(SEED_FRAMES / cfg.env.action_repeat)
+    # DrQ-v2's loop updates on its schedule from the end of the seed frames on: no burst of updates there.
+    cfg.train.seed_updates = 1
 
 
 def exploration_std(step: float, start: float, end: float, duration: float) -> float:
@@ -178,7 +180,8 @@ class DrQV2Encoder(ConvTrunk):
         self, in_channels: int, image_size: int, layers: int, filters: int, bf16: bool, channels_last: bool,
         inplace_relu: bool = True,
     ) -> None:
-        super().__init__(in_channels, image_size, layers, filters, bf16, channels_last, inplace_relu)
+        # DrQ-v2's convnet has a ReLU after every conv, the last too (ConvTrunk's default ends on the conv).
+        super().__init__(in_channels, image_size, layers, filters, bf16, channels_last, inplace_relu, final_relu=True)
         self.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]  # init on NCHW weights
         self.apply(drqv2_init)
         self.fast.lay_out(self)
@@ -251,8 +254,9 @@ class DrQV2:
         """The critic trunk's output (Linear, LayerNorm, tanh) of the encoder's features, `(B, projection_dim)`."""
         return self.critic.projection(self.encoder(obs))
 
-    def update(self, batch: dict[str, torch.Tensor]) -> Metrics:
-        """One DrQ-v2 update on an (n-step) batch of uint8 observations."""
+    def update(self, batch: dict[str, torch.Tensor], step: int | None = None) -> Metrics:
+        """One DrQ-v2 update on an (n-step) batch of uint8 observations. Its actor and target schedules count its own
+        updates (`step`, the clock of a burst of `train.seed_updates`, is not used: DrQ-v2 has no burst)."""
         batch = {key: value.to(self.device, non_blocking=True) for key, value in batch.items()}
         std = self.std
         self.updates += 1

@@ -12,8 +12,10 @@ One update (`update`):
   2. Critic loss  sum_i ||Q_i(s, a) - y||^2  (mean over the batch), one Adam step of trunk, critic
      projection and heads.
   3. Every `actor_update_every` updates: actor loss  E[alpha * log pi(a|s) - min(Q1, Q2)(s, a)],  a ~ pi(.|s),
-     on the trunk features of step 2 detached (computed once, as DrQ-v2 does, instead of re-running the
-     trunk), and temperature loss  E[alpha * (-log pi - target_entropy)].
+     on detached trunk features of the critic's view of `obs`: re-encoded after the critic's step, as DMControl-GB
+     does (`agent.actor_recompute`), or those of step 2 (as DrQ-v2 does, one trunk pass fewer); and temperature
+     loss  E[alpha * (-log pi - target_entropy)]. The log-prob's tanh correction is DMControl-GB's floored one
+     unless `agent.exact_log_det` (`unseen.nets.Actor`).
   4. Every `target_update_every` updates: Polyak averaging, heads at `critic_tau`, trunk and projection
      at `encoder_tau`.
 """
@@ -51,6 +53,14 @@ class SACConfig(AgentConfig):
     """Lower bound of the actor's log standard deviation."""
     log_std_max: float = 2.0
     """Upper bound of the actor's log standard deviation."""
+    # DMControl-GB's behaviours (issue 18, docs/dmcontrol-gb.md): its choice by default, the earlier one by a switch;
+    # a config.yaml without them loads with the earlier one (`unseen.config.PRE_DMCGB`).
+    trunk_final_relu: bool = False
+    """A ReLU after the trunk's last conv; false: the features are the last conv's output (DMControl-GB's)."""
+    actor_recompute: bool = True
+    """Actor and temperature see obs re-encoded after the critic step (DMControl-GB's); false: the critic's features."""
+    exact_log_det: bool = False
+    """The log-prob's tanh term exact; false: DMControl-GB's floored log(relu(1 - tanh(u)^2) + 1e-6)."""
 
     def check(self, env: EnvConfig) -> None:
         super().check(env)
@@ -88,9 +98,12 @@ class SAC:
         cfg = self.cfg
         trunk = ConvTrunk(
             obs_shape[0], obs_shape[1], cfg.encoder_layers, cfg.encoder_filters, cfg.bf16, cfg.channels_last,
-            cfg.fast_kernels,
+            cfg.fast_kernels, final_relu=cfg.trunk_final_relu,
         )
-        actor = Actor(trunk.out_dim, self.projection_dim, cfg.hidden_dim, action_dim, cfg.log_std_min, cfg.log_std_max)
+        actor = Actor(
+            trunk.out_dim, self.projection_dim, cfg.hidden_dim, action_dim, cfg.log_std_min, cfg.log_std_max,
+            exact_log_det=cfg.exact_log_det,
+        )
         critic = Critic(trunk.out_dim, self.projection_dim, cfg.hidden_dim, action_dim)
         return trunk, actor, critic
 
@@ -132,14 +145,25 @@ class SAC:
         only projection the trunk is trained through. Agents with a latent of their own override this."""
         return self.critic.projection(self.trunk(obs))
 
-    def update(self, batch: dict[str, torch.Tensor]) -> Metrics:
-        """One SAC update on a batch of uint8 observations; returns scalar metrics."""
+    def update(self, batch: dict[str, torch.Tensor], step: int | None = None) -> Metrics:
+        """One SAC update on a batch of uint8 observations; returns scalar metrics.
+
+        `step`: the clock of the actor's and the targets' schedule; None counts this agent's updates. The training
+        loop's first-step burst passes its environment step: DMControl-GB's `update(replay_buffer, L, step)` tests
+        `step % actor_update_freq` (src/algorithms/sac.py), the same number for every update of the burst.
+        """
         batch = {key: value.to(self.device, non_blocking=True) for key, value in batch.items()}
         self.updates += 1
-        metrics, features = self.update_critic(batch)
-        if self.updates % self.cfg.actor_update_every == 0:
+        clock = self.updates if step is None else step
+        metrics, features, view = self.update_critic(batch)
+        if clock % self.cfg.actor_update_every == 0:
+            if self.cfg.actor_recompute:
+                # DMControl-GB's `update_actor_and_alpha` (src/algorithms/sac.py) encodes obs again, after the
+                # critic's step has changed the trunk.
+                with torch.no_grad():
+                    features = self.trunk(view)
             metrics |= self.update_actor_and_alpha(features.detach())
-        if self.updates % self.cfg.target_update_every == 0:
+        if clock % self.cfg.target_update_every == 0:
             self.update_targets()
         return metrics
 
@@ -162,14 +186,17 @@ class SAC:
         q1, q2 = self.critic(features, action)
         return F.mse_loss(q1, target) + F.mse_loss(q2, target)
 
-    def update_critic(self, batch: dict[str, torch.Tensor]) -> tuple[Metrics, torch.Tensor]:
+    def update_critic(self, batch: dict[str, torch.Tensor]) -> tuple[Metrics, torch.Tensor, torch.Tensor]:
+        """One critic step; returns its metrics, the trunk features of the view of `obs` the actor learns from
+        (computed before the step) and that view."""
         target = self.td_target(batch)
-        features = self.trunk(self.augment(batch["obs"]))
+        view = self.augment(batch["obs"])
+        features = self.trunk(view)
         loss = self.critic_loss(features, batch["action"], target)
         self.critic_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.critic_optimizer.step()
-        return {"critic_loss": loss.detach(), "q_target": target.mean().detach()}, features
+        return {"critic_loss": loss.detach(), "q_target": target.mean().detach()}, features, view
 
     def update_actor_and_alpha(self, features: torch.Tensor) -> Metrics:
         action, log_prob = self.actor(features, self.generator)
@@ -202,7 +229,12 @@ class SAC:
             (self.trunk, self.trunk_target, self.cfg.encoder_tau),
         ]
         for online, target, tau in pairs:
-            torch._foreach_lerp_(list(target.parameters()), list(online.parameters()), tau)
+            # DMControl-GB's `soft_update_params` (src/utils.py), tau * p + (1 - tau) * t, with its roundings (a lerp
+            # rounds once less: the parity audit's targets then differed in the last bit, and that grew over updates).
+            targets: list[torch.Tensor] = list(target.parameters())
+            scaled = list(torch._foreach_mul(list(online.parameters()), tau))
+            torch._foreach_mul_(targets, 1 - tau)
+            torch._foreach_add_(targets, scaled)
 
     def modules(self) -> dict[str, torch.nn.Module | torch.optim.Optimizer]:
         """Everything with a state_dict that a checkpoint must hold."""

@@ -16,11 +16,14 @@ What follows the paper and its public code (`pytorch_sac_ae`, defaults of its tr
     and target updates, on the same batch (the trunk runs again: the critic step has changed it).
   - The 4-layer trunk of 32 filters: the `paper` preset sets it for sac_ae (84x84 frames); `cpu` and `smoke`
     use their own trunk, which is the same 4 layers at 64x64.
-What follows our common base (`SAC`): the TD target, the actor update on the critic step's detached features
-(not re-encoded), the targets and their rates (critic tau 0.01, encoder tau 0.05: SAC-AE's train.py too),
-alpha 0.1 with lr 1e-4 and beta1 0.5, action repeat per task (DMControl-GB's: the paper used walker 2),
-the stable log-probability of the squashed Gaussian, and the fast path (bf16 autocast, channels-last) for
-the trunk and the decoder's transposed convs.
+  - A ReLU after the trunk's last conv (`agent.trunk_final_relu`, true by default in `SACAEConfig`: PixelEncoder's
+    `forward_conv` applies one after every conv); DMControl-GB, descended from this code, dropped it.
+  - Its actor step re-encodes obs after the critic step, its log-prob floors the tanh correction at 1e-6 and its
+    train.py runs `init_steps` updates at the first step after them: DMControl-GB's defaults of the SAC family.
+What follows our common base (`SAC`): the TD target, the targets and their rates (critic tau 0.01, encoder tau
+0.05: SAC-AE's train.py too), alpha 0.1 with lr 1e-4 and beta1 0.5, action repeat per task (DMControl-GB's: the
+paper used walker 2), and the fast path (bf16 autocast, channels-last) for the trunk and the decoder's
+transposed convs.
 """
 
 from __future__ import annotations
@@ -60,6 +63,8 @@ class SACAEConfig(SACConfig):
     """SAC+AE: update the autoencoder every this many updates."""
     sac_ae_bits: int = param(5, ge=1, le=8)
     """SAC+AE: bit depth of the reconstruction target (pixels quantised to this many bits, plus uniform noise)."""
+    trunk_final_relu: bool = True
+    """SAC+AE: a ReLU after the trunk's last conv too, as SAC-AE's PixelEncoder (DMControl-GB's SharedCNN has none)."""
 
 
 def preset(cfg: RunConfig) -> None:
@@ -130,9 +135,10 @@ class SACAE(SAC):
     def projection_dim(self) -> int:
         return self.cfg.sac_ae_latent_dim
 
-    def update(self, batch: dict[str, torch.Tensor]) -> Metrics:
-        metrics = super().update(batch)
-        if self.updates % self.cfg.sac_ae_update_every == 0:
+    def update(self, batch: dict[str, torch.Tensor], step: int | None = None) -> Metrics:
+        metrics = super().update(batch, step)
+        # By `step` when given, as SAC-AE's `step % decoder_update_freq` (the clock of the burst after the seed steps).
+        if (self.updates if step is None else step) % self.cfg.sac_ae_update_every == 0:
             metrics |= self.update_autoencoder(batch["obs"].to(self.device, non_blocking=True))
         return metrics
 

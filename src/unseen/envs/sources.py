@@ -7,14 +7,18 @@ Real data when the user has it, an honest offline default when not (docs/protoco
 - `ProceduralVideos`: seeded synthetic clips (drifting colour waves under moving soft blobs).
 - `ImageDirectory`: any folder of images at any depth (the Places365 layout works).
 - `ProceduralImages`: seeded synthetic images (dead-leaves discs over a smooth colour field).
+- `Photos`: the public-domain and CC0 photographs and textures installed with unseen's dependencies
+  (scikit-image's and matplotlib's sample data), drawn as DMControl-GB draws Places365: a random resized crop and
+  flip per sample.
 
-The procedural video and image sources share no generator, no seed and no drawing rule, so test-time
-backgrounds never serve as training overlays. Every source has a `description` that runs record: the
-directory, or `"procedural"`.
+The procedural video and image sources share no generator, no seed and no drawing rule, and the photographs are
+no video's frames, so test-time backgrounds never serve as training overlays. Every source has a `description`
+that runs record: the directory, `"procedural"` or `"photos"`.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections import OrderedDict
 from functools import lru_cache
@@ -176,6 +180,8 @@ class ImageSource(Protocol):
     """Images for overlays: `batch(n, size, generator)` gives `(n, 3, size, size)` uint8."""
 
     description: str
+    per_update: bool
+    """Cheap enough to draw every update's images afresh (else an agent draws a pool once and picks from it)."""
 
     def batch(self, n: int, size: int, generator: torch.Generator | np.random.Generator) -> torch.Tensor: ...
 
@@ -208,6 +214,7 @@ class ImageDirectory:
                 "pass another --image-dir"
             )
         self.description = str(self.directory)
+        self.per_update = False  # decoding a batch of files per update would cost more than the update
         self._cache: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
         self._cache_size = cache_size
         self.image(0, 8)
@@ -243,6 +250,7 @@ class ProceduralImages:
     painted in turn) over a smooth random colour field. Every draw comes from the caller's generator."""
 
     description = "procedural"
+    per_update = False
 
     def __init__(self, discs: int = 40) -> None:
         self.discs = discs
@@ -263,6 +271,161 @@ class ProceduralImages:
         return (picture * 255).round().to(torch.uint8)
 
 
-def image_source(image_dir: str | Path | None) -> ImageSource:
-    """The overlay image source: the directory when given, else the procedural one."""
-    return ImageDirectory(image_dir) if image_dir is not None else ProceduralImages()
+OVERLAY_SOURCES = ("photos", "procedural")
+"""Overlay image sources that need no data of the user's (CG2A's `agent.overlay_source`): `Photos`,
+`ProceduralImages`."""
+
+PHOTOS = (
+    ("skimage", "data/astronaut.png"),  # NASA; public domain
+    ("skimage", "data/chelsea.png"),  # Stefan van der Walt; CC0
+    ("skimage", "data/coffee.png"),  # Rachel Michetti; CC0
+    ("skimage", "data/rocket.jpg"),  # SpaceX; public domain
+    ("matplotlib", "mpl-data/sample_data/grace_hopper.jpg"),  # US Navy; public domain
+    ("skimage", "data/brick.png"),  # CC0 Textures; CC0 (grey)
+    ("skimage", "data/grass.png"),  # DeviantArt, linolafett; CC0 (grey)
+    ("skimage", "data/gravel.png"),  # CC0 Textures; CC0 (grey)
+)
+"""The photographs of `Photos`: (package, path inside it); the licences are listed in docs/dmcontrol-gb.md."""
+
+PHOTO_SIDE = 256
+"""Photographs are scaled so that their short side has this many pixels: Places365-standard's 256x256 images."""
+
+
+def photo_paths() -> list[Path]:
+    """Where `PHOTOS` are installed; an `InputError` naming the package to install when one is missing."""
+    from importlib.util import find_spec
+
+    paths = []
+    for package, inside in PHOTOS:
+        spec = find_spec(package)
+        path = Path(spec.submodule_search_locations[0]) / inside if spec and spec.submodule_search_locations else None
+        if path is None or not path.is_file():
+            raise InputError(
+                f"the photograph {package}/{inside} is not installed; reinstall unseen's dependencies "
+                "or set agent.overlay_source=procedural"
+            )
+        paths.append(path)
+    return paths
+
+
+PHOTO_LEVELS = 3
+"""Each photograph is kept at 1, 1/2 and 1/4 of its size: a crop is resampled from the level that shrinks it by
+less than 2x, where bilinear interpolation needs no antialiasing."""
+
+
+@lru_cache(maxsize=1)
+def load_photos() -> tuple[tuple[torch.Tensor, ...], ...]:
+    """`PHOTOS` as float `(3, h, w)` tensors in [0, 1], short side `PHOTO_SIDE`, each with its `PHOTO_LEVELS`
+    levels (Pillow's antialiased bilinear reduction); decoded once per process."""
+    from PIL import Image
+
+    photos = []
+    for path in photo_paths():
+        with Image.open(path) as picture:
+            rgb = picture.convert("RGB")
+        scale = PHOTO_SIDE / min(rgb.size)
+        levels = []
+        for level in range(PHOTO_LEVELS):
+            size = (round(rgb.width * scale / 2**level), round(rgb.height * scale / 2**level))
+            pixels = np.asarray(rgb.resize(size, Image.Resampling.BILINEAR)).transpose(2, 0, 1).copy()
+            levels.append(torch.from_numpy(pixels).float() / 255.0)
+        photos.append(tuple(levels))
+    return tuple(photos)
+
+
+class Photos:
+    """Real photographs, offline: `PHOTOS`, drawn as DMControl-GB draws Places365 for its overlay.
+
+    DMControl-GB's `_load_places` (src/augmentations.py) reads Places365 through torchvision's
+    `RandomResizedCrop(image_size)` and `RandomHorizontalFlip()`, a fresh draw for every image of every batch:
+    a crop of 8% to 100% of the picture's area with aspect ratio between 3/4 and 4/3 (log-uniform), at a uniform
+    position, up to 10 tries and then the central crop of the closest ratio; resized (bilinear, antialiased) to
+    the output side; flipped left-right with probability 1/2. The same draws here; the resize samples the crop
+    bilinearly from the level of the photograph that shrinks it by less than 2x (`PHOTO_LEVELS`), all crops of a
+    level in one `grid_sample`. Every draw comes from the caller's generator (on its device), so a batch is a pure
+    function of the generator state. An agent draws every update's images afresh (`per_update`).
+    """
+
+    description = "photos"
+    per_update = True
+    scale = (0.08, 1.0)
+    ratio = (3 / 4, 4 / 3)
+    tries = 10
+
+    def batch(self, n: int, size: int, generator: torch.Generator | np.random.Generator) -> torch.Tensor:
+        return self.render(*self.draw(n, torch_generator(generator)), size)
+
+    def draw(
+        self, n: int, g: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per sample: the photograph, the tries' area shares and aspect ratios, the position, the flip."""
+
+        def uniform(*shape: int) -> torch.Tensor:
+            return torch.rand(shape, generator=g, device=g.device).cpu().double()
+
+        photos = len(PHOTOS)
+        pick = (uniform(n) * photos).long().clamp_(max=photos - 1)
+        area_share = self.scale[0] + (self.scale[1] - self.scale[0]) * uniform(n, self.tries)
+        log_low, log_high = math.log(self.ratio[0]), math.log(self.ratio[1])
+        aspect = torch.exp(log_low + (log_high - log_low) * uniform(n, self.tries))
+        return pick, area_share, aspect, uniform(n, 2), uniform(n) < 0.5
+
+    def render(
+        self, pick: torch.Tensor, area_share: torch.Tensor, aspect: torch.Tensor, position: torch.Tensor,
+        flip: torch.Tensor, size: int,
+    ) -> torch.Tensor:
+        """The drawn crops, resized to `size x size` and flipped, `(n, 3, size, size)` uint8."""
+        photos = load_photos()
+        n = len(pick)
+        boxes, levels = [], []
+        for i in range(n):
+            full = photos[int(pick[i])][0]
+            top, left, height, width = self.crop(full.shape[1], full.shape[2], area_share[i], aspect[i], position[i])
+            boxes.append((top, left, height, width))
+            levels.append(min(PHOTO_LEVELS - 1, max(0, math.floor(math.log2(min(height, width) / size)))))
+        box = torch.tensor(boxes, dtype=torch.float64)
+        level = torch.tensor(levels)
+        shapes = torch.tensor([photos[int(k)][int(v)].shape[1:] for k, v in zip(pick, level, strict=True)])
+        # Output pixel centres in the full picture, then in grid_sample's units on the level (align_corners false:
+        # -1 and 1 are the outer edges of the border pixels); a flip reverses the columns.
+        centres = (torch.arange(size, dtype=torch.float64) + 0.5) / size
+        across = torch.where(flip[:, None], centres.flip(0), centres)
+        ys = (box[:, :1] + centres * box[:, 2:3]) / 2.0 ** level[:, None]
+        xs = (box[:, 1:2] + across * box[:, 3:4]) / 2.0 ** level[:, None]
+        grid_y = (2 * ys / shapes[:, :1] - 1)[:, :, None].expand(n, size, size)
+        grid_x = (2 * xs / shapes[:, 1:] - 1)[:, None, :].expand(n, size, size)
+        grid = torch.stack([grid_x, grid_y], -1).float()
+        out = torch.empty(n, 3, size, size)
+        for photo, on in {(int(k), int(v)) for k, v in zip(pick, level, strict=True)}:
+            members = ((pick == photo) & (level == on)).nonzero()[:, 0]
+            # All crops of one level in one call: their grids side by side as one tall grid.
+            sampled = F.grid_sample(photos[photo][on][None], grid[members].view(1, -1, size, 2), mode="bilinear",
+                                    padding_mode="border", align_corners=False)
+            out[members] = sampled[0].view(3, len(members), size, size).transpose(0, 1)
+        return (out * 255).round_().clamp_(0, 255).to(torch.uint8)
+
+    def crop(
+        self, height: int, width: int, area_share: torch.Tensor, aspect: torch.Tensor, position: torch.Tensor
+    ) -> tuple[int, int, int, int]:
+        """(top, left, height, width) of the first of the tries that fits, else the central fallback crop."""
+        for share, ratio in zip(area_share.tolist(), aspect.tolist(), strict=True):
+            w = round(math.sqrt(height * width * share * ratio))
+            h = round(math.sqrt(height * width * share / ratio))
+            if 0 < w <= width and 0 < h <= height:
+                return int(position[0] * (height - h + 1)), int(position[1] * (width - w + 1)), h, w
+        if width / height < self.ratio[0]:
+            w, h = width, round(width / self.ratio[0])
+        elif width / height > self.ratio[1]:
+            h, w = height, round(height * self.ratio[1])
+        else:
+            h, w = height, width
+        return (height - h) // 2, (width - w) // 2, h, w
+
+
+def image_source(image_dir: str | Path | None, name: str = "procedural") -> ImageSource:
+    """The overlay image source: the directory when given, else the source `name` of `OVERLAY_SOURCES`."""
+    if image_dir is not None:
+        return ImageDirectory(image_dir)
+    if name not in OVERLAY_SOURCES:
+        raise InputError(f"unknown overlay image source {name!r}; choose one of: {', '.join(OVERLAY_SOURCES)}")
+    return Photos() if name == "photos" else ProceduralImages()
