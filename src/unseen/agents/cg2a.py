@@ -30,9 +30,10 @@ from torch import nn
 
 from unseen.agents.base import Metrics, Variants
 from unseen.agents.drq import DrQConfig
+from unseen.agents.overlays import OverlayPool
 from unseen.agents.sac import SAC
 from unseen.augment import USES_IMAGES, VIEWS, random_shift
-from unseen.envs.sources import OVERLAY_SOURCES, ImageSource, image_source
+from unseen.envs.sources import OVERLAY_SOURCES
 from unseen.errors import UserError
 from unseen.grad import (
     GRAD_METHODS,
@@ -132,14 +133,11 @@ class CG2A(SAC):
         super().__init__(obs_shape, action_dim, cfg, device, seed)
         self.names = ["shift", *cfg.augmentations]
         self.view_loss = ViewLoss(self)
-        self.overlay_images: torch.Tensor | None = None
-        self.overlay_source: ImageSource | None = None
-        if USES_IMAGES & set(self.names):
-            source = image_source(cfg.overlay_dir or None, cfg.overlay_source)
-            if source.per_update:
-                self.overlay_source = source  # fresh pictures for every sample, as DMControl-GB's overlay draws
-            else:
-                self.overlay_images = source.batch(cfg.overlay_pool, obs_shape[1], self.generator).to(device)
+        # Overlay pictures whenever a view uses them (a view without says so).
+        self.overlays = (
+            OverlayPool(cfg.overlay_dir, cfg.overlay_source, cfg.overlay_pool, obs_shape[1], self.generator, device)
+            if USES_IMAGES & set(self.names) else None
+        )
 
     def augment(self, obs: torch.Tensor) -> torch.Tensor:
         """tau_0: DrQ's random shift."""
@@ -150,15 +148,7 @@ class CG2A(SAC):
         shifted = self.augment(obs)
         views = [shifted]
         for name in self.names[1:]:
-            images = None
-            # The source or the pool exists whenever a view uses images (__init__); without, the view says so.
-            if name in USES_IMAGES and self.overlay_source is not None:
-                images = self.overlay_source.batch(len(obs), obs.shape[-1], self.generator).to(obs.device)
-            elif name in USES_IMAGES and self.overlay_images is not None:
-                pick = torch.randint(
-                    len(self.overlay_images), (len(obs),), generator=self.generator, device=obs.device
-                )
-                images = self.overlay_images[pick]
+            images = self.overlays.draw(len(obs), self.generator) if name in USES_IMAGES and self.overlays else None
             views.append(VIEWS[name](shifted, images, self.generator))
         return torch.stack(views)
 

@@ -1,9 +1,10 @@
-"""Overlay images for the agents that train on overlaid views (SODA, SGQN): a pool drawn once from the image source.
+"""Overlay images for the agents that train on overlaid views (CG2A, SODA, SGQN).
 
 DMControl-GB's `random_overlay` blends each observation with a Places365 picture at alpha 0.5. unseen's agents draw a
-pool of `overlay_pool` pictures from `unseen.envs.sources.image_source` when they are built (the directory
-`overlay_dir`, else the seeded procedural source; CG2A's convention) and pick one per sample from the agent's
-generator: the pool is a function of the seed, so it is rebuilt, not checkpointed.
+fresh photograph crop per sample from `unseen.envs.sources.image_source` (`overlay_source=photos`, the default), or,
+from a directory `overlay_dir` or the procedural source, a pool of `overlay_pool` pictures drawn when they are built,
+one picked per sample from the agent's generator: the pool is a function of the seed, so it is rebuilt, not
+checkpointed.
 """
 
 from __future__ import annotations
@@ -25,16 +26,24 @@ def check_overlay_dir(overlay_dir: str) -> None:
 
 
 class OverlayPool:
-    """`size` overlay pictures `(size, 3, side, side)` uint8 on `device`, drawn once by `generator`."""
+    """Overlay pictures `(n, 3, side, side)` uint8 on `device`: fresh from the source for every sample when the source
+    is cheap to draw from (the photographs, as DMControl-GB draws a new Places365 crop per sample), else picked from
+    `size` pictures drawn once by `generator` (a directory, the procedural source)."""
 
     def __init__(
-        self, overlay_dir: str, size: int, side: int, generator: torch.Generator, device: torch.device
+        self, overlay_dir: str, source_name: str, size: int, side: int, generator: torch.Generator,
+        device: torch.device,
     ) -> None:
-        source = image_source(overlay_dir or None)
+        source = image_source(overlay_dir or None, source_name)
         self.description = source.description
-        self.images = source.batch(size, side, generator).to(device)
+        self.side, self.device = side, device
+        self.source = source if source.per_update else None
+        self.images = None if source.per_update else source.batch(size, side, generator).to(device)
 
     def draw(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        """`n` pictures picked uniformly with replacement, `(n, 3, side, side)` uint8."""
+        """`n` pictures: new ones from the source, or picked uniformly with replacement from the pool."""
+        if self.images is None:
+            assert self.source is not None
+            return self.source.batch(n, self.side, generator).to(self.device)
         pick = torch.randint(len(self.images), (n,), generator=generator, device=self.images.device)
         return self.images[pick]

@@ -149,14 +149,14 @@ class PAD(RAD):
         embedding, next_embedding = self.embed(torch.cat([obs, next_obs])).chunk(2)
         return self.pad_head.mlp(torch.cat([embedding, next_embedding], dim=1))
 
-    def update(self, batch: dict[str, torch.Tensor]) -> Metrics:
-        """Crop `obs` and `next_obs`, RAD's update on the crops, and every `pad_update_every` updates an
-        inverse-dynamics step on them."""
+    def update(self, batch: dict[str, torch.Tensor], step: int | None = None) -> Metrics:
+        """Crop `obs` and `next_obs`, RAD's update on the crops, and every `pad_update_every` updates (by `step` when
+        given, as DMControl-GB's `step % aux_update_freq`) an inverse-dynamics step on them."""
         batch = {key: value.to(self.device, non_blocking=True) for key, value in batch.items()}
         obs = self.augment(batch["obs"])  # DMControl-GB's `sample` order: obs, then next_obs
         views = batch | {"obs": obs, "next_obs": self.augment_next(batch["next_obs"])}
-        metrics = super().update(views)  # crops pass `augment` unchanged
-        if self.updates % self.cfg.pad_update_every == 0:
+        metrics = super().update(views, step)  # crops pass `augment` unchanged
+        if (self.updates if step is None else step) % self.cfg.pad_update_every == 0:
             metrics |= self.update_inverse_dynamics(views["obs"], views["action"], views["next_obs"])
         return metrics
 

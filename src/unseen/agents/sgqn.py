@@ -23,7 +23,8 @@ decoder. The mask is of `sgqn_quantile`: SGQN's default argument is 0.9 (its scr
 Where unseen differs: the decoder's maps are side/4 for any frame side (SGQN's are fixed at 21 for 84x84); the mask of
 the attribution step is computed when that step runs (SGQN computes it every update and uses it every second; nothing
 else reads it, and no randomness is drawn); SGQN's unused `features_decoder` and its TensorBoard image grids are left
-out; the overlay pictures come from a pool (`agents.overlays`) and the overlay is computed in float, as there.
+out; the overlay pictures are offline photographs or a pool (`agents.overlays`) and the overlay is computed in
+float, as there.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from unseen.agents.drq import DrQConfig
 from unseen.agents.overlays import OverlayPool, check_overlay_dir
 from unseen.agents.sac import SAC
 from unseen.augment import random_overlay, random_shift
+from unseen.envs.sources import OVERLAY_SOURCES
 from unseen.nets import FastPath
 from unseen.schema import param
 
@@ -66,10 +68,12 @@ class SGQNConfig(DrQConfig):
     """Adam beta1 of the attribution predictor (SGQN: aux_beta)."""
     sgqn_update_every: int = param(2, gt=0)
     """Take an attribution-predictor step every this many updates (SGQN: aux_update_freq)."""
+    overlay_source: str = param("photos", choices=OVERLAY_SOURCES)
+    """Overlay images without `overlay_dir`: "photos" (offline, fresh crops per sample) or "procedural"."""
     overlay_dir: str = ""
-    """Folder of overlay images at any depth (Places365 works); empty: the seeded procedural source."""
+    """Folder of overlay images at any depth (Places365: paper-comparable numbers); overrides `overlay_source`."""
     overlay_pool: int = param(1000, gt=0)
-    """Overlay images drawn once from the source when the agent is built; each overlay samples from them."""
+    """Overlay images drawn once from `overlay_dir` or the procedural source; each overlay samples from them."""
 
     def check(self, env: EnvConfig) -> None:
         super().check(env)
@@ -166,7 +170,7 @@ class SGQN(SAC):
         self.attribution_optimizer = torch.optim.Adam(
             self.attribution_parameters(), lr=cfg.sgqn_lr, betas=(cfg.sgqn_beta1, 0.999), fused=cfg.fast_kernels
         )
-        self.overlays = OverlayPool(cfg.overlay_dir, cfg.overlay_pool, side, self.generator, device)
+        self.overlays = OverlayPool(cfg.overlay_dir, cfg.overlay_source, cfg.overlay_pool, side, self.generator, device)
 
     def attribution_parameters(self) -> list[nn.Parameter]:
         """What the attribution optimizer steps: trunk, critic projection and decoder (SGQN's
@@ -181,19 +185,20 @@ class SGQN(SAC):
         """The critic's saliency mask of `(obs, action)` at `sgqn_quantile`."""
         return attribution_mask(guided_backprop(self.trunk, self.critic, obs, action), self.cfg.sgqn_quantile)
 
-    def update(self, batch: dict[str, torch.Tensor]) -> Metrics:
+    def update(self, batch: dict[str, torch.Tensor], step: int | None = None) -> Metrics:
         """Shift `obs` then `next_obs` (`sample_drq`), SAC's update on the shifted views (with the consistency term),
-        and every `sgqn_update_every` updates an attribution-predictor step."""
+        and every `sgqn_update_every` updates (by `step` when given, as SGQN's `step % aux_update_freq`) an
+        attribution-predictor step."""
         batch = {key: value.to(self.device, non_blocking=True) for key, value in batch.items()}
         pad = self.cfg.shift_pad
         obs = random_shift(batch["obs"], pad=pad, generator=self.generator)
         views = batch | {"obs": obs, "next_obs": random_shift(batch["next_obs"], pad=pad, generator=self.generator)}
-        metrics = super().update(views)
-        if self.updates % self.cfg.sgqn_update_every == 0:
+        metrics = super().update(views, step)
+        if (self.updates if step is None else step) % self.cfg.sgqn_update_every == 0:
             metrics |= self.update_attribution(views["obs"], views["action"])
         return metrics
 
-    def update_critic(self, batch: dict[str, torch.Tensor]) -> tuple[Metrics, torch.Tensor]:
+    def update_critic(self, batch: dict[str, torch.Tensor]) -> tuple[Metrics, torch.Tensor, torch.Tensor]:
         cfg = self.cfg
         target = self.td_target(batch)
         obs, action = batch["obs"], batch["action"]
@@ -212,7 +217,7 @@ class SGQN(SAC):
         self.critic_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.critic_optimizer.step()
-        return metrics | {"critic_loss": loss.detach(), "q_target": target.mean().detach()}, features
+        return metrics | {"critic_loss": loss.detach(), "q_target": target.mean().detach()}, features, obs
 
     def update_attribution(self, obs: torch.Tensor, action: torch.Tensor) -> Metrics:
         mask = self.mask(obs, action)  # of the critic after this update's step, as SGQN

@@ -25,7 +25,8 @@ own projection), so returns are the same either way; what differs is any read of
 Where unseen differs from DMControl-GB: without a separate batch (an `update` called on a replay batch alone) the
 step uses the batch's own `obs`; the target trunk starts equal to the online trunk (DMControl-GB's `SODAPredictor`
 re-initialises the shared trunk after the critic's target copied it, so its target trunks start elsewhere); the
-target's predictor h', never read there, is not kept; the overlay pictures come from a pool (`agents.overlays`).
+target's predictor h', never read there, is not kept; the overlay pictures are offline photographs or a pool
+(`agents.overlays`).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from unseen.agents.base import Metrics
 from unseen.agents.overlays import OverlayPool, check_overlay_dir
 from unseen.agents.rad import RAD, RADConfig
 from unseen.augment import random_overlay
+from unseen.envs.sources import OVERLAY_SOURCES
 from unseen.nets import ConvTrunk, orthogonal_init
 from unseen.schema import param
 
@@ -65,10 +67,12 @@ class SODAConfig(RADConfig):
     """Observations in the SODA step's own replay batch (DMControl-GB: soda_batch_size)."""
     soda_tau: float = param(0.005, ge=0, le=1)
     """EMA rate of the SODA target trunk and projection (DMControl-GB: soda_tau)."""
+    overlay_source: str = param("photos", choices=OVERLAY_SOURCES)
+    """Overlay images without `overlay_dir`: "photos" (offline, fresh crops per sample) or "procedural"."""
     overlay_dir: str = ""
-    """Folder of overlay images at any depth (Places365 works); empty: the seeded procedural source."""
+    """Folder of overlay images at any depth (Places365: paper-comparable numbers); overrides `overlay_source`."""
     overlay_pool: int = param(1000, gt=0)
-    """Overlay images drawn once from the source when the agent is built; each overlay samples from them."""
+    """Overlay images drawn once from `overlay_dir` or the procedural source; each overlay samples from them."""
 
     @property
     def aux_batch(self) -> tuple[int, int]:
@@ -129,7 +133,9 @@ class SODA(RAD):
         self.soda_optimizer = torch.optim.Adam(
             self.soda_parameters(), lr=cfg.soda_lr, betas=(cfg.soda_beta1, 0.999), fused=cfg.fast_kernels
         )
-        self.overlays = OverlayPool(cfg.overlay_dir, cfg.overlay_pool, self.crop, self.generator, device)
+        self.overlays = OverlayPool(
+            cfg.overlay_dir, cfg.overlay_source, cfg.overlay_pool, self.crop, self.generator, device
+        )
 
     def soda_parameters(self) -> list[nn.Parameter]:
         """What the SODA optimizer steps: the conv trunk, SODA's projection and predictor."""
@@ -150,11 +156,12 @@ class SODA(RAD):
         finally:
             self.soda_eval()
 
-    def update(self, batch: dict[str, torch.Tensor]) -> Metrics:
-        """RAD's update, then every `soda_update_every` updates a SODA step on `batch["aux_obs"]` (else `obs`)."""
+    def update(self, batch: dict[str, torch.Tensor], step: int | None = None) -> Metrics:
+        """RAD's update, then every `soda_update_every` updates (by `step` when given, as DMControl-GB's
+        `step % aux_update_freq`) a SODA step on `batch["aux_obs"]` (else `obs`)."""
         aux = batch.get("aux_obs", batch["obs"])
-        metrics = super().update({key: value for key, value in batch.items() if key != "aux_obs"})
-        if self.updates % self.cfg.soda_update_every == 0:
+        metrics = super().update({key: value for key, value in batch.items() if key != "aux_obs"}, step)
+        if (self.updates if step is None else step) % self.cfg.soda_update_every == 0:
             metrics |= self.update_soda(aux.to(self.device, non_blocking=True))
         return metrics
 
