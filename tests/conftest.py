@@ -1,20 +1,24 @@
 """Shared fixtures and helpers: a tiny run configuration that trains in seconds (and as --set arguments), tiny agents
-and batches, the benchmark data directory, and environment rollouts."""
+and batches, the benchmark data directory, environment rollouts, run directories' states and logs, and sweep files."""
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
+import yaml
 
 from unseen.agents import make_agent
 from unseen.config import RunConfig, make_config, to_dict
 from unseen.envs import make_env
+from unseen.rundir import CHECKPOINT_FILE
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -132,3 +136,58 @@ def assert_set_state_continues(task: str, shift: str = "none", split: int = 3, s
     for a, b in zip(first, second, strict=True):
         np.testing.assert_array_equal(a[0], b[0])
         assert a[1] == b[1]
+
+
+# ----- run directories and sweep files ---------------------------------------------------------------------------
+
+
+def agent_state(run_dir: Path) -> dict:
+    """The agent's state in a run directory's latest checkpoint."""
+    return torch.load(run_dir / CHECKPOINT_FILE, weights_only=False)["agent"]
+
+
+def assert_same_state(a: Any, b: Any, where: str = "agent") -> None:
+    """Equal nested state dicts: every tensor of every module and optimizer, and every number."""
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for key in a:
+            assert_same_state(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, list | tuple):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_same_state(x, y, f"{where}[{i}]")
+    elif isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), f"{where} differs"
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+def logs_without_time(run_dir: Path, name: str) -> pd.DataFrame:
+    """A run's CSV log without its wall-clock column (the one thing two equal runs may differ in)."""
+    return pd.read_csv(run_dir / name).drop(columns=["wall_time_s"], errors="ignore")
+
+
+TINY_SWEEP = ["env.image_size=32", "agent.encoder_layers=2", "agent.encoder_filters=8", "agent.projection_dim=16",
+              "agent.hidden_dim=32", "train.seed_steps=20", "train.seed_updates=20", "train.batch_size=8",
+              "train.eval_every=70", "train.eval_episodes=1", "train.final_eval_episodes=1",
+              "train.checkpoint_every=25", "train.tensorboard=false", "train.video=false"]
+"""A sweep's overrides that make each of its runs train in seconds."""
+
+
+def sweep_file(tmp_path: Path, **changes: Any) -> Path:
+    """A tiny sweep file (DrQ on cartpole_swingup, seeds 1 and 2, 40 steps) with `changes`; a None value drops a key."""
+    spec = {
+        "preset": "smoke", "algos": ["drq"], "tasks": ["cartpole_swingup"], "seeds": [1, 2], "steps": 40,
+        "overrides": TINY_SWEEP, "eval": {"shifts": ["none", "color_easy"], "episodes": 1},
+        "out": str(tmp_path / "runs"), "export": str(tmp_path / "export"), "report": str(tmp_path / "report"),
+    }
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump({k: v for k, v in (spec | changes).items() if v is not None}))
+    return path
+
+
+def wait_for(path: Path, seconds: float = 120.0) -> None:
+    """Wait until `path` exists (a child process's sign of life); generous, for a loaded machine."""
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)

@@ -15,29 +15,14 @@ from unseen.cli import main
 from unseen.config import make_config, validate
 from unseen.replay import ReplayBuffer
 
-from conftest import tiny_config
+from conftest import agent_state, assert_same_state, tiny_config
 
 ALGOS = ("rad", "curl", "drqv2", "soda", "pad", "sgqn")
 STEPS = 60
 
 
-def assert_same_state(a, b, where: str = "agent") -> None:
-    """Every tensor and number of two (nested) state dicts is equal."""
-    if isinstance(a, dict):
-        assert a.keys() == b.keys(), where
-        for key in a:
-            assert_same_state(a[key], b[key], f"{where}.{key}")
-    elif isinstance(a, list | tuple):
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            assert_same_state(x, y, f"{where}[{i}]")
-    elif isinstance(a, torch.Tensor):
-        assert torch.equal(a, b), f"{where} differs"
-    else:
-        assert a == b, f"{where}: {a!r} != {b!r}"
 
 
-def agent_state(run_dir):
-    return torch.load(run_dir / train.CHECKPOINT_FILE, weights_only=False)["agent"]
 
 
 @pytest.mark.parametrize("algo", ALGOS)
@@ -89,10 +74,10 @@ def test_resume_equals_uninterrupted(tmp_path, uninterrupted):
 def test_smoke_run_through_the_command_line(algo, tmp_path):
     run = tmp_path / "run"
     code = main([
-        "train", "--algo", algo, "--task", "cartpole_swingup", "--preset", "smoke", "--steps", "270",
-        "--out", str(run), "--set", "train.eval_every=0", "train.final_eval_episodes=1", "train.video=false",
-        "train.tensorboard=false",
+        "train", "--algo", algo, "--task", "cartpole_swingup", "--preset", "smoke", "--steps", "60",
+        "--out", str(run), "--set", "train.seed_steps=40", "train.seed_updates=1", "train.eval_every=0",
+        "train.final_eval_episodes=1", "train.video=false", "train.tensorboard=false",
     ])
     assert code == 0
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["algo"] == algo and summary["steps"] == 270 and np.isfinite(summary["returns"]["none"]["mean"])
+    assert summary["algo"] == algo and summary["steps"] == 60 and np.isfinite(summary["returns"]["none"]["mean"])

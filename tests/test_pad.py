@@ -15,8 +15,7 @@ from unseen import train
 from unseen.agents.pad import PADConfig
 from unseen.evaluate import ADAPTED_RETURNS, evaluate_run
 
-from conftest import OBS, batch, new_agent, tiny_config
-from test_baselines import assert_same_state
+from conftest import OBS, assert_same_state, batch, new_agent, tiny_config
 
 
 def transitions(n: int = 3, seed: int = 5) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:

@@ -14,7 +14,15 @@ from unseen.envs import make_env
 from unseen.envs.colors import COLOR_KEYS, generated_color_table, load_color_table, spread
 from unseen.envs.dmc_tasks import SHIFTS
 from unseen.envs.shifts import green_screen, parse_intensity, resolve_shift
-from unseen.envs.sources import PHOTOS, DirectoryVideos, ImageDirectory, Photos, ProceduralImages, load_photos
+from unseen.envs.sources import (
+    PHOTOS,
+    DirectoryVideos,
+    ImageDirectory,
+    Photos,
+    ProceduralImages,
+    image_source,
+    load_photos,
+)
 
 from conftest import assert_set_state_continues, random_actions, rollout
 
@@ -214,9 +222,9 @@ def test_image_sources_give_uint8_batches(tmp_path):
     two = procedural.batch(4, 24, torch.Generator().manual_seed(1))
     assert one.shape == (4, 3, 24, 24) and torch.equal(one, two) and one.float().std() > 20
     assert procedural.batch(4, 24, np.random.default_rng(0)).shape == (4, 3, 24, 24)
-    env = make_env("walker_walk", image_size=SIZE, image_dir=str(tmp_path))
-    assert env.image_source.description == str(tmp_path)
-    env.close()
+    assert image_source(str(tmp_path)).description == str(tmp_path)
+    with pytest.raises(ValueError, match="unknown option"):  # overlay images are the agents' data (agent.overlay_dir)
+        make_env("walker_walk", image_size=SIZE, image_dir=str(tmp_path))
 
 
 def test_photos_are_fresh_random_resized_crops_drawn_by_the_generator():
@@ -308,7 +316,10 @@ def test_bad_input_raises_one_clear_value_error(tmp_path, case, message):
         write(tmp_path / "places" / "a" / "x.jpg", b"not a jpeg")
     shift, options = arguments[case]
     with pytest.raises(ValueError, match=message) as caught:
-        make_env("walker_walk", shift, image_size=SIZE, **options)
+        if "image_dir" in options:  # an agent's overlay images (agent.overlay_dir)
+            image_source(options["image_dir"]).batch(1, SIZE, torch.Generator())
+        else:
+            make_env("walker_walk", shift, image_size=SIZE, **options)
     assert len(str(caught.value).splitlines()) == 1
 
 

@@ -10,7 +10,6 @@ import threading
 import time
 
 import pytest
-import yaml
 
 from unseen import sweep
 from unseen.cli import main
@@ -18,22 +17,11 @@ from unseen.config import save_config
 from unseen.rundir import TRAIN_LOCK, exclusive
 from unseen.sweep import Sweep, available_cores, job_config, load_spec, plan, run_sweep, state
 
+from conftest import TINY_SWEEP, sweep_file, wait_for
+
 # tests/conftest.py's tiny config as overrides of the smoke preset
-TINY = ["env.image_size=32", "agent.encoder_layers=2", "agent.encoder_filters=8", "agent.projection_dim=16",
-        "agent.hidden_dim=32", "train.seed_steps=20", "train.seed_updates=20", "train.batch_size=8",
-        "train.eval_every=70", "train.eval_episodes=1", "train.final_eval_episodes=1", "train.checkpoint_every=25",
-        "train.tensorboard=false", "train.video=false"]
 
 
-def sweep_file(tmp_path, **changes):
-    spec = {
-        "preset": "smoke", "algos": ["drq"], "tasks": ["cartpole_swingup"], "seeds": [1, 2], "steps": 40,
-        "overrides": TINY, "eval": {"shifts": ["none", "color_easy"], "episodes": 1},
-        "out": str(tmp_path / "runs"), "export": str(tmp_path / "export"), "report": str(tmp_path / "report"),
-    }
-    path = tmp_path / "sweep.yaml"
-    path.write_text(yaml.safe_dump({k: v for k, v in (spec | changes).items() if v is not None}))
-    return path
 
 
 def test_dry_run_prints_the_plan_and_touches_nothing(tmp_path, capsys):
@@ -125,10 +113,10 @@ def test_what_each_run_directory_needs(tmp_path):
     summary["returns"]["color_easy"]["source"] = "generated (seed 20201109)"
     (job.run_dir / "summary.json").write_text(json.dumps(summary))
     assert state(job, spec, records).done
-    other = load_spec(sweep_file(tmp_path, seeds=[1], overrides=[*TINY, "agent.hidden_dim=64"]))
+    other = load_spec(sweep_file(tmp_path, seeds=[1], overrides=[*TINY_SWEEP, "agent.hidden_dim=64"]))
     with pytest.raises(sweep.UserError, match=r"holds a run with another config .agent.hidden_dim: 32 there, 64"):
         state(plan(other)[0], other, records)
-    video_off = load_spec(sweep_file(tmp_path, seeds=[1], overrides=[*TINY, "train.video=true"]))
+    video_off = load_spec(sweep_file(tmp_path, seeds=[1], overrides=[*TINY_SWEEP, "train.video=true"]))
     assert state(plan(video_off)[0], video_off, records).done  # outputs are not part of what a run learns
 
 
@@ -184,11 +172,6 @@ def slow_children(monkeypatch, tmp_path):
     return started, stopped
 
 
-def wait_for(path, seconds=120.0):
-    deadline = time.monotonic() + seconds
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.05)
 
 
 def test_a_stop_is_forwarded_to_the_children_and_starts_nothing_new(tmp_path, monkeypatch, capsys):

@@ -27,8 +27,7 @@ from unseen.cli import main
 from unseen.rundir import TRAIN_LOCK, held
 from unseen.sweep import available_cores, job_config, load_spec, plan
 
-from test_sweep import sweep_file, wait_for
-from test_train import agent_state, assert_same_agent, logs_without_time
+from conftest import agent_state, assert_same_state, logs_without_time, sweep_file, wait_for
 
 
 def test_flags_belong_to_their_backend(tmp_path, capsys):
@@ -79,7 +78,7 @@ def test_dry_run_lists_the_cells_of_the_local_backend(tmp_path, capsys, monkeypa
 
 # ----- a real cluster ---------------------------------------------------------------------------------------
 
-STEPS = 150  # tiny steps; a checkpoint every 25 (TINY)
+STEPS = 150  # tiny steps; a checkpoint every 25 (TINY_SWEEP)
 
 
 def free_ports(count: int) -> list[int]:
@@ -287,6 +286,6 @@ def test_a_sweep_survives_the_loss_of_a_worker_node(tmp_path, cluster, capsys):
     for job in plan(spec):
         reference = tmp_path / "reference" / job.name
         train.start(job_config(job, spec), reference)
-        assert_same_agent(agent_state(reference), agent_state(job.run_dir))
+        assert_same_state(agent_state(reference), agent_state(job.run_dir))
         for name in ("train.csv", "eval.csv"):
             pd.testing.assert_frame_equal(logs_without_time(reference, name), logs_without_time(job.run_dir, name))

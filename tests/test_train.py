@@ -24,25 +24,15 @@ from unseen.errors import Interrupted
 from unseen.evaluate import make_run_env
 from unseen.rundir import CONFIG_FILE, TRAIN_LOCK, exclusive, open_run
 
-from conftest import tiny_config, tiny_overrides
+from conftest import agent_state, assert_same_state, logs_without_time, tiny_config, tiny_overrides
 
 STEPS = 140  # past the end of the first 125-step cartpole episode
 
 
-def agent_state(run_dir: Path) -> dict:
-    return torch.load(run_dir / train.CHECKPOINT_FILE, weights_only=False)["agent"]
 
 
-def assert_same_agent(a: dict, b: dict) -> None:
-    for module in ("trunk", "actor", "critic", "trunk_target", "critic_target"):
-        for name, value in a[module].items():
-            assert torch.equal(value, b[module][name]), f"{module}.{name} differs"
-    assert torch.equal(a["log_alpha"], b["log_alpha"])
-    assert a["updates"] == b["updates"]
 
 
-def logs_without_time(run_dir: Path, name: str) -> pd.DataFrame:
-    return pd.read_csv(run_dir / name).drop(columns=["wall_time_s"], errors="ignore")
 
 
 def test_cli_trains_evaluates_and_writes_the_run_directory(tmp_path):
@@ -97,7 +87,7 @@ def uninterrupted(tmp_path_factory) -> tuple[Path, dict]:
 def test_training_twice_gives_identical_runs(tmp_path, uninterrupted):
     first, _ = uninterrupted
     train.start(tiny_config(steps=STEPS), tmp_path / "again")
-    assert_same_agent(agent_state(first), agent_state(tmp_path / "again"))
+    assert_same_state(agent_state(first), agent_state(tmp_path / "again"))
     for log in ("train.csv", "eval.csv"):
         pd.testing.assert_frame_equal(logs_without_time(first, log), logs_without_time(tmp_path / "again", log))
 
@@ -114,7 +104,7 @@ def test_resume_equals_uninterrupted(tmp_path, uninterrupted, stop_at):
     assert train.start(tiny_config(steps=STEPS), tmp_path / "split", stop_at=stop_at) is None
     assert torch.load(tmp_path / "split" / train.CHECKPOINT_FILE, weights_only=False)["step"] == stop_at
     resumed = train.resume(tmp_path / "split")
-    assert_same_agent(agent_state(whole), agent_state(tmp_path / "split"))
+    assert_same_state(agent_state(whole), agent_state(tmp_path / "split"))
     assert resumed["returns"] == summary["returns"]
     for log in ("train.csv", "eval.csv"):
         pd.testing.assert_frame_equal(logs_without_time(whole, log), logs_without_time(tmp_path / "split", log))
@@ -139,7 +129,7 @@ def test_resume_inside_the_seed_burst_equals_uninterrupted(tmp_path, uninterrupt
     assert checkpoint["pending_action"] is not None
     monkeypatch.setattr(DrQ, "update", update)
     resumed = train.resume(tmp_path / "split")
-    assert_same_agent(agent_state(whole), agent_state(tmp_path / "split"))
+    assert_same_state(agent_state(whole), agent_state(tmp_path / "split"))
     assert resumed["returns"] == summary["returns"]
     for log in ("train.csv", "eval.csv"):
         pd.testing.assert_frame_equal(logs_without_time(whole, log), logs_without_time(tmp_path / "split", log))
@@ -185,7 +175,7 @@ def test_a_run_made_before_the_dmcontrol_gb_fields_resumes_with_its_old_behaviou
         del saved[section][name]
     (split / CONFIG_FILE).write_text(yaml.safe_dump(saved, sort_keys=False))
     train.resume(split)
-    assert_same_agent(agent_state(tmp_path / "whole"), agent_state(split))
+    assert_same_state(agent_state(tmp_path / "whole"), agent_state(split))
     run = open_run(split)
     assert (run.cfg.agent.trunk_final_relu, run.cfg.agent.actor_recompute, run.cfg.agent.exact_log_det) == (
         True, False, True

@@ -17,29 +17,14 @@ from unseen.cli import main
 from unseen.evaluate import make_run_env
 from unseen.traverse import BATCH, ROWS, rendered_observations, replay_observations, sweep_grid, sweeps, write_traversal
 
-from conftest import tiny_config, tiny_overrides
+from conftest import agent_state, assert_same_state, tiny_config, tiny_overrides
 
 STEPS = 45
 AUTOENCODERS = ("alda", "sac_ae")
 
 
-def agent_state(run_dir):
-    return torch.load(run_dir / train.CHECKPOINT_FILE, weights_only=False)["agent"]
 
 
-def assert_same(a, b, where="agent"):
-    """Equal nested state dicts: every tensor of every module and optimizer, and every number."""
-    if isinstance(a, dict):
-        assert a.keys() == b.keys(), where
-        for key in a:
-            assert_same(a[key], b[key], f"{where}.{key}")
-    elif isinstance(a, torch.Tensor):
-        assert torch.equal(a, b), f"{where} differs"
-    elif isinstance(a, list | tuple):
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            assert_same(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, where
 
 
 @pytest.fixture(scope="module", params=AUTOENCODERS)
@@ -65,7 +50,7 @@ def test_cli_run_checkpoints_the_autoencoders(cli_run):
 def test_training_twice_gives_identical_runs(cli_run, tmp_path):
     algo, run = cli_run
     train.start(tiny_config(algo, steps=STEPS), tmp_path / "again")
-    assert_same(agent_state(run), agent_state(tmp_path / "again"))
+    assert_same_state(agent_state(run), agent_state(tmp_path / "again"))
 
 
 def test_resume_equals_uninterrupted(cli_run, tmp_path):
@@ -73,7 +58,7 @@ def test_resume_equals_uninterrupted(cli_run, tmp_path):
     split = tmp_path / "split"
     assert train.start(tiny_config(algo, steps=STEPS), split, stop_at=33) is None  # after the seed steps
     train.resume(split)
-    assert_same(agent_state(run), agent_state(split))
+    assert_same_state(agent_state(run), agent_state(split))
 
 
 @pytest.mark.parametrize("algo", AUTOENCODERS)

@@ -28,8 +28,7 @@ from unseen.envs.xarm import ASSETS, SHIFTS, TASKS, make, scene_file
 from unseen.envs.xarm_family import FAMILY
 from unseen.errors import InputError
 
-from conftest import random_actions, tiny_config, tiny_overrides
-from test_train import agent_state, assert_same_agent, logs_without_time
+from conftest import agent_state, assert_same_state, logs_without_time, random_actions, tiny_config, tiny_overrides
 
 
 def scripted_action(env) -> np.ndarray:
@@ -260,7 +259,7 @@ def test_an_xarm_run_resumed_mid_episode_equals_an_uninterrupted_one(tmp_path):
     assert train.start(config(), tmp_path / "split", stop_at=30) is None  # mid-episode, among the updates
     assert torch.load(tmp_path / "split" / train.CHECKPOINT_FILE, weights_only=False)["step"] == 30
     assert train.resume(tmp_path / "split")["returns"] == summary["returns"]
-    assert_same_agent(agent_state(tmp_path / "whole"), agent_state(tmp_path / "split"))
+    assert_same_state(agent_state(tmp_path / "whole"), agent_state(tmp_path / "split"))
     for log in ("train.csv", "eval.csv"):
         whole, split = (logs_without_time(tmp_path / name, log) for name in ("whole", "split"))
         pd.testing.assert_frame_equal(whole, split)

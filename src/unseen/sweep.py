@@ -65,7 +65,7 @@ class EvalSpec:
     """Episodes per shift; a shift evaluated with another count is evaluated again."""
     sources: dict[str, str] = field(default_factory=dict)
     """The shifts' data options, written in the file beside `shifts` and `episodes`: those of every registered
-    environment family (`unseen.envs.all_source_options`; DMControl's video_dir, image_dir, color_file, intensity,
+    environment family (`unseen.envs.all_source_options`; DMControl's video_dir, color_file, intensity,
     video_mode), each default when absent."""
 
 

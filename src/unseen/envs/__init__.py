@@ -103,8 +103,9 @@ def make_env(task: str, shift: str = "none", seed: int = 0, **options: Any) -> E
     shifts: `video_dir` (a directory in DMControl-GB's video format; default: procedural videos), `color_file` (a
     colour table in the format of DMControl-GB's `color_*.json`; default: our generated tables), `intensity`
     (distracting_cs: one of `INTENSITIES` or easy/medium/hard; default 0.1), `video_mode` ("fast" or "fidelity",
-    video shifts), `image_dir` (overlay images, `env.image_source`; default: procedural). The same seed and the
-    same actions give the same observations and rewards. Bad input raises `ValueError` (`InputError`).
+    video shifts). The same seed and the same actions give the same observations and rewards. (Overlay images are
+    the agents' data, not the environment's: `agent.overlay_dir`, `unseen train --image-dir`.) Bad input raises
+    `ValueError` (`InputError`).
 
     xArm (`unseen.envs.xarm`; see docs/xarm.md), tasks `xarm_reach` and `xarm_peg_in_box`, shifts none, test1, test2,
     test3, takes `image_size` (84), `frame_stack` (1), `action_repeat` (1), `render_shadows`, `true_factors` and

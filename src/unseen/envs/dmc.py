@@ -51,7 +51,6 @@ logging.getLogger("absl").addFilter(lambda record: "settotalmass" not in record.
 from unseen.envs.dmc_tasks import SOURCE_HELP, SUITE, default_action_repeat  # noqa: E402
 from unseen.envs.scene import Scene  # noqa: E402  (imports mujoco: after the GL backend check)
 from unseen.envs.shifts import Shift, ShiftConfig, resolve_shift  # noqa: E402
-from unseen.envs.sources import ImageSource, ProceduralImages, image_source  # noqa: E402
 
 # The camera the DMControl-GB and DrQ pixel protocols use (quadruped looks through camera 2).
 _CAMERA = {"quadruped": 2}
@@ -92,7 +91,6 @@ class PixelEnv(gym.Env):
         action_repeat: int = 1,
         render_shadows: bool = False,
         shift: ShiftConfig = ShiftConfig(),
-        image_source: ImageSource | None = None,
         true_factors: bool = False,
     ) -> None:
         self._env = suite.load(domain, task, task_kwargs={"random": seed})
@@ -114,8 +112,6 @@ class PixelEnv(gym.Env):
         self._distractions = Shift(shift, Scene(self._physics, self._renderer, self._camera, domain), seed)
         self.shift = shift
         """The shift this environment shows, with its data (`shift.record` says what runs record)."""
-        self.image_source = image_source if image_source is not None else ProceduralImages()
-        """Overlay images for augmentations of runs on this environment (the `image_dir` option)."""
         spec = self._env.action_spec()
         self._action_low, self._action_high = spec.minimum.astype(np.float64), spec.maximum.astype(np.float64)
         self.action_space: gym.spaces.Box = gym.spaces.Box(-1.0, 1.0, spec.shape, np.float32)
@@ -249,13 +245,7 @@ def make_dmc(task: str, shift: str = "none", seed: int = 0, **options: Any) -> P
     if unknown:
         valid = ", ".join(_OPTIONS + tuple(SOURCE_HELP))
         raise InputError(f"unknown option(s) {', '.join(unknown)}; valid options: {valid}")
-    config, overlays = resolve_sources(shift, **{name: options.pop(name) for name in SOURCE_HELP if name in options})
+    config = resolve_shift(shift, **{name: options.pop(name) for name in SOURCE_HELP if name in options})
     options.setdefault("action_repeat", default_action_repeat(task))
     domain, name = SUITE[task]
-    return PixelEnv(domain, name, seed=seed, shift=config, image_source=overlays, **options)
-
-
-def resolve_sources(shift: str, **sources: Any) -> tuple[ShiftConfig, ImageSource]:
-    """Check `shift` and its data options (`SOURCE_HELP`) and load what they name; `InputError` if bad."""
-    overlays = image_source(sources.pop("image_dir", None))
-    return resolve_shift(shift, **sources), overlays
+    return PixelEnv(domain, name, seed=seed, shift=config, **options)

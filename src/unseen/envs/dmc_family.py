@@ -20,9 +20,9 @@ def make(task: str, shift: str = "none", seed: int = 0, **options: Any) -> Any:
 
 def shift_record(shift: str, **sources: Any) -> dict[str, Any]:
     """What runs record about `shift`'s data (`ShiftConfig.record`), checked and loaded as `make` would."""
-    from unseen.envs.dmc import resolve_sources
+    from unseen.envs.shifts import resolve_shift
 
-    return resolve_sources(shift, **sources)[0].record
+    return resolve_shift(shift, **sources).record
 
 
 FAMILY = EnvFamily(

@@ -24,7 +24,6 @@ SHIFTS: tuple[str, ...] = ("none", "color_easy", "color_hard", "video_easy", "vi
 
 SOURCE_HELP = {
     "video_dir": "videos in DMControl-GB's format (video0.mp4, ...) for video_* and distracting_cs",
-    "image_dir": "a folder of images at any depth (Places365 works) for overlays",
     "color_file": "a colour table in the format of DMControl-GB's color_*.json for color_*",
     "intensity": "distracting_cs: 0.025 0.05 0.1 0.15 0.2 0.3 0.4 0.5 or easy/medium/hard (default: 0.1)",
     "video_mode": "video_*: fast (segmentation, default) or fidelity (DMControl-GB's green screen)",
