@@ -91,7 +91,7 @@ def test_fixed_gamma_and_diagnostic_names():
     agent = new_agent("cg2a", sgs_gamma_low=0.2, sgs_gamma_high=0.2, cg2a_augmentations="conv,cutout", grad_log_every=1)
     metrics = agent.update(batch())
     assert metrics["grad/gamma"] == pytest.approx(0.2)
-    assert agent.overlay_images is None  # no overlay in the set: no image pool
+    assert agent.overlays is None  # no overlay in the set: no image pool
     expected = {"grad/norm/shift", "grad/norm/conv", "grad/norm/cutout", "grad/weight/cutout", "grad/cos/shift-conv",
                 "grad/cos/shift-cutout", "grad/cos/conv-cutout", "grad/conflict_fraction", "grad/gamma"}
     assert expected <= set(metrics)
@@ -133,12 +133,12 @@ def test_train_image_dir_sets_the_overlay_directory(tmp_path, monkeypatch, capsy
 
 def test_cg2a_overlays_fresh_photos_every_update_and_a_procedural_pool_once():
     photos = new_agent("cg2a", overlay_source="photos")
-    assert photos.overlay_source is not None and photos.overlay_images is None
+    assert photos.overlays.source is not None and photos.overlays.images is None
     first, second = photos.views(batch()["obs"]), photos.views(batch()["obs"])
     overlay = photos.names.index("overlay")
     assert not torch.equal(first[overlay], second[overlay])
     procedural = new_agent("cg2a", overlay_source="procedural", overlay_pool=5)
-    assert procedural.overlay_source is None and procedural.overlay_images.shape[0] == 5
+    assert procedural.overlays.source is None and procedural.overlays.images.shape[0] == 5
 
 
 @pytest.mark.parametrize(
