@@ -16,9 +16,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev,ray]'
 	touch $(STAMP)
 
-# One intra-op thread: the test models are tiny, and a second thread only adds contention on 2 cores.
+# One test process per core (pytest-xdist), each with one intra-op thread: the test models are tiny, and most of the
+# suite's time is simulator steps and process start-up, which intra-op threads do not share.
 test: $(STAMP)
-	OMP_NUM_THREADS=1 $(PY) -m pytest -q -m "not slow"
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -m "not slow" -n auto
 
 # pytest exits 5 when no test is selected: no test is marked slow today, and that is not a failure.
 test-slow: $(STAMP)

@@ -33,7 +33,7 @@ def tiny_config(algo: str = "drq", steps: int = 60, seed: int = 0, task: str = "
     cfg.agent.hidden_dim = 32
     own = {field.name for field in dataclasses.fields(cfg.agent)}
     for name, value in {"alda_mlp_dim": 32, "alda_embedding_dim": 16, "sac_ae_latent_dim": 8, "pad_head_layers": 1,
-                        "soda_batch_size": 8, "overlay_pool": 16}.items():
+                        "soda_batch_size": 8, "overlay_pool": 16, "adapt_batch_size": 4}.items():
         if name in own:  # the algorithm's own small latents and batches
             setattr(cfg.agent, name, value)
     cfg.train.seed_steps = 20

@@ -99,6 +99,15 @@ class AgentConfig:
             )
 
 
+def seeded(seed: int, device: torch.device) -> torch.Generator:
+    """An agent's one generator on `device`, seeded with `seed`; seeds torch's global generator too, which the
+    networks' initialisation draws from, so one seed fixes both."""
+    torch.manual_seed(seed)
+    generator = torch.Generator(device=device)
+    generator.manual_seed(seed)
+    return generator
+
+
 @runtime_checkable
 class Agent(Protocol):
     """What the trainer, the evaluator, checkpoints and reports use of an agent."""

@@ -44,7 +44,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from unseen.agents.base import AgentConfig, Metrics
+from unseen.agents.base import AgentConfig, Metrics, seeded
 from unseen.augment import random_shift, random_shift_bilinear
 from unseen.errors import UserError
 from unseen.nets import ConvTrunk, Critic, Projection, mlp
@@ -210,9 +210,7 @@ class DrQV2:
     ) -> None:
         self.cfg = cfg
         self.device = device
-        self.generator = torch.Generator(device=device)
-        self.generator.manual_seed(seed)
-        torch.manual_seed(seed)  # network initialisation
+        self.generator = seeded(seed, device)
         self.encoder = DrQV2Encoder(
             obs_shape[0], obs_shape[1], cfg.encoder_layers, cfg.encoder_filters, cfg.bf16, cfg.channels_last,
             cfg.fast_kernels,

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from unseen.agents.base import AgentConfig, Metrics
+from unseen.agents.base import AgentConfig, Metrics, seeded
 from unseen.errors import UserError
 from unseen.nets import Actor, ConvTrunk, Critic
 from unseen.schema import param
@@ -76,9 +76,7 @@ class SAC:
     ) -> None:
         self.cfg = cfg
         self.device = device
-        self.generator = torch.Generator(device=device)
-        self.generator.manual_seed(seed)
-        torch.manual_seed(seed)  # network initialisation
+        self.generator = seeded(seed, device)
         trunk, actor, critic = self.build_networks(obs_shape, action_dim)
         self.trunk, self.actor, self.critic = trunk.to(device), actor.to(device), critic.to(device)
         self.trunk_target = copy.deepcopy(self.trunk).requires_grad_(False)
