@@ -185,6 +185,17 @@ def sweep_file(tmp_path: Path, **changes: Any) -> Path:
     return path
 
 
+def run_cli(capsys, *argv: str) -> tuple[int, str]:
+    """The exit code of `unseen ARGV` run in this process, and what it wrote to stderr (stripped)."""
+    from unseen.cli import main
+
+    try:
+        code = main(list(argv))
+    except SystemExit as exit_:
+        code = exit_.code
+    return code, capsys.readouterr().err.strip()
+
+
 def wait_for(path: Path, seconds: float = 120.0) -> None:
     """Wait until `path` exists (a child process's sign of life); generous, for a loaded machine."""
     deadline = time.monotonic() + seconds

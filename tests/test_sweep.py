@@ -49,7 +49,8 @@ def test_dry_run_prints_the_plan_and_touches_nothing(tmp_path, capsys):
         ({"algos": ["drq", "nope"]}, "method 'nope': unknown algorithm 'nope'"),
         ({"tasks": ["cartpole_swing"]}, "unknown task(s) cartpole_swing"),
         ({"seeds": [1, 1]}, "seeds must be distinct, got [1, 1]"),
-        ({"seeds": [-1]}, "seeds[0] must be zero or positive, got -1"),
+        ({"seeds": [-1]}, "seeds[0] must lie in 0..4294967295, got -1"),
+        ({"seeds": [2**32]}, "seeds[0] must lie in 0..4294967295, got 4294967296"),
         ({"seeds": [1, "x"]}, "seeds[1]='x' is not a valid int"),
         ({"seeds": [True]}, "seeds[0]=True is not a valid int"),
         ({"seeds": []}, "seeds must be a non-empty list"),
@@ -167,7 +168,7 @@ time.sleep(30)
 def slow_children(monkeypatch, tmp_path):
     """Replace training by a child that writes `started`, then on SIGINT/SIGTERM writes the signal to `stopped`."""
     started, stopped = tmp_path / "started", tmp_path / "stopped"
-    monkeypatch.setattr(sweep, "train_command", lambda job, spec, resume: [
+    monkeypatch.setattr(sweep, "train_command", lambda job, spec, train: [
         sys.executable, "-c", SLOW_CHILD, str(stopped), str(started)])
     return started, stopped
 
@@ -196,7 +197,7 @@ KILLED_SWEEP = """
 import sys
 from pathlib import Path
 from unseen import sweep
-sweep.train_command = lambda job, spec, resume: [sys.executable, "-c", sys.argv[2], sys.argv[3], sys.argv[4]]
+sweep.train_command = lambda job, spec, train: [sys.executable, "-c", sys.argv[2], sys.argv[3], sys.argv[4]]
 spec = sweep.load_spec(Path(sys.argv[1]))
 sys.exit(sweep.Sweep(spec, sweep.plan(spec), 1).run())
 """

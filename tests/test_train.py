@@ -18,13 +18,12 @@ import yaml
 
 from unseen import train
 from unseen.agents import DrQ
-from unseen.cli import main
 from unseen.config import apply_overrides, load_config
 from unseen.errors import Interrupted
 from unseen.evaluate import make_run_env
 from unseen.rundir import CONFIG_FILE, TRAIN_LOCK, exclusive, open_run
 
-from conftest import agent_state, assert_same_state, logs_without_time, tiny_config, tiny_overrides
+from conftest import agent_state, assert_same_state, logs_without_time, run_cli, tiny_config, tiny_overrides
 
 STEPS = 140  # past the end of the first 125-step cartpole episode
 
@@ -233,15 +232,6 @@ def test_sigint_writes_a_checkpoint_and_says_how_to_resume(tmp_path):
 # ----- bad input: one line, a non-zero exit, nothing of an existing run overwritten --------------------
 
 
-def run_cli(capsys, *argv: str) -> tuple[int, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exit_:
-        code = exit_.code
-    err = capsys.readouterr().err.strip()
-    return code, err
-
-
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -297,7 +287,7 @@ def test_resume_with_a_corrupt_checkpoint(capsys, tmp_path, finished_run):
     (run / train.CHECKPOINT_FILE).write_bytes(b"\x00not a checkpoint")
     before = (run / "config.yaml").read_bytes()
     code, err = run_cli(capsys, "train", "--resume", str(run))
-    assert code == 2 and "is corrupt" in err and len(err.splitlines()) == 1
+    assert code == 2 and "is corrupt" in err and len(err.splitlines()) == 1 and f"--restart {run}" in err
     assert (run / "config.yaml").read_bytes() == before
 
 

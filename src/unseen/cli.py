@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from pathlib import Path
@@ -121,18 +122,28 @@ def build_parser() -> Parser:
                     description="Zero-shot generalization in visual RL on DeepMind Control and xArm manipulation.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
-    train = commands.add_parser("train", help="train an agent; writes one run directory")
-    train.add_argument("--algo", choices=algos(), help="algorithm (required unless --resume)")
-    train.add_argument("--task", help="task, e.g. cartpole_swingup or xarm_reach (required unless --resume)")
-    train.add_argument("--preset", choices=PRESETS, default="cpu", help="defaults of docs/protocol.md (default: cpu)")
-    train.add_argument("--seed", type=int, default=0, help="seed of everything random (default: 0)")
+    train = commands.add_parser(
+        "train", help="train an agent; writes one run directory",
+        description="Train an agent into a run directory (--out), continue a stopped run (--resume), or start one "
+        "again from its saved config (--restart: after a failure before its first checkpoint, or when a file it "
+        "needs is damaged; it deletes only the files unseen wrote there).",
+    )
+    train.add_argument("--algo", choices=algos(), help="algorithm (required unless --resume or --restart)")
+    train.add_argument("--task", help="task, e.g. cartpole_swingup or xarm_reach (required unless --resume or "
+                       "--restart)")
+    train.add_argument("--preset", choices=PRESETS, help="defaults of docs/protocol.md (default: cpu)")
+    train.add_argument("--seed", type=int, help="seed of everything random, 0..2^32-1 (default: 0)")
     train.add_argument("--steps", type=int, help="agent steps to train for (default: the preset's)")
-    train.add_argument("--out", type=Path, help="run directory (default: runs/<task>/<algo>-<preset>-seed<N>-<time>)")
+    train.add_argument("--out", type=Path, help="run directory, new or empty "
+                       "(default: runs/<task>/<algo>-<preset>-seed<N>-<time>)")
     train.add_argument(
         "--set", dest="overrides", nargs="+", default=[], metavar="SECTION.FIELD=VALUE",
         help="override config fields, e.g. --set train.batch_size=64 env.image_size=84",
     )
     train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a stopped run from its last checkpoint")
+    train.add_argument("--restart", type=Path, metavar="RUN_DIR",
+                       help="start a run again from its saved config, from step 0: deletes the files unseen wrote in "
+                       "RUN_DIR (checkpoint, replay, logs, videos, TensorBoard events, summary) and nothing else")
     train.add_argument("--image-dir", help="overlay images of CG2A's augmentations, a folder at any depth "
                        "(Places365: paper-comparable numbers); the same as --set agent.overlay_dir=DIR "
                        "(default: agent.overlay_source, photos)")
@@ -193,35 +204,41 @@ def main(argv: list[str] | None = None) -> int:
         print(f"unseen {args.command}: error: {error}", file=sys.stderr)
         return 2
     except Interrupted as stop:
-        run_dir = args.resume or args.out
+        run_dir = args.resume or args.restart or args.out
         print(f"unseen: stopped at step {stop.step}; continue with: unseen train --resume {run_dir}", file=sys.stderr)
         return 128 + stop.signum
+    except KeyboardInterrupt:  # before training installed its own handler, or in another command
+        print(f"unseen {args.command}: interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT
+
+
+NEW_RUN_FLAGS = ("algo", "task", "preset", "seed", "steps", "out", "image_dir")
+"""`unseen train`'s flags that make a new run's config (with --set): refused with --resume and --restart."""
 
 
 def run_train(args: argparse.Namespace) -> int:
     # Imported per command so that `unseen --help` and usage errors answer without loading torch and MuJoCo.
     from unseen import train
 
-    if args.resume is not None:
-        given = [
-            flag.replace("_", "-") for flag in ("algo", "task", "steps", "out", "image_dir")
-            if getattr(args, flag) is not None
-        ]
+    if args.resume is not None or args.restart is not None:
+        flag, run_dir = ("--resume", args.resume) if args.resume is not None else ("--restart", args.restart)
+        given = [f"--{name.replace('_', '-')}" for name in NEW_RUN_FLAGS if getattr(args, name) is not None]
+        given += ["--restart"] if args.resume is not None and args.restart is not None else []
         if given or args.overrides:
-            raise UserError("--resume continues a run with its saved config; drop --" + ", --".join(given or ["set"]))
-        summary = train.resume(args.resume)
-        run_dir = args.resume
+            raise UserError(f"{flag} takes the run's saved config; drop {', '.join(given or ['--set'])}")
+        summary = train.resume(run_dir) if args.resume is not None else train.restart(run_dir)
     else:
         if args.algo is None or args.task is None:
-            raise UserError("--algo and --task are required (or --resume RUN_DIR)")
+            raise UserError("--algo and --task are required (or --resume RUN_DIR, or --restart RUN_DIR)")
         if args.steps is not None and args.steps <= 0:
             raise UserError(f"--steps must be positive, got {args.steps}")
-        cfg = make_config(args.algo, args.task, args.preset, args.seed, args.steps)
+        preset, seed = args.preset or "cpu", 0 if args.seed is None else args.seed
+        cfg = make_config(args.algo, args.task, preset, seed, args.steps)
         if args.image_dir and not hasattr(cfg.agent, "overlay_dir"):
             raise UserError(f"--image-dir sets the overlay images of agents that overlay, not {args.algo}'s; drop it")
         overrides = args.overrides + ([f"agent.overlay_dir={args.image_dir}"] if args.image_dir else [])
         cfg = apply_overrides(cfg, overrides)
-        name = f"{args.algo}-{args.preset}-seed{args.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+        name = f"{args.algo}-{preset}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
         run_dir = args.out or Path("runs") / args.task / name
         args.out = run_dir
         summary = train.start(cfg, run_dir)

@@ -95,8 +95,8 @@ class RunConfig:
     """Algorithm: one of `unseen.agents.algos()`; `agent` is its config."""
     preset: str = param("paper", choices=PRESETS)
     """Preset the defaults came from (docs/protocol.md); reports never mix presets."""
-    seed: int = param(0, ge=0)
-    """Seed of everything random in the run."""
+    seed: int = param(0, ge=0, le=2**32 - 1)
+    """Seed of everything random in the run (NumPy's global generator takes 0..2^32-1)."""
     env: EnvConfig = field(default_factory=lambda: EnvConfig(action_repeat=8))
     """The environment (cartpole's default action repeat is 8)."""
     agent: AgentConfig = field(default_factory=DrQConfig)
@@ -251,7 +251,12 @@ def legacy_defaults() -> dict[str, Any]:
 
 
 def save_config(cfg: RunConfig, path: Path) -> None:
-    path.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    path.write_text(config_text(cfg))
+
+
+def config_text(cfg: RunConfig) -> str:
+    """`cfg` as config.yaml holds it."""
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
 
 
 def load_config(path: Path) -> RunConfig:

@@ -16,3 +16,12 @@ class Interrupted(Exception):
     def __init__(self, signum: int, step: int) -> None:
         super().__init__(f"stopped by signal {signum} at step {step}")
         self.signum, self.step = signum, step
+
+
+class Damaged(InputError):
+    """A file of a run directory that its checkpoint counts on is missing, cut short or changed since: resuming
+    would train on other data than the run had (the message names the file; `unseen.train.resume` adds the way out)."""
+
+
+class DiskFull(UserError):
+    """Not enough free disk space for what a run must write; the message says how much is needed and free."""

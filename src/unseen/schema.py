@@ -14,21 +14,25 @@ import math
 import types
 import typing
 from collections.abc import Callable, Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 from unseen.errors import UserError
+
+T = TypeVar("T")
 
 
 def param(
     default: Any = dataclasses.MISSING, *, factory: Callable[[], Any] | None = None, gt: float | None = None,
     ge: float | None = None, le: float | None = None, lt: float | None = None, choices: Sequence[Any] | None = None,
-    nonempty: bool = False, why: str = "",
+    nonempty: bool = False, why: str = "", path: bool = False,
 ) -> Any:
     """A dataclass field with its constraints: `gt` / `ge` (greater than / at least), `lt` / `le` (below / at most),
     `choices` (one of); on a list they hold for every item, and `nonempty` asks for one at least. `factory` makes a
-    mutable default; with neither default nor factory the field is required. `why` is added to the error message."""
+    mutable default; with neither default nor factory the field is required. `why` is added to the error message.
+    `path`: the field names a file or folder, made absolute by `absolute_paths`."""
     rule = {"gt": gt, "ge": ge, "le": le, "lt": lt, "choices": tuple(choices) if choices is not None else None,
-            "nonempty": nonempty, "why": why}
+            "nonempty": nonempty, "why": why, "path": path}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata={"rule": rule})
     return dataclasses.field(default=default, metadata={"rule": rule})
@@ -44,7 +48,7 @@ def rule_text(rule: dict[str, Any], integer: bool) -> str:
     if ge == 0 and le is None:
         return "be zero or positive"
     if ge is not None and le is not None:
-        return f"lie in {ge:g}..{le:g}" if integer else f"lie in [{ge:g}, {le:g}]"
+        return f"lie in {ge:.0f}..{le:.0f}" if integer else f"lie in [{ge:g}, {le:g}]"
     if gt is not None and le is not None:
         return f"lie in ({gt:g}, {le:g}]"
     if ge is not None:
@@ -93,6 +97,19 @@ def check(obj: Any, prefix: str = "") -> None:
             for name, item in value.items():
                 if dataclasses.is_dataclass(item):
                     check(item, f"{key}.{name}.")
+
+
+def absolute_paths(obj: T) -> T:
+    """A copy of dataclass `obj` whose path fields (`param(path=True)`; nested dataclasses' too) that are set are
+    absolute: a run saved with them finds its files from any working directory."""
+    changes: dict[str, Any] = {}
+    for f in dataclasses.fields(obj):  # type: ignore[arg-type]
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            changes[f.name] = absolute_paths(value)
+        elif f.metadata.get("rule", {}).get("path") and value:
+            changes[f.name] = str(Path(value).expanduser().resolve())
+    return dataclasses.replace(obj, **changes)  # type: ignore[type-var]
 
 
 def build(cls: type, data: Any, prefix: str = "", sections: dict[str, Callable[[Any, str], Any]] | None = None) -> Any:

@@ -87,8 +87,8 @@ class SweepSpec:
     """Preset of every run (docs/protocol.md); a report never mixes presets."""
     tasks: list[str] = param(nonempty=True)
     """Tasks of registered environment families."""
-    seeds: list[int] = param(nonempty=True, ge=0)
-    """Seeds, distinct, zero or positive."""
+    seeds: list[int] = param(nonempty=True, ge=0, le=2**32 - 1)
+    """Seeds, distinct, in 0..2^32-1."""
     out: str = param()
     """Folder of the run directories, the sweep log and the children's logs (relative to the working directory)."""
     algos: list[str] = field(default_factory=list)
@@ -294,10 +294,12 @@ def evaluated(entry: dict[str, Any] | None, shift: str, episodes: int, record: d
 RUNNING_ELSEWHERE = f"another process is training it ({TRAIN_LOCK} is held)"
 
 
-def train_command(job: Job, spec: SweepSpec, resume: bool) -> list[str]:
+def train_command(job: Job, spec: SweepSpec, train: str) -> list[str]:
+    """The `unseen train` of a run directory whose `State.train` is `train`: a new run, or `--resume` (a run another
+    process trains too: it refuses, naming the lock), or `--restart` (a config without a checkpoint)."""
     command = [sys.executable, "-m", "unseen.cli", "train"]
-    if resume:
-        return [*command, "--resume", str(job.run_dir)]
+    if train in ("resume", "running", "restart"):
+        return [*command, f"--{'restart' if train == 'restart' else 'resume'}", str(job.run_dir)]
     command += ["--algo", job.algo, "--task", job.task, "--preset", spec.preset, "--seed", str(job.seed),
                 "--out", str(job.run_dir)]
     command += ["--steps", str(spec.steps)] if spec.steps is not None else []
@@ -345,9 +347,7 @@ def run_cell(job: Job, spec: SweepSpec, records: dict[str, dict[str, Any]], thre
     of every backend: a retried cell looks at the run directory again, so it resumes from the last checkpoint. A
     run another process trains is resumed too: `unseen train --resume` refuses it, naming the lock."""
     current = state(job, spec, records)
-    if current.train == "restart":
-        shutil.rmtree(job.run_dir)  # a config without a checkpoint: nothing trained is lost
-    if current.train and not call(train_command(job, spec, resume=current.train in ("resume", "running"))):
+    if current.train and not call(train_command(job, spec, current.train)):
         return False
     current = state(job, spec, records)
     return not current.shifts or call(eval_command(job, spec, current.shifts, threads))
@@ -393,7 +393,7 @@ class Sweep:
             if current.train == "running":
                 lines.append(f"running  {job.name}: {RUNNING_ELSEWHERE}")
                 continue
-            commands = [train_command(job, self.spec, resume=current.train == "resume")] if current.train else []
+            commands = [train_command(job, self.spec, current.train)] if current.train else []
             commands += [eval_command(job, self.spec, current.shifts, self.threads)] if current.shifts else []
             steps = [" ".join(["unseen", *command[3:]]) for command in commands]
             lines.append(f"{current.train or 'eval':<8} {job.name}: " + " && ".join(steps))

@@ -8,13 +8,21 @@ A checkpoint holds the agent's state_dicts (networks, targets, optimizers, tempe
 replay buffer's valid extent, the training environment's exact state (physics, task RNG, frame stack),
 the loop's counters and every RNG state, so a resumed run continues exactly where it stopped: a run
 stopped at step N and resumed ends with the same parameters as one that never stopped (tested).
+
+It also records what it counts on in the other files, and a resume checks them before it changes anything: the
+replay files whole and their newest entries unchanged (`ReplayBuffer.load_state_dict`), each log holding at least
+the rows it had then (more are rows written after the checkpoint: dropped). A damaged file is refused with one line
+naming it and the ways out: restore the file, or start the run again from its saved config (`restart`, which
+deletes only the files unseen wrote: `rundir.RUN_FILES`). A checkpoint written before these records existed is
+resumed without them. It also records the intra-op thread count: a resume with another one says that the run will
+not equal an uninterrupted one bit for bit (1 and 2 threads sum floats in other orders).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import io
 import math
-import os
 import random
 import signal
 import sys
@@ -28,11 +36,12 @@ from tqdm import tqdm
 
 from unseen import hardware, runtime
 from unseen.agents import make_agent
-from unseen.config import RunConfig, eval_shift_names, load_config, save_config, validate
-from unseen.errors import Interrupted, UserError
+from unseen.config import RunConfig, config_text, eval_shift_names, load_config, validate
+from unseen.envs.family import Env
+from unseen.errors import Damaged, DiskFull, Interrupted, UserError
 from unseen.evaluate import evaluate, make_run_env
 from unseen.logs import MetricMeans, RunLogger
-from unseen.replay import ReplayBuffer
+from unseen.replay import ReplayBuffer, bytes_to_reserve
 from unseen.rundir import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
@@ -41,36 +50,39 @@ from unseen.rundir import (
     TRAIN_LOCK,
     VIDEO_DIR,
     device_of,
+    disk_full,
     exclusive,
     prepare_run_dir,
     read_checkpoint,
+    remove_run_files,
     require_run,
+    require_space,
+    restart_hint,
     summary_entry,
+    write_atomic,
     write_json,
 )
+from unseen.schema import absolute_paths
 
 
 class Trainer:
     """One run: its environment, agent, replay buffer, logs and loop state."""
 
     def __init__(self, cfg: RunConfig, run_dir: Path, checkpoint: dict[str, Any] | None = None) -> None:
-        self.cfg = cfg  # validated by `start` and `resume`
+        """A new run of `cfg` in `run_dir`, or the run continued from its `checkpoint`: then `Damaged` when a file the
+        checkpoint counts on is missing, cut short or changed, before any of them is changed."""
+        self._session_start = time.perf_counter()  # a session's time counts from here (`elapsed`)
+        self.cfg = cfg  # validated by `start`, `restart` and `resume`
         self.run_dir = run_dir
         self.runtime = runtime.configure(cfg.train.threads)
         runtime.seed_everything(cfg.seed)
         self.device = device_of(cfg)
         self.hardware = hardware.describe(self.device)
-        print(f"{cfg.algo} on {self.device}: precision {cfg.agent.precision} ({hardware.native_bf16(self.device)[1]}), "
-              f"{self.runtime['torch_threads']} thread(s)", file=sys.stderr, flush=True)
         self.env = make_run_env(cfg, "none")
         obs_shape = self.env.obs_shape
         self.action_dim = self.env.action_space.shape[0]
         self.agent = make_agent(cfg.algo, obs_shape, self.action_dim, cfg.agent, self.device, cfg.seed)
-        episodes = math.ceil(cfg.train.steps / self.env.max_episode_steps)
-        capacity = cfg.train.replay_capacity or cfg.train.steps + episodes + 1
-        self.replay = ReplayBuffer(
-            capacity, (3, *obs_shape[1:]), self.action_dim, cfg.env.frame_stack, run_dir / REPLAY_DIR
-        )
+        self.replay = open_replay(cfg, replay_layout(cfg, self.env), run_dir, resumed=checkpoint is not None)
         # One generator for the loop's own randomness: replay sampling and the seed steps' random actions.
         self.rng = np.random.default_rng(cfg.seed)
         self.step = 0
@@ -87,9 +99,24 @@ class Trainer:
         else:
             self.load_state_dict(checkpoint)
             self.obs = self.env.observation()
-        self.logger = RunLogger(run_dir, cfg.train.tensorboard, resume_step=None if checkpoint is None else self.step)
+        self.logger = RunLogger(
+            run_dir, cfg.train.tensorboard, resume_step=None if checkpoint is None else self.step,
+            rows=None if checkpoint is None else checkpoint.get("logs"),
+        )
         self._stop_signal: int | None = None
-        self._session_start = time.perf_counter()
+        self.announce(None if checkpoint is None else checkpoint.get("threads"))
+
+    def announce(self, recorded: int | None) -> None:
+        """Say how the session computes (once every check has passed: a refusal is one line), and warn when the run
+        computed with another thread count before (`recorded`, from the checkpoint; a config from before
+        `train.threads` was resolved at the start leaves the count to each session)."""
+        threads = self.runtime["torch_threads"]
+        print(f"{self.cfg.algo} on {self.device}: precision {self.cfg.agent.precision} "
+              f"({hardware.native_bf16(self.device)[1]}), {threads} thread(s)", file=sys.stderr, flush=True)
+        if recorded is not None and recorded != threads:
+            print(f"warning: {self.run_dir} computed with {recorded} thread(s) up to step {self.step}, this session "
+                  f"with {threads}: floats sum in another order, so it will not end exactly as an uninterrupted run "
+                  f"(resume with OMP_NUM_THREADS={recorded} to keep them)", file=sys.stderr, flush=True)
 
     # ----- the loop -----------------------------------------------------------------------------------
 
@@ -106,29 +133,46 @@ class Trainer:
             total=cfg.steps, initial=self.step, unit="step", dynamic_ncols=True,
             mininterval=1.0 if sys.stderr.isatty() else 60.0,
         )
-        start = self.step
         try:
-            while self.step < cfg.steps:
-                if cfg.eval_every and self.step % cfg.eval_every == 0 and self.last_eval_step < self.step:
-                    self.evaluate_now(cfg.eval_episodes)
-                if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step > start:
-                    self.save_checkpoint()
-                if self._stop_signal is not None:
-                    self.save_checkpoint()
-                    raise Interrupted(self._stop_signal, self.step)
-                if stop_at is not None and self.step >= stop_at:
-                    self.save_checkpoint()
-                    return None
-                self.train_step()
-                bar.update(1)
-                if self.last_return is not None:
-                    bar.set_postfix(ret=f"{self.last_return:.0f}", refresh=False)
-            return self.finish()
+            return self.loop(stop_at, bar)
+        except OSError as error:
+            if not disk_full(error):
+                raise
+            where = f" writing {error.filename}" if error.filename else ""
+            raise DiskFull(f"no space left on the disk of {self.run_dir}{where}; free some space, then "
+                           f"{self.way_on()}") from None
         finally:
             bar.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             self.close()
+
+    def loop(self, stop_at: int | None, bar: tqdm) -> dict[str, Any] | None:
+        """`run`'s steps, evaluations and checkpoints."""
+        cfg = self.cfg.train
+        start = self.step
+        while self.step < cfg.steps:
+            if cfg.eval_every and self.step % cfg.eval_every == 0 and self.last_eval_step < self.step:
+                self.evaluate_now(cfg.eval_episodes)
+            if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step > start:
+                self.save_checkpoint()
+            if self._stop_signal is not None:
+                self.save_checkpoint()
+                raise Interrupted(self._stop_signal, self.step)
+            if stop_at is not None and self.step >= stop_at:
+                self.save_checkpoint()
+                return None
+            self.train_step()
+            bar.update(1)
+            if self.last_return is not None:
+                bar.set_postfix(ret=f"{self.last_return:.0f}", refresh=False)
+        return self.finish()
+
+    def way_on(self) -> str:
+        """How to go on after training stopped on an error: resume from the checkpoint, or start again without one."""
+        if (self.run_dir / CHECKPOINT_FILE).exists():
+            return f"continue with: unseen train --resume {self.run_dir}"
+        return restart_hint(self.run_dir)
 
     def _request_stop(self, signum: int, frame: Any) -> None:
         self._stop_signal = signum
@@ -191,6 +235,12 @@ class Trainer:
 
     @property
     def elapsed(self) -> float:
+        """Seconds spent making the run's current state (summary.json's and train.csv's `wall_time_s`): every
+        session's, each from the start of its `Trainer` (making the environment and the agent, opening the replay)
+        up to the checkpoint the next session resumed from, and this one's up to now. A session killed outright
+        loses its time after its last checkpoint with the steps it made then: the next session makes those again
+        and counts them then. So it is the time the run takes without the work that kills threw away, whatever
+        the number of sessions."""
         return self.wall_time + time.perf_counter() - self._session_start
 
     def evaluate_now(self, episodes: int) -> list[dict[str, Any]]:
@@ -220,7 +270,7 @@ class Trainer:
             "runtime": self.runtime,
             "hardware": self.hardware,
         }
-        write_json(self.run_dir / SUMMARY_FILE, summary)
+        write_json(self.run_dir / SUMMARY_FILE, summary, remedy=f"free some space, then {self.way_on()}")
         return summary
 
     # ----- checkpoints ----------------------------------------------------------------------------------
@@ -233,6 +283,8 @@ class Trainer:
             "last_eval_step": self.last_eval_step,
             "pending_action": self.pending_action,
             "wall_time": self.elapsed,
+            "threads": self.runtime["torch_threads"],
+            "logs": self.logger.rows(),
             "metric_means": self.metrics.state_dict(),
             "last_return": self.last_return,
             "agent": self.agent.state_dict(),
@@ -265,16 +317,14 @@ class Trainer:
         torch.set_rng_state(state["rng"]["torch"])
 
     def save_checkpoint(self) -> None:
-        """Write the checkpoint atomically: to a temporary file, flushed to disk, then renamed over the old one."""
+        """Write the checkpoint whole or not at all (`rundir.write_atomic`: a temporary file, flushed to disk, then
+        renamed over the old one); on a full disk the old one stays and the error says how to go on."""
         self.replay.flush()
         path = self.run_dir / CHECKPOINT_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(".tmp")
-        with temporary.open("wb") as handle:
-            torch.save(self.state_dict(), handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
+        serialized = io.BytesIO()
+        torch.save(self.state_dict(), serialized)
+        write_atomic(path, serialized.getvalue(), remedy=f"free some space, then {self.way_on()}")
 
     def close(self) -> None:
         self.env.close()
@@ -282,35 +332,121 @@ class Trainer:
 
 
 def start(cfg: RunConfig, run_dir: Path, stop_at: int | None = None) -> dict[str, Any] | None:
-    """Start a new run in `run_dir` (which must not hold one) and train it. `agent.precision=auto` and
-    `train.threads=0` are resolved for this machine first, so that config.yaml, and every resume on any machine,
-    holds the precision and thread count the run computes with."""
+    """Start a new run in `run_dir` (new or empty: `rundir.prepare_run_dir`) and train it."""
+    cfg = resolved(cfg, run_dir)
+    created = prepare_run_dir(run_dir)
+    with exclusive(run_dir / TRAIN_LOCK, busy(run_dir)):
+        prepare_run_dir(run_dir)  # again under the lock: another process may have started a run here meanwhile
+        return first_session(cfg, run_dir, keep=(), remove_folder=created).run(stop_at)
+
+
+def restart(run_dir: Path, stop_at: int | None = None) -> dict[str, Any] | None:
+    """Start the run of `run_dir` again from its saved config: the files unseen wrote there (`rundir.RUN_FILES`) are
+    deleted first, anything else stays."""
+    require_run(run_dir)  # before the lock, which would otherwise leave its file in any directory
+    with exclusive(run_dir / TRAIN_LOCK, busy(run_dir)):
+        try:
+            cfg = validate(load_config(run_dir / CONFIG_FILE))
+        except UserError as error:
+            raise UserError(f"{run_dir / CONFIG_FILE}: {error}; fix it, or start a new run in another folder") from None
+        cfg = resolved(cfg, run_dir)
+        remove_run_files(run_dir, keep=(CONFIG_FILE, TRAIN_LOCK))
+        return first_session(cfg, run_dir, keep=(CONFIG_FILE,), remove_folder=False).run(stop_at)
+
+
+def resolved(cfg: RunConfig, run_dir: Path) -> RunConfig:
+    """`cfg`, checked for a first session in `run_dir`, made to compute the same on any machine and from any folder:
+    `agent.precision=auto` and `train.threads=0` resolved for this machine, paths made absolute, so that config.yaml,
+    and every resume, holds what the run computes with. Nothing is written before: the training environment is made
+    once (a missing GL backend or bad shift data fails here; environment families load their simulator only when
+    they make one) and the disk must have room for the replay buffer (the space of the files a restart deletes
+    counted)."""
     validate(cfg)
-    # Make the training environment once before anything is written: a missing GL backend or bad shift data then
-    # fails with nothing left behind (environment families load their simulator only when they make one).
-    make_run_env(cfg, "none").close()
+    env = make_run_env(cfg, "none")
+    require_replay_space(replay_layout(cfg, env), run_dir, capacity_remedy(cfg))
+    env.close()
     precision = hardware.resolve_precision(cfg.agent.precision, device_of(cfg))
     threads = hardware.resolve_threads(cfg.train.threads)
     cfg = dataclasses.replace(
         cfg, agent=dataclasses.replace(cfg.agent, precision=precision),
         train=dataclasses.replace(cfg.train, threads=threads),
     )
-    prepare_run_dir(run_dir)
-    with exclusive(run_dir / TRAIN_LOCK, busy(run_dir)):
-        prepare_run_dir(run_dir)  # again under the lock: another process may have started a run here meanwhile
-        save_config(cfg, run_dir / CONFIG_FILE)
-        return Trainer(cfg, run_dir).run(stop_at)
+    return absolute_paths(cfg)
+
+
+def first_session(cfg: RunConfig, run_dir: Path, keep: tuple[str, ...], remove_folder: bool) -> Trainer:
+    """The `Trainer` of `cfg` at its first step in `run_dir`, which holds no run files but those in `keep`; its config
+    saved. Until it exists nothing is trained: a failure (or Ctrl-C) on the way removes what it wrote, `keep` stays
+    (and the folder, unless `remove_folder`), so that no folder is left with a config and nothing to resume."""
+    try:
+        write_atomic(run_dir / CONFIG_FILE, config_text(cfg).encode())
+        return Trainer(cfg, run_dir)
+    except BaseException:
+        remove_run_files(run_dir, keep)
+        if remove_folder and not any(run_dir.iterdir()):
+            run_dir.rmdir()
+        raise
 
 
 def resume(run_dir: Path, stop_at: int | None = None) -> dict[str, Any] | None:
-    """Continue a stopped run from its latest checkpoint."""
+    """Continue a stopped run from its latest checkpoint; refuse, changing nothing, when a file the checkpoint counts
+    on is damaged (`Trainer`)."""
     require_run(run_dir)  # before the lock, which would otherwise leave its file in any directory
     with exclusive(run_dir / TRAIN_LOCK, busy(run_dir)):
         checkpoint = read_checkpoint(run_dir)
         cfg = validate(load_config(run_dir / CONFIG_FILE))
         if checkpoint["step"] >= cfg.train.steps and (run_dir / SUMMARY_FILE).exists():
             raise UserError(f"{run_dir} is already complete ({checkpoint['step']} steps); see its {SUMMARY_FILE}")
-        return Trainer(cfg, run_dir, checkpoint).run(stop_at)
+        try:
+            trainer = Trainer(cfg, run_dir, checkpoint)
+        except Damaged as error:
+            raise Damaged(f"{error}; restore it from a copy, or {restart_hint(run_dir)}") from None
+        return trainer.run(stop_at)
+
+
+@dataclasses.dataclass(frozen=True)
+class ReplayLayout:
+    """What a run's replay buffer holds: `capacity` entries of a frame and an action each."""
+
+    capacity: int
+    frame_shape: tuple[int, int, int]
+    action_dim: int
+
+
+def replay_layout(cfg: RunConfig, env: Env) -> ReplayLayout:
+    """The replay buffer of `cfg` with the training environment `env`: by default room for every frame of the run
+    (one per step and one per episode start), so that nothing is ever overwritten."""
+    episodes = math.ceil(cfg.train.steps / env.max_episode_steps)
+    capacity = cfg.train.replay_capacity or cfg.train.steps + episodes + 1
+    return ReplayLayout(capacity, (3, *env.obs_shape[1:]), env.action_space.shape[0])
+
+
+def require_replay_space(layout: ReplayLayout, run_dir: Path, remedy: str) -> None:
+    """`DiskFull` ending with `remedy` unless the disk has room for what the replay files of `run_dir` still need."""
+    needed = bytes_to_reserve(run_dir / REPLAY_DIR, layout.capacity, layout.frame_shape, layout.action_dim)
+    frames = "x".join(map(str, layout.frame_shape))
+    require_space(run_dir, needed, f"the replay buffer ({layout.capacity:,} frames of {frames})", remedy)
+
+
+def capacity_remedy(cfg: RunConfig) -> str:
+    """How a new run can do with less disk space for its replay buffer."""
+    capacity = f"{cfg.train.replay_capacity}" if cfg.train.replay_capacity else "0: every frame of the run"
+    return (f"keep fewer frames with --set train.replay_capacity=N (now {capacity}), train fewer --steps, or free "
+            "some space")
+
+
+def open_replay(cfg: RunConfig, layout: ReplayLayout, run_dir: Path, resumed: bool) -> ReplayBuffer:
+    """The replay buffer of a run, its files' disk blocks reserved (a resumed run's files must be there, whole)."""
+    resume = f"free some space, then continue with: unseen train --resume {run_dir}"
+    remedy = resume if resumed else capacity_remedy(cfg)
+    require_replay_space(layout, run_dir, remedy)
+    try:
+        return ReplayBuffer(layout.capacity, layout.frame_shape, layout.action_dim, cfg.env.frame_stack,
+                            run_dir / REPLAY_DIR, existing=resumed)
+    except OSError as error:
+        if not disk_full(error):
+            raise
+        raise DiskFull(f"no space left on the disk of {run_dir} for the replay buffer; {remedy}") from None
 
 
 def busy(run_dir: Path) -> str:

@@ -77,7 +77,7 @@ class CG2AConfig(DrQConfig):
     """CG2A: compute the grad/ diagnostics (Figure 1) every this many updates (each costs ~5% of one); 0 never."""
     overlay_source: str = param("photos", choices=OVERLAY_SOURCES)
     """CG2A: overlay images without `overlay_dir`: "photos" (offline, fresh crops per sample) or "procedural"."""
-    overlay_dir: str = ""
+    overlay_dir: str = param("", path=True)
     """Folder of overlay images at any depth (Places365: paper-comparable numbers); overrides `overlay_source`."""
     overlay_pool: int = param(1000, gt=0)
     """Overlay images drawn once from `overlay_dir` or the procedural source; each overlay samples from them."""

@@ -70,7 +70,7 @@ class SGQNConfig(DrQConfig):
     """Take an attribution-predictor step every this many updates (SGQN: aux_update_freq)."""
     overlay_source: str = param("photos", choices=OVERLAY_SOURCES)
     """Overlay images without `overlay_dir`: "photos" (offline, fresh crops per sample) or "procedural"."""
-    overlay_dir: str = ""
+    overlay_dir: str = param("", path=True)
     """Folder of overlay images at any depth (Places365: paper-comparable numbers); overrides `overlay_source`."""
     overlay_pool: int = param(1000, gt=0)
     """Overlay images drawn once from `overlay_dir` or the procedural source; each overlay samples from them."""

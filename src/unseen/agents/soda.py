@@ -69,7 +69,7 @@ class SODAConfig(RADConfig):
     """EMA rate of the SODA target trunk and projection (DMControl-GB: soda_tau)."""
     overlay_source: str = param("photos", choices=OVERLAY_SOURCES)
     """Overlay images without `overlay_dir`: "photos" (offline, fresh crops per sample) or "procedural"."""
-    overlay_dir: str = ""
+    overlay_dir: str = param("", path=True)
     """Folder of overlay images at any depth (Places365: paper-comparable numbers); overrides `overlay_source`."""
     overlay_pool: int = param(1000, gt=0)
     """Overlay images drawn once from `overlay_dir` or the procedural source; each overlay samples from them."""
