@@ -355,8 +355,8 @@ def test_show_draws_a_row_per_shift(capsys, tmp_path):
         (["--shifts", "video_easy", "--video-dir", "/nowhere"], "video directory /nowhere does not exist"),
         (["--shifts", "distracting_cs", "--intensity", "0.7"], "unknown intensity '0.7'"),
         (["--shifts", "color_easy", "--color-file", "/nowhere.json"], "cannot read the colour file"),
-        (["--shifts", "sepia"], "unknown shift 'sepia'"),
-        (["--frames", "0"], "--frames must be positive"),
+        (["--shifts", "sepia"], "unknown shift(s) sepia"),
+        (["--frames", "0"], "--frames must lie in 1..20, got 0"),
         (["--image-size", "2000"], "image_size must be between 1 and 480 for walker tasks, got 2000"),
     ],
 )

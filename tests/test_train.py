@@ -19,10 +19,10 @@ import yaml
 from unseen import train
 from unseen.agents import DrQ
 from unseen.cli import main
-from unseen.config import apply_overrides, load_config
+from unseen.config import apply_overrides
 from unseen.errors import Interrupted
 from unseen.evaluate import make_run_env
-from unseen.rundir import CONFIG_FILE, TRAIN_LOCK, exclusive, open_run
+from unseen.rundir import CONFIG_FILE, TRAIN_LOCK, exclusive, open_run, read_config
 
 from conftest import agent_state, assert_same_state, logs_without_time, tiny_config, tiny_overrides
 
@@ -60,7 +60,7 @@ def test_cli_trains_evaluates_and_writes_the_run_directory(tmp_path):
     assert {"torch", "mujoco", "dm_control", "unseen_commit"} <= set(summary["versions"])
     assert summary["wall_time_s"] > 0
     # precision "auto" is resolved when the run starts: the config holds what ran, the summary the hardware.
-    chosen = load_config(run / "config.yaml").agent.precision
+    chosen = read_config(run).agent.precision
     assert chosen == ("bf16" if summary["hardware"]["native_bf16"] else "float32")
     assert f"precision {chosen}" in done.stderr and summary["hardware"]["cpu"]
     train_log = pd.read_csv(run / "train.csv")
@@ -160,7 +160,7 @@ def test_the_seed_burst_makes_seed_updates_updates_on_the_schedule_of_its_step(t
 
 BEFORE_ISSUE_18 = ["agent.trunk_final_relu=true", "agent.actor_recompute=false", "agent.exact_log_det=true",
                    "agent.svea_float_conv=false", "train.seed_updates=1"]
-"""How SVEA computed before DMControl-GB's behaviours were fields (`unseen.config.PRE_DMCGB`)."""
+"""How SVEA computed before DMControl-GB's behaviours were fields (`unseen.config.ADDED_FIELDS`)."""
 
 
 def test_a_run_made_before_the_dmcontrol_gb_fields_resumes_with_its_old_behaviour(tmp_path):
@@ -192,7 +192,7 @@ def test_a_run_keeps_the_threads_it_started_with(tmp_path, monkeypatch):
     run = tmp_path / "run"
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     train.start(tiny_config(steps=30), run, stop_at=10)
-    assert load_config(run / "config.yaml").train.threads == 1
+    assert read_config(run).train.threads == 1
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     try:
         summary = train.resume(run)
@@ -352,7 +352,6 @@ def test_missing_gl_backend_is_one_line_naming_the_fix(tmp_path):
 
 
 def test_evaluation_does_not_depend_on_the_number_of_workers(tmp_path, finished_run):
-    from unseen.config import load_config
     from unseen.evaluate import evaluate_parallel, evaluate_run
 
     run = tmp_path / "copy"
@@ -364,7 +363,7 @@ def test_evaluation_does_not_depend_on_the_number_of_workers(tmp_path, finished_
     assert one[1]["source"].startswith("generated")
     # The training's final evaluation ran one episode in-process: the first of the evaluation's episodes.
     state = torch.load(run / train.CHECKPOINT_FILE, weights_only=False)["agent"]
-    results = evaluate_parallel(state, load_config(run / "config.yaml"), ["none"], 2, {"none": None}, {}, 2)
+    results = evaluate_parallel(state, read_config(run), ["none"], 2, {"none": None}, {}, 2)
     assert results["none"].returns[0] == trained and results["none"].successes is None  # DMControl: no success
 
 
