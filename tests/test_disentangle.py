@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 import torch
 
-from unseen import train
 from unseen.agents import make_agent
 from unseen.cli import main
 from unseen.disentangle import (
@@ -25,8 +24,6 @@ from unseen.disentangle import (
     normalized_mutual_information,
     score,
 )
-
-from conftest import tiny_config
 
 N = 2000
 
@@ -185,13 +182,6 @@ def test_sac_latents_are_the_critic_projection(tiny):
 # ----- the command ---------------------------------------------------------------------------------------
 
 SHIFTS = ("none", "color_hard", "distracting_cs")
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> Path:
-    run = tmp_path_factory.mktemp("disentangle") / "run"
-    train.start(tiny_config(steps=30), run)
-    return run
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str]:
