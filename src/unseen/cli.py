@@ -10,7 +10,7 @@ from typing import NoReturn
 
 from unseen.agents import algos
 from unseen.config import PRESETS, ReportConfig, apply_overrides, make_config
-from unseen.errors import Interrupted, UserError
+from unseen.errors import Interrupted, Stopped, UserError
 
 
 class Parser(argparse.ArgumentParser):
@@ -192,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as error:
         print(f"unseen {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except Stopped as stop:
+        print(f"unseen {args.command}: stopped by signal {stop.signum}; nothing was written, run it again",
+              file=sys.stderr)
+        return 128 + stop.signum
     except Interrupted as stop:
         run_dir = args.resume or args.out
         print(f"unseen: stopped at step {stop.step}; continue with: unseen train --resume {run_dir}", file=sys.stderr)

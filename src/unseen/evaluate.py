@@ -9,6 +9,8 @@ agent as trained, the number every method has; rows without the column are not a
 from __future__ import annotations
 
 import multiprocessing
+import os
+import signal
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -24,6 +26,7 @@ from tqdm import tqdm
 
 from unseen import hardware
 from unseen.agents import REGISTRY, Adapting, Agent, spec_of
+from unseen.children import die_with_parent, ending_children_on_signals
 from unseen.config import RunConfig
 from unseen.envs import Env, check_shifts, family_of, make_env
 from unseen.errors import UserError
@@ -255,7 +258,11 @@ def evaluate_finished(
 _worker: dict = {}
 
 
-def _start_worker(agent_state: dict, cfg: RunConfig, sources: dict[str, str]) -> None:
+def _start_worker(parent: int, agent_state: dict, cfg: RunConfig, sources: dict[str, str]) -> None:
+    # A worker ends with the evaluation: killed with it (SIGKILL leaves the parent no say), or ended by it on SIGINT
+    # and SIGTERM, which the parent alone handles (a terminal's Ctrl-C reaches every process of its group).
+    die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # One intra-op thread per worker: the workers are the parallelism, and a fixed thread count keeps
     # every episode bit-for-bit the same whichever process runs it.
     torch.set_num_threads(1)
@@ -287,14 +294,18 @@ def evaluate_parallel(
     adapt: bool = False,
 ) -> dict[str, EvalResult]:
     """Each shift's result (episodes in seed order), from `workers` processes (0: one per core); `adapt`: of episodes
-    with test-time adaptation; a process that dies is a `UserError`."""
+    with test-time adaptation. The processes end with this one (`unseen.children`); one that dies is a `UserError`."""
     seeds = eval_seeds(cfg.seed, episodes)
     jobs = [(shift, index) for shift in shifts for index in range(episodes)]
     workers = min(workers or hardware.usable_cores(), len(jobs))
     played: dict[str, list[tuple[float, bool]]] = {shift: [(0.0, False)] * episodes for shift in shifts}
     records: dict[str, dict] = {}
     context = multiprocessing.get_context("spawn")  # no fork: the parent may hold a GL context
-    with ProcessPoolExecutor(workers, context, initializer=_start_worker, initargs=(agent_state, cfg, sources)) as pool:
+    start = (os.getpid(), agent_state, cfg, sources)
+    with (
+        ending_children_on_signals(),
+        ProcessPoolExecutor(workers, context, initializer=_start_worker, initargs=start) as pool,
+    ):
         futures = {
             pool.submit(_worker_episode, shift, seeds[index], videos[shift] if index == 0 else None, adapt):
             (shift, index)

@@ -31,6 +31,7 @@ import yaml
 
 from unseen import hardware, schema
 from unseen.agents import algos
+from unseen.children import LAUNCHER
 from unseen.config import PRESETS, RunConfig, apply_overrides, make_config, to_dict, validate
 from unseen.envs import all_shifts, all_source_options, all_tasks, check_shifts, families_of, family_of, source_flag
 from unseen.errors import UserError
@@ -327,18 +328,11 @@ def eval_command(job: Job, spec: SweepSpec, shifts: list[str], workers: int) -> 
     return command
 
 
-# Children die with the sweep, even when it is killed by SIGKILL: PR_SET_PDEATHSIG makes the kernel send SIGTERM
-# (on which training checkpoints and exits) when the sweep's thread that started the child ends. The launcher sets
-# it, checks that the sweep is still its parent, then replaces itself with the command (Linux; elsewhere the
-# command runs as it is).
-_LAUNCHER = (
-    "import ctypes, os, signal, sys; ctypes.CDLL(None).prctl(1, signal.SIGTERM); "  # 1: PR_SET_PDEATHSIG
-    "os.getppid() == int(sys.argv[1]) or sys.exit(128 + signal.SIGTERM); os.execv(sys.argv[2], sys.argv[2:])"
-)
-
-
 def launched(command: list[str]) -> list[str]:
-    return [sys.executable, "-c", _LAUNCHER, str(os.getpid()), *command] if sys.platform == "linux" else command
+    """`command` as a child that dies with the sweep, even when the sweep is killed by SIGKILL: the kernel sends it
+    SIGTERM (on which training checkpoints and exits) when the sweep's thread that started it ends
+    (`unseen.children.LAUNCHER`; Linux, elsewhere the command runs as it is)."""
+    return [sys.executable, "-c", LAUNCHER, str(os.getpid()), *command] if sys.platform == "linux" else command
 
 
 def start_child(command: list[str], log_path: Path, threads: int) -> subprocess.Popen:
