@@ -141,6 +141,16 @@ def assert_set_state_continues(task: str, shift: str = "none", split: int = 3, s
 # ----- run directories and sweep files ---------------------------------------------------------------------------
 
 
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """A finished tiny DrQ run (30 steps on cartpole_swingup), made once per session: copy it before changing it."""
+    from unseen import train
+
+    run = tmp_path_factory.mktemp("tiny") / "run"
+    train.start(tiny_config(steps=30), run)
+    return run
+
+
 def agent_state(run_dir: Path) -> dict:
     """The agent's state in a run directory's latest checkpoint."""
     return torch.load(run_dir / CHECKPOINT_FILE, weights_only=False)["agent"]
@@ -185,15 +195,16 @@ def sweep_file(tmp_path: Path, **changes: Any) -> Path:
     return path
 
 
-def run_cli(capsys, *argv: str) -> tuple[int, str]:
-    """The exit code of `unseen ARGV` run in this process, and what it wrote to stderr (stripped)."""
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    """`unseen ARGV...` in this process: its exit code, stdout and stderr (stripped)."""
     from unseen.cli import main
 
     try:
         code = main(list(argv))
-    except SystemExit as exit_:
-        code = exit_.code
-    return code, capsys.readouterr().err.strip()
+    except SystemExit as exit_:  # argparse's usage errors
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    out, err = capsys.readouterr()
+    return code, out, err.strip()
 
 
 def wait_for(path: Path, seconds: float = 120.0) -> None:

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 import pytest
 
 from unseen import schema
-from unseen.config import apply_overrides, from_dict, load_config, make_config, save_config, to_dict, validate
+from unseen.config import apply_overrides, from_dict, make_config, save_config, to_dict, validate
 from unseen.errors import UserError
+from unseen.rundir import read_config
 
 from conftest import tiny_config
 
@@ -34,7 +35,7 @@ def test_paper_preset_is_the_dmcontrol_gb_protocol():
 def test_yaml_round_trip(tmp_path):
     cfg = apply_overrides(make_config("drq", "cartpole_swingup", "smoke"), ["agent.hidden_dim=64", "train.video=false"])
     save_config(cfg, tmp_path / "config.yaml")
-    assert load_config(tmp_path / "config.yaml") == cfg
+    assert read_config(tmp_path) == cfg
     assert cfg.agent.hidden_dim == 64 and cfg.train.video is False
 
 
@@ -60,7 +61,7 @@ def test_bad_overrides(overrides, message):
         (lambda c: setattr(c.env, "task", "walker_fly"), "unknown task 'walker_fly'"),
         (lambda c: setattr(c.train, "steps", 0), "train.steps must be positive, got 0"),
         (lambda c: setattr(c.train, "steps", -5), "train.steps must be positive"),
-        (lambda c: setattr(c.train, "seed_steps", -1), "train.seed_steps must be zero or positive"),
+        (lambda c: setattr(c.train, "seed_steps", -1), "train.seed_steps must be at least 1"),
         (lambda c: setattr(c.agent, "discount", 1.5), r"agent.discount must lie in \[0, 1\]"),
         (lambda c: setattr(c.env, "image_size", 20), "too small for 11 conv layers"),
         (lambda c: setattr(c.train, "device", "tpu"), "train.device must be"),
@@ -132,6 +133,20 @@ def test_a_config_written_before_the_dmcontrol_gb_fields_loads_with_the_old_beha
     assert from_dict(to_dict(fresh)) == fresh  # a config that has the fields keeps them
 
 
+def test_a_saved_config_lacks_only_fields_added_later():
+    data = to_dict(make_config("drq", "cartpole_swingup", "cpu"))
+    for section, name in (("agent", "fast_kernels"), ("train", "threads"), ("train", "eval_shifts")):
+        del data[section][name]
+    cfg = from_dict(data)
+    assert (cfg.agent.fast_kernels, cfg.train.threads, cfg.train.eval_shifts) == (True, 0, "none")
+    del data["agent"]["shift_pad"]
+    with pytest.raises(UserError, match=r"agent\.shift_pad is missing: the file is incomplete"):
+        from_dict(data)
+    with pytest.raises(UserError, match=r"^train is missing"):
+        from_dict({key: value for key, value in to_dict(make_config("drq", "cartpole_swingup")).items()
+                   if key != "train"})
+
+
 def test_unknown_preset_and_stale_config_fields():
     with pytest.raises(UserError, match="unknown preset 'fast'"):
         make_config("drq", "cartpole_swingup", "fast")
@@ -147,12 +162,12 @@ def test_hand_written_yaml_numbers_take_the_field_types(tmp_path):
     text = (tmp_path / "config.yaml").read_text()
     text = text.replace("critic_lr: 0.001", "critic_lr: 1e-3").replace("discount: 0.99", "discount: 1")
     (tmp_path / "config.yaml").write_text(text)
-    loaded = load_config(tmp_path / "config.yaml")
+    loaded = read_config(tmp_path)
     assert loaded.agent.critic_lr == 1e-3 and type(loaded.agent.critic_lr) is float
     assert loaded.agent.discount == 1.0 and type(loaded.agent.discount) is float
     (tmp_path / "config.yaml").write_text(text.replace("batch_size: 64", "batch_size: many"))
     with pytest.raises(UserError, match=re.escape("train.batch_size='many' is not a valid int")):
-        load_config(tmp_path / "config.yaml")
+        read_config(tmp_path)
 
 
 @pytest.mark.parametrize(

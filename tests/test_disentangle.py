@@ -11,9 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from unseen import train
 from unseen.agents import make_agent
-from unseen.cli import main
 from unseen.disentangle import (
     Estimation,
     discretize,
@@ -26,7 +24,7 @@ from unseen.disentangle import (
     score,
 )
 
-from conftest import tiny_config
+from conftest import run_cli
 
 N = 2000
 
@@ -187,23 +185,8 @@ def test_sac_latents_are_the_critic_projection(tiny):
 SHIFTS = ("none", "color_hard", "distracting_cs")
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> Path:
-    run = tmp_path_factory.mktemp("disentangle") / "run"
-    train.start(tiny_config(steps=30), run)
-    return run
-
-
-def run_cli(capsys, *argv: str) -> tuple[int, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exit_:
-        code = exit_.code
-    return code, capsys.readouterr().err.strip()
-
-
 def report(capsys, run: Path, out: Path) -> dict:
-    code, err = run_cli(
+    code, _, err = run_cli(
         capsys, "report", "--disentangle", str(run), "--out", str(out), "--samples", "40", "--per-episode", "40"
     )
     assert code == 0, err
@@ -239,17 +222,17 @@ def test_report_writes_the_files_with_metrics_in_range_and_is_deterministic(caps
     ],
 )
 def test_report_bad_input_is_one_line(capsys, tiny_run, tmp_path, extra, message):
-    code, err = run_cli(capsys, "report", "--disentangle", str(tiny_run), "--out", str(tmp_path), *extra)
+    code, _, err = run_cli(capsys, "report", "--disentangle", str(tiny_run), "--out", str(tmp_path), *extra)
     assert code == 2 and len(err.splitlines()) == 1 and message in err, err
 
 
 def test_report_of_a_directory_that_is_not_a_run(capsys, tmp_path):
-    code, err = run_cli(capsys, "report", "--disentangle", str(tmp_path))
+    code, _, err = run_cli(capsys, "report", "--disentangle", str(tmp_path))
     assert code == 2 and len(err.splitlines()) == 1 and "is not a run directory" in err
 
 
 def test_tables_still_need_out_and_disentangle_takes_one_run(capsys, tmp_path):
-    code, err = run_cli(capsys, "report", str(tmp_path))
+    code, _, err = run_cli(capsys, "report", str(tmp_path))
     assert code == 2 and err.endswith("--out is required: the folder for the tables (or the plots)")
-    code, err = run_cli(capsys, "report", "--disentangle", str(tmp_path), str(tmp_path))
+    code, _, err = run_cli(capsys, "report", "--disentangle", str(tmp_path), str(tmp_path))
     assert code == 2 and "measures one run" in err

@@ -89,9 +89,9 @@ def test_adapter_starts_from_a_fresh_optimizer_and_batches_the_current_transitio
     obs, action, next_obs = transitions(1)[0]
     adapter.observe(obs, action, next_obs)
     (o, a, n), = seen
-    crop = agent.crop
-    assert o.shape == n.shape == (32, OBS[0], crop, crop) and a.shape == (32, 2)
-    assert torch.equal(a, torch.as_tensor(action).expand(32, 2))
+    crop, copies = agent.crop, agent.cfg.adapt_batch_size
+    assert o.shape == n.shape == (copies, OBS[0], crop, crop) and a.shape == (copies, 2)
+    assert torch.equal(a, torch.as_tensor(action).expand(copies, 2))
     assert len({tuple(x.flatten().tolist()[:50]) for x in o}) > 1, "each copy cropped at its own offset"
 
 

@@ -19,9 +19,9 @@ import pytest
 import torch
 
 from unseen import logs, rundir, sweep, train
-from unseen.config import RunConfig, load_config, make_config, save_config
+from unseen.config import RunConfig, make_config, save_config
 from unseen.errors import Damaged
-from unseen.rundir import CHECKPOINT_FILE, remove_run_files
+from unseen.rundir import CHECKPOINT_FILE, read_config, remove_run_files
 
 from conftest import (
     assert_same_state,
@@ -116,7 +116,7 @@ def test_a_damaged_run_is_refused_and_left_as_it_is(capsys, tmp_path, stopped, d
     run = copy_of(stopped, tmp_path)
     damage(run)
     before = contents(run)
-    code, err = run_cli(capsys, "train", "--resume", str(run))
+    code, _, err = run_cli(capsys, "train", "--resume", str(run))
     assert code == 2 and len(err.splitlines()) == 1, err
     assert message in err and err.endswith(f"unseen train --restart {run}")
     assert contents(run) == before
@@ -129,7 +129,7 @@ def test_restart_trains_again_from_the_saved_config_and_keeps_other_files(capsys
     for name, data in mine.items():
         (run / name).parent.mkdir(exist_ok=True)
         (run / name).write_bytes(data)
-    code, err = run_cli(capsys, "train", "--restart", str(run))
+    code, _, err = run_cli(capsys, "train", "--restart", str(run))
     assert code == 0, err
     assert_equal_runs(whole, run)
     assert {name: (run / name).read_bytes() for name in mine} == mine
@@ -143,7 +143,7 @@ def test_a_checkpoint_from_before_the_records_still_resumes_and_another_thread_c
     del checkpoint["logs"], checkpoint["replay"]["checked"]
     checkpoint["threads"] = 2  # as if an earlier session had computed with two
     torch.save(checkpoint, run / CHECKPOINT_FILE)
-    code, err = run_cli(capsys, "train", "--resume", str(run))
+    code, _, err = run_cli(capsys, "train", "--resume", str(run))
     assert code == 0, err
     warnings = [line for line in err.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "computed with 2 thread(s) up to step 75, this session with 1" in warnings[0]
@@ -181,7 +181,7 @@ def free_bytes(monkeypatch, free: int) -> None:
 def test_a_replay_larger_than_the_free_space_is_refused_before_anything_is_written(capsys, tmp_path, monkeypatch):
     free_bytes(monkeypatch, 10**9)
     run = tmp_path / "run"
-    code, err = run_cli(capsys, "train", "--algo", "drq", "--task", "cartpole_swingup", "--steps", "100000000",
+    code, _, err = run_cli(capsys, "train", "--algo", "drq", "--task", "cartpole_swingup", "--steps", "100000000",
                         "--out", str(run))
     assert code == 2 and len(err.splitlines()) == 1, err
     assert "the replay buffer (100,800,001 frames of 3x64x64) needs 1.2 TB of disk space, 1.0 GB free on" in err
@@ -227,7 +227,7 @@ def test_a_full_disk_is_one_line_and_the_last_checkpoint_stays(capsys, tmp_path,
     run = tmp_path / "run"
     assert train.start(short_config(), run, stop_at=25) is None
     fill(monkeypatch)
-    code, err = run_cli(capsys, "train", "--resume", str(run))
+    code, _, err = run_cli(capsys, "train", "--resume", str(run))
     line = error_line(err)
     assert code == 2 and message in line
     assert line.endswith(f"free some space, then continue with: unseen train --resume {run}")
@@ -242,7 +242,7 @@ def test_a_full_disk_before_the_first_checkpoint_names_the_restart(capsys, tmp_p
     cfg = short_config(steps=30)
     disk_full_at_log_row(monkeypatch)  # the evaluation at step 0 writes the first row
     run = tmp_path / "run"
-    code, err = run_cli(capsys, "train", "--algo", "drq", "--task", "cartpole_swingup", "--preset", "smoke",
+    code, _, err = run_cli(capsys, "train", "--algo", "drq", "--task", "cartpole_swingup", "--preset", "smoke",
                         "--steps", "30", "--out", str(run), "--set", *tiny_overrides(cfg))
     assert code == 2 and error_line(err).endswith(
         f"free some space, then start it again from its saved config with: unseen train --restart {run}"
@@ -254,7 +254,7 @@ def test_a_full_disk_before_the_first_checkpoint_names_the_restart(capsys, tmp_p
 
 def test_a_seed_out_of_range_fails_before_anything_is_written(capsys, tmp_path):
     run = tmp_path / "run"
-    code, err = run_cli(capsys, "train", "--algo", "drq", "--task", "cartpole_swingup", "--seed", str(2**32),
+    code, _, err = run_cli(capsys, "train", "--algo", "drq", "--task", "cartpole_swingup", "--seed", str(2**32),
                         "--out", str(run))
     assert code == 2 and "seed must lie in 0..4294967295, got 4294967296" in err and not run.exists()
 
@@ -270,7 +270,7 @@ def test_a_start_stopped_before_its_trainer_exists_leaves_the_folder_as_it_was(c
 
     monkeypatch.setattr(train, "make_agent", interrupted)
     cfg = short_config(steps=30)
-    code, err = run_cli(capsys, "train", "--algo", "drq", "--task", "cartpole_swingup", "--preset", "smoke",
+    code, _, err = run_cli(capsys, "train", "--algo", "drq", "--task", "cartpole_swingup", "--preset", "smoke",
                         "--out", str(run), "--set", *tiny_overrides(cfg))
     assert code == 128 + signal.SIGINT and err == "unseen train: interrupted"
     assert (folder == "empty") == run.exists() and not (run.exists() and any(run.iterdir()))
@@ -286,14 +286,14 @@ def test_a_run_without_a_checkpoint_can_be_restarted_and_nothing_else_is_deleted
     save_config(cfg, run / "config.yaml")
     (run / "eval.csv").write_text("step,return_mean\n0,1.0\n10,2.0\n")  # rows of the killed attempt
     (run / "notes.txt").write_text("mine")
-    code, err = run_cli(capsys, "train", "--resume", str(run))
+    code, _, err = run_cli(capsys, "train", "--resume", str(run))
     assert code == 2 and "has no checkpoint" in err and err.endswith(f"unseen train --restart {run}")
-    code, err = run_cli(capsys, "train", "--algo", "drq", "--task", "cartpole_swingup", "--out", str(run))
+    code, _, err = run_cli(capsys, "train", "--algo", "drq", "--task", "cartpole_swingup", "--out", str(run))
     assert code == 2 and "already holds a run" in err and f"--restart {run}" in err
-    code, err = run_cli(capsys, "train", "--restart", str(run))
+    code, _, err = run_cli(capsys, "train", "--restart", str(run))
     assert code == 0, err
     assert list(pd.read_csv(run / "eval.csv")["step"]) == [0, 30] and (run / "notes.txt").read_text() == "mine"
-    assert load_config(run / "config.yaml") == cfg
+    assert read_config(run) == cfg
 
 
 def test_restart_deletes_exactly_the_files_unseen_writes(tmp_path):
@@ -321,7 +321,7 @@ def test_out_refuses_a_folder_of_other_files(capsys, tmp_path, names, listed):
     for name in names:
         (tmp_path / name).write_text("step,x\n1,2\n")
     before = contents(tmp_path)
-    code, err = run_cli(capsys, "train", "--algo", "drq", "--task", "cartpole_swingup", "--out", str(tmp_path))
+    code, _, err = run_cli(capsys, "train", "--algo", "drq", "--task", "cartpole_swingup", "--out", str(tmp_path))
     assert code == 2 and len(err.splitlines()) == 1
     assert f"holds files that are not an unseen run's {listed}; choose a new or empty folder for --out" in err
     assert contents(tmp_path) == before
@@ -347,7 +347,7 @@ def test_a_sweep_restarts_a_run_without_a_checkpoint_through_train_restart(tmp_p
 @pytest.mark.parametrize(("given", "dropped"), [(["--seed", "3"], "--seed"), (["--preset", "paper"], "--preset"),
                                                 (["--set", "train.steps=9"], "--set")])
 def test_a_resume_or_restart_refuses_new_settings(capsys, tmp_path, flag, given, dropped):
-    code, err = run_cli(capsys, "train", flag, str(tmp_path), *given)
+    code, _, err = run_cli(capsys, "train", flag, str(tmp_path), *given)
     assert code == 2 and f"{flag} takes the run's saved config; drop {dropped}" in err
 
 

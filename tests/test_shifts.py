@@ -24,7 +24,7 @@ from unseen.envs.sources import (
     load_photos,
 )
 
-from conftest import assert_set_state_continues, random_actions, rollout
+from conftest import assert_set_state_continues, random_actions, rollout, run_cli
 
 SIZE = 32
 CHANGED = [shift for shift in SHIFTS if shift != "none"]
@@ -326,17 +326,6 @@ def test_bad_input_raises_one_clear_value_error(tmp_path, case, message):
 # ----- command line: `unseen show`, `unseen eval` with data sources, one-line errors --------------------
 
 
-def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    from unseen.cli import main
-
-    try:
-        code = main(list(argv))
-    except SystemExit as exit_:
-        code = exit_.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err.strip()
-
-
 def test_show_draws_a_row_per_shift(capsys, tmp_path):
     from PIL import Image
 
@@ -355,8 +344,8 @@ def test_show_draws_a_row_per_shift(capsys, tmp_path):
         (["--shifts", "video_easy", "--video-dir", "/nowhere"], "video directory /nowhere does not exist"),
         (["--shifts", "distracting_cs", "--intensity", "0.7"], "unknown intensity '0.7'"),
         (["--shifts", "color_easy", "--color-file", "/nowhere.json"], "cannot read the colour file"),
-        (["--shifts", "sepia"], "unknown shift 'sepia'"),
-        (["--frames", "0"], "--frames must be positive"),
+        (["--shifts", "sepia"], "unknown shift(s) sepia"),
+        (["--frames", "0"], "--frames must lie in 1..20, got 0"),
         (["--image-size", "2000"], "image_size must be between 1 and 480 for walker tasks, got 2000"),
     ],
 )

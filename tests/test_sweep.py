@@ -48,7 +48,7 @@ def test_dry_run_prints_the_plan_and_touches_nothing(tmp_path, capsys):
         ({"preset": "gpu"}, "preset must be one of paper, cpu, smoke, got 'gpu'"),
         ({"algos": ["drq", "nope"]}, "method 'nope': unknown algorithm 'nope'"),
         ({"tasks": ["cartpole_swing"]}, "unknown task(s) cartpole_swing"),
-        ({"seeds": [1, 1]}, "seeds must be distinct, got [1, 1]"),
+        ({"seeds": [1, 1]}, "seeds lists 1 twice; name each once"),
         ({"seeds": [-1]}, "seeds[0] must lie in 0..4294967295, got -1"),
         ({"seeds": [2**32]}, "seeds[0] must lie in 0..4294967295, got 4294967296"),
         ({"seeds": [1, "x"]}, "seeds[1]='x' is not a valid int"),
@@ -108,7 +108,9 @@ def test_what_each_run_directory_needs(tmp_path):
         assert run_sweep(sweep_file(tmp_path, seeds=[1])) == 1  # left alone, and the sweep says it is not complete
         assert not (tmp_path / "runs" / "logs" / f"{job.name}.log").exists()  # no child started
     assert state(job, spec, records).train == "resume"  # the lock went with its holder
-    summary = {"steps": 40, "returns": {"none": {"episodes": 1}, "color_easy": {"episodes": 1, "source": "procedural"}}}
+    result = {"mean": 100.0, "std": 0.0, "episodes": 1}
+    summary = {"algo": "drq", "task": "cartpole_swingup", "preset": "smoke", "seed": 1, "frames": 320, "steps": 40,
+               "returns": {"none": result, "color_easy": result | {"source": "procedural"}}}
     (job.run_dir / "summary.json").write_text(json.dumps(summary))
     assert state(job, spec, records) == sweep.State("", ["color_easy"])  # evaluated on other data: again
     summary["returns"]["color_easy"]["source"] = "generated (seed 20201109)"

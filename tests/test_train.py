@@ -18,10 +18,10 @@ import yaml
 
 from unseen import train
 from unseen.agents import DrQ
-from unseen.config import apply_overrides, load_config
+from unseen.config import apply_overrides
 from unseen.errors import Interrupted
 from unseen.evaluate import make_run_env
-from unseen.rundir import CONFIG_FILE, TRAIN_LOCK, exclusive, open_run
+from unseen.rundir import CONFIG_FILE, TRAIN_LOCK, exclusive, open_run, read_config
 
 from conftest import agent_state, assert_same_state, logs_without_time, run_cli, tiny_config, tiny_overrides
 
@@ -59,7 +59,7 @@ def test_cli_trains_evaluates_and_writes_the_run_directory(tmp_path):
     assert {"torch", "mujoco", "dm_control", "unseen_commit"} <= set(summary["versions"])
     assert summary["wall_time_s"] > 0
     # precision "auto" is resolved when the run starts: the config holds what ran, the summary the hardware.
-    chosen = load_config(run / "config.yaml").agent.precision
+    chosen = read_config(run).agent.precision
     assert chosen == ("bf16" if summary["hardware"]["native_bf16"] else "float32")
     assert f"precision {chosen}" in done.stderr and summary["hardware"]["cpu"]
     train_log = pd.read_csv(run / "train.csv")
@@ -159,7 +159,7 @@ def test_the_seed_burst_makes_seed_updates_updates_on_the_schedule_of_its_step(t
 
 BEFORE_ISSUE_18 = ["agent.trunk_final_relu=true", "agent.actor_recompute=false", "agent.exact_log_det=true",
                    "agent.svea_float_conv=false", "train.seed_updates=1"]
-"""How SVEA computed before DMControl-GB's behaviours were fields (`unseen.config.PRE_DMCGB`)."""
+"""How SVEA computed before DMControl-GB's behaviours were fields (`unseen.config.ADDED_FIELDS`)."""
 
 
 def test_a_run_made_before_the_dmcontrol_gb_fields_resumes_with_its_old_behaviour(tmp_path):
@@ -191,7 +191,7 @@ def test_a_run_keeps_the_threads_it_started_with(tmp_path, monkeypatch):
     run = tmp_path / "run"
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     train.start(tiny_config(steps=30), run, stop_at=10)
-    assert load_config(run / "config.yaml").train.threads == 1
+    assert read_config(run).train.threads == 1
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     try:
         summary = train.resume(run)
@@ -246,7 +246,7 @@ def test_sigint_writes_a_checkpoint_and_says_how_to_resume(tmp_path):
     ],
 )
 def test_bad_arguments_fail_with_one_line(capsys, argv, message):
-    code, err = run_cli(capsys, *argv)
+    code, _, err = run_cli(capsys, *argv)
     assert code != 0
     assert len(err.splitlines()) == 1, err
     assert message in err
@@ -255,7 +255,9 @@ def test_bad_arguments_fail_with_one_line(capsys, argv, message):
 def test_unwritable_output_directory(capsys, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    code, err = run_cli(capsys, "train", "--algo", "drq", "--task", "cartpole_swingup", "--out", str(blocker / "run"))
+    code, _, err = run_cli(
+        capsys, "train", "--algo", "drq", "--task", "cartpole_swingup", "--out", str(blocker / "run")
+    )
     assert code == 2 and len(err.splitlines()) == 1 and "cannot create the run directory" in err
 
 
@@ -268,15 +270,15 @@ def finished_run(tmp_path_factory) -> Path:
 
 def test_existing_run_is_never_overwritten(capsys, finished_run):
     before = {p: p.read_bytes() for p in (finished_run / "config.yaml", finished_run / "summary.json")}
-    code, err = run_cli(capsys, "train", "--algo", "sac", "--task", "walker_walk", "--out", str(finished_run))
+    code, _, err = run_cli(capsys, "train", "--algo", "sac", "--task", "walker_walk", "--out", str(finished_run))
     assert code == 2 and "already holds a run" in err and f"--resume {finished_run}" in err
     assert before == {p: p.read_bytes() for p in before}
-    code, err = run_cli(capsys, "train", "--resume", str(finished_run))
+    code, _, err = run_cli(capsys, "train", "--resume", str(finished_run))
     assert code == 2 and "already complete" in err
 
 
 def test_resume_of_a_directory_that_is_not_a_run(capsys, tmp_path):
-    code, err = run_cli(capsys, "train", "--resume", str(tmp_path))
+    code, _, err = run_cli(capsys, "train", "--resume", str(tmp_path))
     assert code == 2 and "is not a run directory" in err and len(err.splitlines()) == 1
 
 
@@ -286,7 +288,7 @@ def test_resume_with_a_corrupt_checkpoint(capsys, tmp_path, finished_run):
     (run / "summary.json").unlink()
     (run / train.CHECKPOINT_FILE).write_bytes(b"\x00not a checkpoint")
     before = (run / "config.yaml").read_bytes()
-    code, err = run_cli(capsys, "train", "--resume", str(run))
+    code, _, err = run_cli(capsys, "train", "--resume", str(run))
     assert code == 2 and "is corrupt" in err and len(err.splitlines()) == 1 and f"--restart {run}" in err
     assert (run / "config.yaml").read_bytes() == before
 
@@ -302,7 +304,7 @@ def test_a_run_is_trained_by_one_process_at_a_time(capsys, tmp_path, finished_ru
         (fresh, ["--algo", "drq", "--task", "cartpole_swingup", "--out", str(fresh)]),
     ):
         with exclusive(run / TRAIN_LOCK, "held by the test"):
-            code, err = run_cli(capsys, "train", *argv)
+            code, _, err = run_cli(capsys, "train", *argv)
         assert code == 2 and len(err.splitlines()) == 1 and f"another process is training {run}" in err
     assert not (fresh / "config.yaml").exists() and not (stopped / "summary.json").exists()
     assert run_cli(capsys, "train", "--resume", str(stopped))[0] == 0  # the lock goes with its holder
@@ -310,14 +312,14 @@ def test_a_run_is_trained_by_one_process_at_a_time(capsys, tmp_path, finished_ru
 
 
 def test_resume_refuses_new_settings(capsys, finished_run):
-    code, err = run_cli(capsys, "train", "--resume", str(finished_run), "--steps", "10")
+    code, _, err = run_cli(capsys, "train", "--resume", str(finished_run), "--steps", "10")
     assert code == 2 and "drop --steps" in err
 
 
 def test_eval_rejects_unknown_shifts_and_bad_counts(capsys, finished_run):
-    code, err = run_cli(capsys, "eval", str(finished_run), "--shifts", "none", "rainbow")
+    code, _, err = run_cli(capsys, "eval", str(finished_run), "--shifts", "none", "rainbow")
     assert code == 2 and "unknown shift(s) rainbow" in err
-    code, err = run_cli(capsys, "eval", str(finished_run), "--episodes", "0")
+    code, _, err = run_cli(capsys, "eval", str(finished_run), "--episodes", "0")
     assert code == 2 and "--episodes must be positive" in err
 
 
@@ -342,7 +344,6 @@ def test_missing_gl_backend_is_one_line_naming_the_fix(tmp_path):
 
 
 def test_evaluation_does_not_depend_on_the_number_of_workers(tmp_path, finished_run):
-    from unseen.config import load_config
     from unseen.evaluate import evaluate_parallel, evaluate_run
 
     run = tmp_path / "copy"
@@ -354,7 +355,7 @@ def test_evaluation_does_not_depend_on_the_number_of_workers(tmp_path, finished_
     assert one[1]["source"].startswith("generated")
     # The training's final evaluation ran one episode in-process: the first of the evaluation's episodes.
     state = torch.load(run / train.CHECKPOINT_FILE, weights_only=False)["agent"]
-    results = evaluate_parallel(state, load_config(run / "config.yaml"), ["none"], 2, {"none": None}, {}, 2)
+    results = evaluate_parallel(state, read_config(run), ["none"], 2, {"none": None}, {}, 2)
     assert results["none"].returns[0] == trained and results["none"].successes is None  # DMControl: no success
 
 

@@ -11,7 +11,7 @@ from typing import NoReturn
 
 from unseen.agents import algos
 from unseen.config import PRESETS, ReportConfig, apply_overrides, make_config
-from unseen.errors import Interrupted, UserError
+from unseen.errors import Interrupted, Stopped, UserError
 
 
 class Parser(argparse.ArgumentParser):
@@ -177,7 +177,7 @@ def build_parser() -> Parser:
     show.add_argument("--shifts", nargs="+", help="shifts, one row each (default: all)")
     show.add_argument("--out", type=Path, required=True, help="the PNG file to write")
     show.add_argument("--frames", type=int, default=5,
-                      help="frames per shift, spread over a quarter of an episode (default: 5)")
+                      help="frames per shift (1 to 20), spread over a quarter of an episode (default: 5)")
     show.add_argument("--seed", type=int, default=0, help="seed of the episode and its random actions (default: 0)")
     show.add_argument("--image-size", type=int, default=84, help="frame size in pixels (default: 84, what agents see)")
     add_source_arguments(show)
@@ -203,6 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as error:
         print(f"unseen {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except Stopped as stop:
+        print(f"unseen {args.command}: stopped by signal {stop.signum}; nothing was written, run it again",
+              file=sys.stderr)
+        return 128 + stop.signum
     except Interrupted as stop:
         run_dir = args.resume or args.restart or args.out
         print(f"unseen: stopped at step {stop.step}; continue with: unseen train --resume {run_dir}", file=sys.stderr)
@@ -353,8 +357,6 @@ def run_show(args: argparse.Namespace) -> int:
     from unseen.envs import family_of
     from unseen.show import draw_gallery
 
-    if args.frames <= 0:
-        raise UserError(f"--frames must be positive, got {args.frames}")
     path = draw_gallery(args.task, args.shifts or list(family_of(args.task).shifts), args.out, args.frames, args.seed,
                         image_size=args.image_size, **source_options(args))
     print(f"written to {path}")
@@ -363,18 +365,18 @@ def run_show(args: argparse.Namespace) -> int:
 
 def run_bench(args: argparse.Namespace) -> int:
     from unseen.bench import machine_slug, markdown, run
-    from unseen.rundir import write_json
+    from unseen.rundir import output_folder, write_json
 
+    for folder in ([args.json.parent] if args.json is not None else []) + ([args.out] if args.out is not None else []):
+        output_folder(folder)  # before minutes of measuring
     result = run(args.quick)
     table = markdown(result)
     print(table, end="")
     written: list[Path] = []
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
         write_json(args.json, result)
         written.append(args.json)
     if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
         stem = args.out / machine_slug(result["machine"])
         write_json(stem.with_suffix(".json"), result)
         stem.with_suffix(".md").write_text(table)

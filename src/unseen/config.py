@@ -4,8 +4,8 @@ A run is described by one `RunConfig`: its environment (`EnvConfig`), its algori
 `unseen.agents.AgentConfig`, from the registry in `unseen.agents`) and the training loop (`TrainConfig`).
 `make_config(algo, task, preset, ...)` resolves a preset into a complete config; `apply_overrides` changes single
 fields from `section.field=value` strings; `validate` fails early with one line that says what is wrong and how to
-fix it. The resolved config is saved as `config.yaml` in every run directory and read back by `load_config`, which
-also reads the configs of older versions (`upgraded`).
+fix it. The resolved config is saved as `config.yaml` in every run directory and read back by
+`unseen.rundir.read_config` through `from_dict`, which also reads the configs of older versions (`upgraded`).
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class TrainConfig:
 
     steps: int = param(500_000, gt=0)
     """Agent steps to train for (environment frames = steps x action repeat)."""
-    seed_steps: int = param(1000, ge=0)
+    seed_steps: int = param(1000, ge=1, why="the first update samples what they collected")
     """Initial steps with uniformly random actions and no updates."""
     seed_updates: int = param(1000, ge=1)
     """Updates at the first step after the seed steps, then one per step (DMControl-GB: as many as seed steps)."""
@@ -186,50 +186,59 @@ def to_dict(cfg: RunConfig) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
-def from_dict(data: dict[str, Any]) -> RunConfig:
-    """Inverse of `to_dict`, reading older configs too (`upgraded`); unknown keys are an error."""
+def from_dict(data: Any) -> RunConfig:
+    """Inverse of `to_dict`, reading older configs too (`upgraded`): every section and field must be there (a saved
+    config is written whole: one that lacks a field was cut short or edited), unknown keys are an error."""
     data = upgraded(data)
-    algo = data.get("algo", RunConfig.algo)
-    config_cls = spec_of(algo).config_cls
     sections = {
-        "env": lambda value, prefix: schema.build(EnvConfig, value, prefix),
-        "agent": lambda value, prefix: schema.build(config_cls, value, prefix),
-        "train": lambda value, prefix: schema.build(TrainConfig, value, prefix),
+        "env": lambda value, prefix: schema.build(EnvConfig, value, prefix, complete=True),
+        # `algo` is read (and known) before `agent`: fields are built in order.
+        "agent": lambda value, prefix: schema.build(spec_of(data["algo"]).config_cls, value, prefix, complete=True),
+        "train": lambda value, prefix: schema.build(TrainConfig, value, prefix, complete=True),
     }
-    return schema.build(RunConfig, data, "", sections)
+    return schema.build(RunConfig, data, "", sections, complete=True)
 
 
-PRE_DMCGB: dict[str, dict[str, Any]] = {
+ADDED_FIELDS: dict[str, dict[str, Any]] = {
     "agent": {
+        "fast_kernels": True,  # fused Adam and in-place ReLUs were always on before the switch
+        # DMControl-GB's behaviours (issue 18, docs/dmcontrol-gb.md): unseen computed otherwise before them.
         "trunk_final_relu": True,
         "actor_recompute": False,
         "exact_log_det": True,
         "svea_float_conv": False,
         "overlay_source": "procedural",
     },
-    "train": {"seed_updates": 1},
+    "train": {
+        "eval_shifts": "none",  # periodic evaluations were on the training environment only
+        "threads": 0,  # resolved anew at every start, as before the count was saved
+        "seed_updates": 1,  # issue 18: one update per step from the first
+    },
 }
-"""How runs made before DMControl-GB's behaviours were fields computed (issue 18, docs/dmcontrol-gb.md): a
-config.yaml that lacks one of these fields (of its algorithm's config) loads with this value, so that resumes and
-reports of those runs keep the behaviour they were trained with."""
+"""Fields added after runs were first saved, with the value every run made before the field existed computed with:
+a config.yaml that lacks one of these fields (of its algorithm's config) loads with this value, so that resumes and
+reports of those runs keep the behaviour they were trained with. Any other missing field is an error."""
 
 
-def upgraded(data: dict[str, Any]) -> dict[str, Any]:
+def upgraded(data: Any) -> Any:
     """A saved config in the current layout. Configs written before `agent.precision` existed say
     `agent.bf16: true|false`, which is precision "bf16" or "float32". Configs written before each algorithm had its
     own config carry every algorithm's fields in `agent:`: a field of another algorithm is dropped when it holds that
     algorithm's default (it never reached the agent), and is an error otherwise (the run's meaning is unclear).
-    Fields of the run's algorithm and of `train:` added by issue 18 that a config lacks take `PRE_DMCGB`'s values."""
+    Fields of the run's algorithm and of `train:` added since runs were first saved that a config lacks take
+    `ADDED_FIELDS`' values. Anything but a mapping with a known algorithm is left for `from_dict` to refuse."""
+    if not isinstance(data, dict):
+        return data
     if isinstance(data.get("train"), dict):
-        data = data | {"train": PRE_DMCGB["train"] | data["train"]}
-    agent = dict(data.get("agent") or {})
+        data = data | {"train": ADDED_FIELDS["train"] | data["train"]}
+    algo = data.get("algo")
+    if not isinstance(algo, str) or algo not in REGISTRY or not isinstance(data.get("agent"), dict):
+        return data
+    agent = dict(data["agent"])
     if "bf16" in agent:
         agent["precision"] = "bf16" if agent.pop("bf16") else "float32"
-    algo = data.get("algo", RunConfig.algo)
-    if algo not in REGISTRY or not isinstance(data.get("agent"), dict):
-        return data
     own = field_names(REGISTRY[algo].config_cls)
-    agent = {name: value for name, value in PRE_DMCGB["agent"].items() if name in own} | agent
+    agent = {name: value for name, value in ADDED_FIELDS["agent"].items() if name in own} | agent
     defaults = legacy_defaults()
     for name in [name for name in agent if name not in own and name in defaults]:
         value = schema.coerce(agent[name], type(defaults[name]), f"agent.{name}")
@@ -259,10 +268,6 @@ def config_text(cfg: RunConfig) -> str:
     return yaml.safe_dump(to_dict(cfg), sort_keys=False)
 
 
-def load_config(path: Path) -> RunConfig:
-    return from_dict(yaml.safe_load(path.read_text()))
-
-
 def apply_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:
     """Set fields from `section.field=value` strings, e.g. `agent.hidden_dim=64`, parsed by the field's type; a
     field the run's algorithm does not have is a one-line error."""
@@ -286,9 +291,10 @@ def field_names(cls: type) -> set[str]:
     return {f.name for f in dataclasses.fields(cls)}
 
 
-def validate(cfg: RunConfig) -> RunConfig:
-    """Check every field a user can get wrong (each field's declared range, then the rules between fields); raise
-    `UserError` with one line that names the fix."""
+def check(cfg: RunConfig) -> RunConfig:
+    """Check every value a user can get wrong: each field's declared range, then the rules between fields, all at
+    once before anything is made; raise `UserError` with one line that names the fix. What a saved run's config
+    must satisfy to be read (`unseen.rundir.read_config`)."""
     from unseen.envs import all_tasks, family_of
 
     spec = spec_of(cfg.algo)
@@ -298,12 +304,26 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise UserError(f"unknown task {cfg.env.task!r}; choose one of: {', '.join(all_tasks())}")
     schema.check(cfg)
     cfg.agent.check(cfg.env)
+    if 0 < cfg.train.replay_capacity <= cfg.env.frame_stack:
+        raise UserError(
+            f"train.replay_capacity={cfg.train.replay_capacity} must exceed env.frame_stack={cfg.env.frame_stack} "
+            "(a stack of frames and the next one); raise it, or 0 for the whole run"
+        )
     shift_names = family_of(cfg.env.task).shifts
     shifts = eval_shift_names(cfg.train)
     if not shifts or len(set(shifts)) != len(shifts) or not set(shifts) <= set(shift_names):
         raise UserError(
             f"train.eval_shifts={cfg.train.eval_shifts!r} must list distinct names from: {', '.join(shift_names)}"
         )
+    return cfg
+
+
+def validate(cfg: RunConfig) -> RunConfig:
+    """`check`, and the data training reads on this machine (`AgentConfig.check_data`: agent.overlay_dir): what a
+    run must satisfy to start or resume. (Whether the machine has the `train.device` is `unseen.rundir.device_of`'s
+    to say, where the run is made.)"""
+    check(cfg)
+    cfg.agent.check_data()
     return cfg
 
 

@@ -31,7 +31,7 @@ from unseen.disentangle import ALPHA, BINS, MIN_RANGE_FRACTION, PERMUTATIONS, Es
 from unseen.envs import Env, check_shifts
 from unseen.errors import UserError
 from unseen.evaluate import make_run_env
-from unseen.rundir import open_run, write_json
+from unseen.rundir import OpenRun, open_run, output_folder, write_json
 
 DEFAULT_SHIFTS = ("none", "color_hard", "distracting_cs")
 """The training environment, and the two shifts of ALDA's evaluation, which carry distractor factors."""
@@ -149,13 +149,11 @@ def encode(agent: Agent, obs: np.ndarray) -> np.ndarray:
 
 
 def measure(
-    run_dir: Path, shifts: list[str], options: DisentangleConfig, sources: dict[str, str] | None = None
+    opened: OpenRun, shifts: list[str], options: DisentangleConfig, sources: dict[str, str] | None = None
 ) -> tuple[dict, list[tuple[Samples, Scores]]]:
-    """Collect, encode and score every shift; returns the run's description and (samples, scores) per shift."""
-    options.validate()
-    opened = open_run(run_dir)
+    """Collect, encode and score every shift (checked, as `options`, by the caller); returns the run's description
+    and (samples, scores) per shift."""
     cfg = opened.cfg
-    check_shifts(cfg.env.task, shifts, sources)
     agent = None
     results = []
     for shift in shifts:
@@ -171,7 +169,7 @@ def measure(
         estimation = Estimation(options.bins, options.alpha, options.permutations, seed=cfg.seed)
         scores = score(latents, samples.factors, samples.episode, estimation, options.min_range_fraction)
         results.append((samples, scores))
-    run = {"run": str(run_dir), "algo": cfg.algo, "task": cfg.env.task, "seed": cfg.seed, "step": opened.step,
+    run = {"run": str(opened.path), "algo": cfg.algo, "task": cfg.env.task, "seed": cfg.seed, "step": opened.step,
            "latent": f"{type(agent).__name__}.latents"}
     return run, results
 
@@ -288,10 +286,14 @@ def draw_heatmap(entry: dict, title: str, path: Path) -> Path:
 def write_disentangle_report(
     run_dir: Path, out: Path, shifts: list[str], options: DisentangleConfig, sources: dict[str, str] | None = None
 ) -> list[Path]:
-    """Measure `run_dir` under `shifts` and write disentangle.md, .csv, .json and nmi_<shift>.png into `out`."""
-    run, results = measure(run_dir, shifts, options, sources)
+    """Measure `run_dir` under `shifts` and write disentangle.md, .csv, .json and nmi_<shift>.png into `out`; every
+    argument and the run's files are checked, and `out` made, before the measuring starts."""
+    options.validate()
+    opened = open_run(run_dir)
+    check_shifts(opened.cfg.env.task, shifts, sources)
+    output_folder(out)
+    run, results = measure(opened, shifts, options, sources)
     entries = {samples.shift: shift_entry(samples, scores) for samples, scores in results}
-    out.mkdir(parents=True, exist_ok=True)
     write_json(out / "disentangle.json", {**run, "options": dataclasses.asdict(options), "shifts": entries})
     columns = ["mig", "infom", "infoc", "samples", "episodes", "latents", "active_latents", "factors"]
     table = pd.DataFrame([

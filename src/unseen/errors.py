@@ -10,6 +10,15 @@ class InputError(UserError, ValueError):
     callers, as the `make_env` contract says, and a `UserError` that the command line prints as one line."""
 
 
+class Stopped(Exception):
+    """A command stopped on a signal before writing anything (its child processes ended first); `signum` is the
+    signal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"stopped by signal {signum}")
+        self.signum = signum
+
+
 class Interrupted(Exception):
     """Training stopped on a signal after writing a checkpoint; `signum` is the signal."""
 

@@ -8,10 +8,12 @@ agent as trained, the number every method has; rows without the column are not a
 
 from __future__ import annotations
 
-import json
 import multiprocessing
+import os
+import signal
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,11 +26,26 @@ from tqdm import tqdm
 
 from unseen import hardware
 from unseen.agents import REGISTRY, Adapting, Agent, spec_of
+from unseen.children import die_with_parent, ending_children_on_signals
 from unseen.config import RunConfig
 from unseen.envs import Env, check_shifts, family_of, make_env
 from unseen.errors import UserError
 from unseen.logs import CsvLog
-from unseen.rundir import EVAL_LOG, SUMMARY_FILE, VIDEO_DIR, open_run, restore, summary_entry, write_json
+from unseen.rundir import (
+    EVAL_LOG,
+    SUMMARY_FILE,
+    TRAIN_LOCK,
+    VIDEO_DIR,
+    OpenRun,
+    exclusive,
+    open_run,
+    read_eval,
+    read_summary,
+    require_run,
+    restore,
+    summary_entry,
+    write_json,
+)
 
 # Evaluation seeds are drawn from a stream of their own so that no evaluation episode replays a training one.
 _EVAL_STREAM = 1
@@ -165,28 +182,57 @@ def evaluate_run(
     workers: int = 0,
     adapt: bool = False,
 ) -> list[dict]:
-    """Evaluate a run's latest checkpoint on `shifts`; append to eval.csv and add to summary.json's returns.
+    """Evaluate a finished run's last checkpoint on `shifts`; append to eval.csv and add to summary.json's returns.
 
-    `sources`: the shifts' data options of `make_env`; all of them are checked before the first episode.
-    `workers`: processes running episodes (0: one per core). `adapt`: also evaluate with test-time adaptation (module
-    docstring); its rows follow the others'. The checkpoint is only read.
+    `sources`: the shifts' data options of `make_env`; they, the run's files and the checkpoint's fit to this
+    version's agent are all checked before the first episode. `workers`: processes running episodes (0: one per
+    core). `adapt`: also evaluate with test-time adaptation (module docstring); its rows follow the others'. The
+    checkpoint is only read. The run's lock (`TRAIN_LOCK`) is held throughout: no training or other evaluation
+    writes the run's files meanwhile.
     """
     if episodes <= 0:
         raise UserError(f"--episodes must be positive, got {episodes}")
     if workers < 0:
         raise UserError(f"--workers must be 0 (one per core) or positive, got {workers}")
-    run = open_run(run_dir)
-    cfg, step = run.cfg, run.step
-    check_shifts(cfg.env.task, shifts, sources)
-    if adapt and not spec_of(cfg.algo).adapts:
-        names = ", ".join(name for name, spec in REGISTRY.items() if spec.adapts)
-        raise UserError(f"--adapt needs an algorithm with test-time adaptation ({names}); {run_dir} is {cfg.algo}")
+    require_run(run_dir)  # before the lock, which would otherwise leave its file in any directory
+    with exclusive(run_dir / TRAIN_LOCK, f"another process is training or evaluating {run_dir}; wait for it to end"):
+        run = open_run(run_dir)
+        check_shifts(run.cfg.env.task, shifts, sources)
+        if adapt and not spec_of(run.cfg.algo).adapts:
+            names = ", ".join(name for name, spec in REGISTRY.items() if spec.adapts)
+            raise UserError(f"--adapt needs an algorithm with test-time adaptation ({names}); {run_dir} is "
+                            f"{run.cfg.algo}")
+        summary = finished_summary(run)
+        return evaluate_finished(run, summary, shifts, episodes, sources or {}, workers, adapt)
+
+
+def finished_summary(run: OpenRun) -> dict[str, Any]:
+    """The summary.json of a run trained to its last step, its eval.csv whole, its checkpoint fitting this version's
+    agent (checked here, before any worker starts); a `UserError` otherwise."""
+    run_dir, cfg = run.path, run.cfg
+    if run.step < cfg.train.steps or not (run_dir / SUMMARY_FILE).exists():
+        lacking = "" if (run_dir / SUMMARY_FILE).exists() else f", no {SUMMARY_FILE}"
+        raise UserError(f"{run_dir} is not finished (its checkpoint is of step {run.step} of {cfg.train.steps}"
+                        f"{lacking}); finish it with unseen train --resume {run_dir}, then evaluate it")
+    summary = read_summary(run_dir, cfg)
+    if (run_dir / EVAL_LOG).exists():
+        read_eval(run_dir)  # rows are appended to a whole file only
+    probe = make_run_env(cfg, "none")
+    try:
+        run.restore(probe, torch.device("cpu"))
+    finally:
+        probe.close()
+    return summary
+
+
+def evaluate_finished(
+    run: OpenRun, summary: dict[str, Any], shifts: list[str], episodes: int, sources: dict[str, str], workers: int,
+    adapt: bool,
+) -> list[dict]:
+    """`evaluate_run` of a checked, finished run, its lock held: the episodes, then eval.csv's rows and `summary`'s
+    entries, written at the end only."""
+    run_dir, cfg, step = run.path, run.cfg, run.step
     log = CsvLog(run_dir / EVAL_LOG)
-    summary_path = run_dir / SUMMARY_FILE
-    summary: dict[str, Any] = json.loads(summary_path.read_text()) if summary_path.exists() else {
-        "algo": cfg.algo, "task": cfg.env.task, "preset": cfg.preset, "seed": cfg.seed,
-        "frames": step * cfg.env.action_repeat, "steps": step, "returns": {},
-    }
     videos = {
         shift: run_dir / VIDEO_DIR / f"{shift}_step{step}_eval.mp4" if cfg.train.video else None for shift in shifts
     }
@@ -194,15 +240,14 @@ def evaluate_run(
     for adapted in (False, True) if adapt else (False,):
         results = evaluate_parallel(
             run.checkpoint["agent"], cfg, shifts, episodes, videos if not adapted else dict.fromkeys(shifts),
-            sources or {}, workers, adapt=adapted,
+            sources, workers, adapt=adapted,
         )
-        for shift in shifts:
-            row = {"step": step, "frames": step * cfg.env.action_repeat, **results[shift].row}
-            row |= {"adapted": True} if adapted else {}
-            log.write(row)
-            summary.setdefault(ADAPTED_RETURNS if adapted else "returns", {})[shift] = summary_entry(row)
-            rows.append(row)
-    write_json(summary_path, summary)
+        rows += [{"step": step, "frames": step * cfg.env.action_repeat, **results[shift].row,
+                  **({"adapted": True} if adapted else {})} for shift in shifts]
+    for row in rows:
+        log.write(row)
+        summary.setdefault(ADAPTED_RETURNS if row.get("adapted") else "returns", {})[row["shift"]] = summary_entry(row)
+    write_json(run_dir / SUMMARY_FILE, summary)
     return rows
 
 
@@ -213,7 +258,11 @@ def evaluate_run(
 _worker: dict = {}
 
 
-def _start_worker(agent_state: dict, cfg: RunConfig, sources: dict[str, str]) -> None:
+def _start_worker(parent: int, agent_state: dict, cfg: RunConfig, sources: dict[str, str]) -> None:
+    # A worker ends with the evaluation: killed with it (SIGKILL leaves the parent no say), or ended by it on SIGINT
+    # and SIGTERM, which the parent alone handles (a terminal's Ctrl-C reaches every process of its group).
+    die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # One intra-op thread per worker: the workers are the parallelism, and a fixed thread count keeps
     # every episode bit-for-bit the same whichever process runs it.
     torch.set_num_threads(1)
@@ -245,14 +294,18 @@ def evaluate_parallel(
     adapt: bool = False,
 ) -> dict[str, EvalResult]:
     """Each shift's result (episodes in seed order), from `workers` processes (0: one per core); `adapt`: of episodes
-    with test-time adaptation."""
+    with test-time adaptation. The processes end with this one (`unseen.children`); one that dies is a `UserError`."""
     seeds = eval_seeds(cfg.seed, episodes)
     jobs = [(shift, index) for shift in shifts for index in range(episodes)]
     workers = min(workers or hardware.usable_cores(), len(jobs))
     played: dict[str, list[tuple[float, bool]]] = {shift: [(0.0, False)] * episodes for shift in shifts}
     records: dict[str, dict] = {}
     context = multiprocessing.get_context("spawn")  # no fork: the parent may hold a GL context
-    with ProcessPoolExecutor(workers, context, initializer=_start_worker, initargs=(agent_state, cfg, sources)) as pool:
+    start = (os.getpid(), agent_state, cfg, sources)
+    with (
+        ending_children_on_signals(),
+        ProcessPoolExecutor(workers, context, initializer=_start_worker, initargs=start) as pool,
+    ):
         futures = {
             pool.submit(_worker_episode, shift, seeds[index], videos[shift] if index == 0 else None, adapt):
             (shift, index)
@@ -261,6 +314,10 @@ def evaluate_parallel(
         with tqdm(total=len(jobs), unit="episode", desc="evaluating", mininterval=1.0) as bar:
             for future in as_completed(futures):
                 shift, index = futures[future]
-                played[shift][index], records[shift] = future.result()
+                try:
+                    played[shift][index], records[shift] = future.result()
+                except BrokenProcessPool:
+                    raise UserError(f"an evaluation worker died (out of memory?); evaluate with fewer --workers "
+                                    f"than {workers}") from None
                 bar.update(1)
     return {shift: result_of(cfg, shift, played[shift], records[shift]) for shift in shifts}

@@ -17,7 +17,7 @@ import pandas as pd
 from unseen import stats
 from unseen.config import ReportConfig
 from unseen.envs import all_shifts, families_of, family_of
-from unseen.rundir import EVAL_LOG
+from unseen.rundir import EVAL_LOG, read_eval
 
 PANEL_COLUMNS = 3
 TITLE_WIDTH = 24
@@ -45,9 +45,8 @@ def evaluations(runs: pd.DataFrame) -> pd.DataFrame:
     (frames, shift) point was evaluated twice (eval.csv is append-only: a re-evaluation replaces the first)."""
     frames = []
     for run in runs.drop_duplicates("run").itertuples():
-        path = Path(run.run) / EVAL_LOG
-        if path.is_file():
-            rows = pd.read_csv(path)
+        if (Path(run.run) / EVAL_LOG).is_file():
+            rows = read_eval(Path(run.run))
             if "adapted" in rows:  # test-time adaptation's rows (`unseen eval --adapt`) are not the curve's
                 rows = rows[~rows["adapted"].eq(True)]
             rows = rows[["frames", "shift", "return_mean"]]

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from unseen.errors import UserError
-from unseen.rundir import TRAIN_LOG
+from unseen.rundir import TRAIN_LOG, output_folder, read_train
 from unseen.tables import write_text
 
 
@@ -23,7 +23,7 @@ def grad_log(run_dir: Path) -> pd.DataFrame:
     path = run_dir / TRAIN_LOG
     if not path.is_file():
         raise UserError(f"{path} does not exist; pass a run directory made by unseen train --algo cg2a")
-    log = pd.read_csv(path)
+    log = read_train(run_dir)
     columns = [c for c in log.columns if c.startswith("grad/")]
     if not any(c.startswith("grad/norm/") for c in columns):
         raise UserError(
@@ -100,7 +100,7 @@ def write_grad_report(run_dir: Path, out: Path) -> tuple[list[Path], pd.DataFram
 
     log = grad_log(run_dir)
     magnitude, cosines = grad_diagnostics(log)
-    out.mkdir(parents=True, exist_ok=True)
+    output_folder(out)
     rows = len(cosines.dropna(how="all"))
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.bar(magnitude.index, magnitude.values, color="tab:green")

@@ -35,6 +35,7 @@ import pandas as pd
 from unseen import cg2a_report, stats, xarm_report
 from unseen.config import ReportConfig
 from unseen.envs import families_of, family_of
+from unseen.rundir import output_folder
 from unseen.runs import all_variant_columns, collect, method_order, shift_order
 from unseen.tables import (
     generalization,
@@ -272,7 +273,7 @@ def write_report(dirs: list[Path], out: Path, options: ReportConfig = ReportConf
     from unseen import figures
 
     runs = collect(dirs)
-    out.mkdir(parents=True, exist_ok=True)
+    output_folder(out)
     runs.drop(columns=["stream", *all_variant_columns()]).to_csv(out / "runs.csv", index=False)
     means, stds, seeds, best = generalization(runs)
     write_text(out / "table.csv", wide_csv(means, stds, seeds, best))

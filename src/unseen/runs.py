@@ -10,20 +10,18 @@ of a method in two folders makes two methods, labelled by folder.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from unseen.agents import REGISTRY, algos
-from unseen.config import upgraded
+from unseen.config import to_dict
 from unseen.envs import all_shifts
 from unseen.errors import UserError
-from unseen.rundir import CONFIG_FILE, SUMMARY_FILE
+from unseen.rundir import CONFIG_FILE, EVAL_LOG, SUMMARY_FILE, read_config, read_eval, read_summary
 
 UNCOMPARED_FIELDS = frozenset(
     {
@@ -97,8 +95,7 @@ def with_success_after_episodes(runs: pd.DataFrame) -> pd.DataFrame:
 @dataclass(frozen=True)
 class Run:
     """A finished run: where it is, its summary.json, and its config.yaml flattened to `section.field` keys (read
-    through `unseen.config.upgraded`: DMControl-GB's switches take the values older runs computed with; other fields
-    added since are absent)."""
+    through `unseen.config.upgraded`: fields added since take the values older runs computed with)."""
 
     path: str
     summary: dict[str, Any]
@@ -110,13 +107,23 @@ class Run:
 
 
 def load_run(run_dir: Path) -> Run:
-    path = run_dir / CONFIG_FILE
-    if not path.is_file():
+    """A finished run's files, every one checked (`unseen.rundir`'s readers) before a report writes anything: its
+    config, its summary (of the run's last step: older versions' `unseen eval` wrote one for unfinished runs too)
+    and its evaluations."""
+    if not (run_dir / CONFIG_FILE).is_file():
         raise UserError(
             f"{run_dir} has {SUMMARY_FILE} but no {CONFIG_FILE}; reports need the config to tell methods apart"
         )
-    summary = json.loads((run_dir / SUMMARY_FILE).read_text())
-    return Run(str(run_dir), summary, flatten(upgraded(yaml.safe_load(path.read_text()))))
+    cfg = read_config(run_dir)
+    summary = read_summary(run_dir, cfg)
+    if summary["steps"] != cfg.train.steps:
+        raise UserError(
+            f"{run_dir / SUMMARY_FILE} is of step {summary['steps']} of the run's {cfg.train.steps}: the run is "
+            f"unfinished; delete the file and finish it (unseen train --resume {run_dir}), or leave it out"
+        )
+    if (run_dir / EVAL_LOG).exists():
+        read_eval(run_dir)
+    return Run(str(run_dir), summary, flatten(to_dict(cfg)))
 
 
 def flatten(config: dict[str, Any]) -> dict[str, Any]:
@@ -134,10 +141,10 @@ def method_labels(runs: list[Run]) -> dict[str, tuple[str, str]]:
     """Each run's METHOD and the name its bootstrap draws are seeded by.
 
     The METHOD is `algo`, then in brackets its variant (CG2A's ablation) and every compared config field in which
-    it differs from another run of the same algorithm, variant and task (fields a config lacks are not compared),
-    then, when runs so named share a seed on a task, the folder each comes from: one seed twice is two studies (the same
-    method re-run on other code, say), never two seeds to average. The seeding name leaves the folder out, so that
-    a study's intervals in a report of several studies are those of its own report.
+    it differs from another run of the same algorithm, variant and task, then, when runs so named share a seed on a
+    task, the folder each comes from: one seed twice is two studies (the same method re-run on other code, say),
+    never two seeds to average. The seeding name leaves the folder out, so that a study's intervals in a report of
+    several studies are those of its own report.
     """
     def base(run: Run) -> tuple[str, ...]:
         variants = REGISTRY[run.algo].variants if run.algo in REGISTRY else None

@@ -25,14 +25,14 @@ T = TypeVar("T")
 def param(
     default: Any = dataclasses.MISSING, *, factory: Callable[[], Any] | None = None, gt: float | None = None,
     ge: float | None = None, le: float | None = None, lt: float | None = None, choices: Sequence[Any] | None = None,
-    nonempty: bool = False, why: str = "", path: bool = False,
+    nonempty: bool = False, distinct: bool = False, why: str = "", path: bool = False,
 ) -> Any:
     """A dataclass field with its constraints: `gt` / `ge` (greater than / at least), `lt` / `le` (below / at most),
-    `choices` (one of); on a list they hold for every item, and `nonempty` asks for one at least. `factory` makes a
-    mutable default; with neither default nor factory the field is required. `why` is added to the error message.
-    `path`: the field names a file or folder, made absolute by `absolute_paths`."""
+    `choices` (one of); on a list they hold for every item, `nonempty` asks for one item at least and `distinct` for
+    no item twice. `factory` makes a mutable default; with neither default nor factory the field is required. `why`
+    is added to the error message. `path`: the field names a file or folder, made absolute by `absolute_paths`."""
     rule = {"gt": gt, "ge": ge, "le": le, "lt": lt, "choices": tuple(choices) if choices is not None else None,
-            "nonempty": nonempty, "why": why, "path": path}
+            "nonempty": nonempty, "distinct": distinct, "why": why, "path": path}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata={"rule": rule})
     return dataclasses.field(default=default, metadata={"rule": rule})
@@ -63,6 +63,9 @@ def check_value(key: str, value: Any, rule: dict[str, Any]) -> None:
     if isinstance(value, list):
         if rule["nonempty"] and not value:
             raise UserError(f"{key} must be a non-empty list")
+        twice = [item for i, item in enumerate(value) if item in value[:i]]
+        if rule["distinct"] and twice:
+            raise UserError(f"{key} lists {twice[0]!r} twice; name each once")
         for i, item in enumerate(value):
             check_value(f"{key}[{i}]", item, rule)
         return
@@ -112,10 +115,14 @@ def absolute_paths(obj: T) -> T:
     return dataclasses.replace(obj, **changes)  # type: ignore[type-var]
 
 
-def build(cls: type, data: Any, prefix: str = "", sections: dict[str, Callable[[Any, str], Any]] | None = None) -> Any:
+def build(
+    cls: type, data: Any, prefix: str = "", sections: dict[str, Callable[[Any, str], Any]] | None = None,
+    complete: bool = False,
+) -> Any:
     """`cls` from a parsed YAML mapping, every value checked against its field's annotation (`read`): unknown keys
-    are an error, a missing or null value takes the field's default (a field without one is required); `sections`
-    builds the named nested fields its own way (`build(EnvConfig, value, "env.")`, say)."""
+    are an error, a missing or null value takes the field's default (a field without one is required; with
+    `complete`, every field is: a file written whole, a run's config.yaml, lacks none); `sections` builds the named
+    nested fields its own way (`build(EnvConfig, value, "env.", complete=True)`, say)."""
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     where = prefix.rstrip(".") or "the file"
     if not isinstance(data, dict):
@@ -129,6 +136,9 @@ def build(cls: type, data: Any, prefix: str = "", sections: dict[str, Callable[[
     for name, f in fields.items():
         value, key = data.get(name), prefix + name
         if value is None:
+            if complete:
+                raise UserError(f"{key} is missing: the file is incomplete (cut short or edited); restore it from a "
+                                "copy")
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise UserError(f"{key} is required")
             continue

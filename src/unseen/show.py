@@ -7,7 +7,13 @@ from typing import Any
 
 import numpy as np
 
-from unseen.envs import make_env
+from unseen.envs import check_shifts, family_of, make_env
+from unseen.errors import InputError
+from unseen.rundir import output_folder
+
+MAX_FRAMES = 20
+"""Frames per row at most: a picture a screen shows whole (1.6 inches each), all within the first quarter of every
+family's episodes."""
 
 
 def episode_frames(
@@ -34,12 +40,18 @@ def episode_frames(
 
 def draw_gallery(task: str, shifts: list[str], out: Path, frames: int = 5, seed: int = 0, **options: Any) -> Path:
     """Write a PNG to `out`: a row of `frames` frames per shift, labelled with the shift, its data source and
-    the agent step of each frame."""
+    the agent step of each frame. The arguments, the shifts' data and `out`'s folder are checked first."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
 
+    if out.suffix.lower() != ".png":
+        raise InputError(f"--out must name a .png file, got {out}")
+    if not 1 <= frames <= MAX_FRAMES:
+        raise InputError(f"--frames must lie in 1..{MAX_FRAMES}, got {frames}")
+    check_shifts(task, shifts, {k: v for k, v in options.items() if k in family_of(task).source_options})
+    output_folder(out.parent)
     rows = [episode_frames(task, shift, frames, seed, **options) for shift in shifts]
     figure, axes = plt.subplots(len(shifts), frames, figsize=(1.6 * frames + 1.2, 1.75 * len(shifts)), squeeze=False)
     for (pictures, steps, source), shift, row in zip(rows, shifts, axes, strict=True):
@@ -52,7 +64,10 @@ def draw_gallery(task: str, shifts: list[str], out: Path, frames: int = 5, seed:
         row[0].set_ylabel(label, fontsize=8)
     figure.suptitle(f"{task}, seed {seed}: what the agent sees under each shift", fontsize=9)
     figure.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=110)
-    plt.close(figure)
+    try:
+        figure.savefig(out, dpi=110)
+    except OSError as error:
+        raise InputError(f"cannot write {out} ({error.strerror}); choose another --out") from None
+    finally:
+        plt.close(figure)
     return out

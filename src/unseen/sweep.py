@@ -12,7 +12,6 @@ checkpoints and exits); the sweep then stops starting runs and exits. docs/sweep
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import shutil
@@ -31,10 +30,25 @@ from typing import Any
 import yaml
 
 from unseen import hardware, schema
-from unseen.config import PRESETS, RunConfig, apply_overrides, load_config, make_config, to_dict, validate
+from unseen.agents import algos
+from unseen.children import LAUNCHER
+from unseen.config import PRESETS, RunConfig, apply_overrides, make_config, to_dict, validate
 from unseen.envs import all_shifts, all_source_options, all_tasks, check_shifts, families_of, family_of, source_flag
 from unseen.errors import UserError
-from unseen.rundir import CHECKPOINT_FILE, CONFIG_FILE, EVAL_LOG, SUMMARY_FILE, TRAIN_LOCK, TRAIN_LOG, exclusive, held
+from unseen.rundir import (
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    EVAL_LOG,
+    SUMMARY_FILE,
+    TRAIN_LOCK,
+    TRAIN_LOG,
+    device_of,
+    exclusive,
+    held,
+    read_config,
+    read_summary,
+    read_text,
+)
 from unseen.runs import UNCOMPARED_FIELDS, flatten
 from unseen.schema import param
 
@@ -58,7 +72,7 @@ def default_shifts(tasks: list[str]) -> list[str]:
 class EvalSpec:
     """The final zero-shot evaluation every run of the sweep must have."""
 
-    shifts: list[str] = param(factory=list, nonempty=True)
+    shifts: list[str] = param(factory=list, nonempty=True, distinct=True)
     """Shifts every run is evaluated on (`unseen eval --shifts`); a file without them: every shift of its tasks'
     families."""
     episodes: int = param(10, gt=0)
@@ -85,13 +99,13 @@ class SweepSpec:
 
     preset: str = param(choices=PRESETS)
     """Preset of every run (docs/protocol.md); a report never mixes presets."""
-    tasks: list[str] = param(nonempty=True)
+    tasks: list[str] = param(nonempty=True, distinct=True)
     """Tasks of registered environment families."""
-    seeds: list[int] = param(nonempty=True, ge=0, le=2**32 - 1)
+    seeds: list[int] = param(nonempty=True, distinct=True, ge=0, le=2**32 - 1)
     """Seeds, distinct, in 0..2^32-1."""
     out: str = param()
     """Folder of the run directories, the sweep log and the children's logs (relative to the working directory)."""
-    algos: list[str] = field(default_factory=list)
+    algos: list[str] = param(factory=list, distinct=True)
     """Algorithms run with the sweep's overrides only; each is a method named after itself."""
     variants: dict[str, Variant] = field(default_factory=dict)
     """Named methods with their own overrides, e.g. `cg2a-ac: {algo: cg2a, overrides: [agent.cg2a_gas=false]}`."""
@@ -124,8 +138,9 @@ def load_spec(path: Path) -> SweepSpec:
     """Read and check a sweep file; any mistake is a `UserError` of one line that starts with the file's name."""
     if not path.is_file():
         raise UserError(f"{path} does not exist; pass a sweep file (docs/sweep.md)")
+    text = read_text(path, "pass a sweep file (docs/sweep.md)")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
@@ -153,13 +168,11 @@ def parse_spec(data: Any) -> SweepSpec:
     if isinstance(data, dict) and (data.get("eval") or {}).get("shifts") is None:
         spec.eval.shifts = default_shifts(spec.tasks)
     schema.check(spec)
-    if len(set(spec.seeds)) != len(spec.seeds):
-        raise UserError(f"seeds must be distinct, got {spec.seeds}")
     for name in spec.variants:
         if not NAME.match(name):
             raise UserError(f"variant name {name!r} must be letters, digits and _ . + - (it names run directories)")
-        if name in spec.algos:
-            raise UserError(f"variant {name!r} has the name of an algorithm of algos; rename it")
+        if name in algos():
+            raise UserError(f"variant {name!r} has the name of an algorithm; rename it (a variant is another method)")
     if not spec.methods:
         raise UserError("name at least one method in algos or variants")
     unknown = [shift for shift in spec.eval.shifts if shift not in all_shifts()]
@@ -196,9 +209,10 @@ def shift_records(spec: SweepSpec) -> dict[str, dict[str, Any]]:
                                                                                   spec.sources).items()}
 
 
-def plan(spec: SweepSpec) -> list[Job]:
+def plan(spec: SweepSpec, here: bool = True) -> list[Job]:
     """Every run, seeds outermost (a stopped sweep has seed 1 of every method before seed 2 of any), each config
-    resolved and validated against this build's algorithms, tasks and fields before anything starts."""
+    resolved and validated against this build's algorithms, tasks and fields before anything starts; `here` (the
+    local worker pool): and its `train.device` present on this machine (Ray places runs on nodes that have it)."""
     unknown = [task for task in spec.tasks if task not in all_tasks()]
     if unknown:
         raise UserError(f"unknown task(s) {', '.join(unknown)}; choose from: {', '.join(all_tasks())}")
@@ -210,7 +224,9 @@ def plan(spec: SweepSpec) -> list[Job]:
                 run_dir = Path(spec.out) / f"{method}-{task}-seed{seed}"
                 job = Job(method, variant.algo, task, seed, spec.overrides + variant.overrides, run_dir)
                 try:
-                    job_config(job, spec)
+                    cfg = job_config(job, spec)
+                    if here:
+                        device_of(cfg)
                 except UserError as error:
                     raise UserError(f"method {method!r}: {error}") from None
                 jobs.append(job)
@@ -246,7 +262,8 @@ def state(job: Job, spec: SweepSpec, records: dict[str, dict[str, Any]]) -> Stat
     wanted = flatten(to_dict(job_config(job, spec)))
     if not (run_dir / CONFIG_FILE).is_file():
         return State("new", after_training(wanted, spec))
-    saved = flatten(to_dict(load_config(run_dir / CONFIG_FILE)))
+    saved_config = read_config(run_dir)
+    saved = flatten(to_dict(saved_config))
     # A run resolves precision "auto" for its machine when it starts: any precision it chose is what "auto" asked.
     chosen = {"agent.precision"} if wanted["agent.precision"] == "auto" else set()
     compared = set(saved) & set(wanted) - UNCOMPARED_FIELDS - {"seed"} - chosen
@@ -259,8 +276,7 @@ def state(job: Job, spec: SweepSpec, records: dict[str, dict[str, Any]]) -> Stat
         )
     if held(run_dir / TRAIN_LOCK):
         return State("running", [])
-    summary_path = run_dir / SUMMARY_FILE
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    summary = read_summary(run_dir, saved_config) if (run_dir / SUMMARY_FILE).exists() else {}
     if summary.get("steps", -1) < wanted["train.steps"]:
         train = "resume" if (run_dir / CHECKPOINT_FILE).is_file() else "restart"
         return State(train, after_training(wanted, spec))
@@ -314,18 +330,11 @@ def eval_command(job: Job, spec: SweepSpec, shifts: list[str], workers: int) -> 
     return command
 
 
-# Children die with the sweep, even when it is killed by SIGKILL: PR_SET_PDEATHSIG makes the kernel send SIGTERM
-# (on which training checkpoints and exits) when the sweep's thread that started the child ends. The launcher sets
-# it, checks that the sweep is still its parent, then replaces itself with the command (Linux; elsewhere the
-# command runs as it is).
-_LAUNCHER = (
-    "import ctypes, os, signal, sys; ctypes.CDLL(None).prctl(1, signal.SIGTERM); "  # 1: PR_SET_PDEATHSIG
-    "os.getppid() == int(sys.argv[1]) or sys.exit(128 + signal.SIGTERM); os.execv(sys.argv[2], sys.argv[2:])"
-)
-
-
 def launched(command: list[str]) -> list[str]:
-    return [sys.executable, "-c", _LAUNCHER, str(os.getpid()), *command] if sys.platform == "linux" else command
+    """`command` as a child that dies with the sweep, even when the sweep is killed by SIGKILL: the kernel sends it
+    SIGTERM (on which training checkpoints and exits) when the sweep's thread that started it ends
+    (`unseen.children.LAUNCHER`; Linux, elsewhere the command runs as it is)."""
+    return [sys.executable, "-c", LAUNCHER, str(os.getpid()), *command] if sys.platform == "linux" else command
 
 
 def start_child(command: list[str], log_path: Path, threads: int) -> subprocess.Popen:
@@ -526,7 +535,7 @@ def run_sweep(path: Path, workers: int = 1, dry_run: bool = False,
         raise UserError(f"--workers must be positive, got {workers}")
     spec = load_spec(path)
     try:
-        jobs = plan(spec)
+        jobs = plan(spec, here=backend is None)
     except UserError as error:
         raise UserError(f"{path}: {error}") from None
     sweep = backend(spec, jobs) if backend else Sweep(spec, jobs, workers)

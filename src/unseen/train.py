@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from unseen import hardware, runtime
 from unseen.agents import make_agent
-from unseen.config import RunConfig, config_text, eval_shift_names, load_config, validate
+from unseen.config import RunConfig, config_text, eval_shift_names, validate
 from unseen.envs.family import Env
 from unseen.errors import Damaged, DiskFull, Interrupted, UserError
 from unseen.evaluate import evaluate, make_run_env
@@ -52,8 +52,10 @@ from unseen.rundir import (
     device_of,
     disk_full,
     exclusive,
+    load_agent_state,
     prepare_run_dir,
     read_checkpoint,
+    read_config,
     remove_run_files,
     require_run,
     require_space,
@@ -308,7 +310,7 @@ class Trainer:
         else:  # a checkpoint from before the means: its interval's mean starts at the resume
             self.last_return = state["metrics"].get("episode_return")
         self.pending_action = state.get("pending_action")  # absent from checkpoints written before the burst existed
-        self.agent.load_state_dict(state["agent"])
+        load_agent_state(self.agent, state["agent"], self.run_dir / CHECKPOINT_FILE)
         self.replay.load_state_dict(state["replay"])
         self.env.set_state(state["env"])
         self.rng.bit_generator.state = state["rng"]["loop"]
@@ -346,7 +348,7 @@ def restart(run_dir: Path, stop_at: int | None = None) -> dict[str, Any] | None:
     require_run(run_dir)  # before the lock, which would otherwise leave its file in any directory
     with exclusive(run_dir / TRAIN_LOCK, busy(run_dir)):
         try:
-            cfg = validate(load_config(run_dir / CONFIG_FILE))
+            cfg = validate(read_config(run_dir))
         except UserError as error:
             raise UserError(f"{run_dir / CONFIG_FILE}: {error}; fix it, or start a new run in another folder") from None
         cfg = resolved(cfg, run_dir)
@@ -394,7 +396,7 @@ def resume(run_dir: Path, stop_at: int | None = None) -> dict[str, Any] | None:
     require_run(run_dir)  # before the lock, which would otherwise leave its file in any directory
     with exclusive(run_dir / TRAIN_LOCK, busy(run_dir)):
         checkpoint = read_checkpoint(run_dir)
-        cfg = validate(load_config(run_dir / CONFIG_FILE))
+        cfg = validate(read_config(run_dir))
         if checkpoint["step"] >= cfg.train.steps and (run_dir / SUMMARY_FILE).exists():
             raise UserError(f"{run_dir} is already complete ({checkpoint['step']} steps); see its {SUMMARY_FILE}")
         try:

@@ -24,7 +24,7 @@ from unseen.envs import Env
 from unseen.errors import UserError
 from unseen.evaluate import make_run_env
 from unseen.replay import ReplayBuffer
-from unseen.rundir import REPLAY_DIR, open_run
+from unseen.rundir import REPLAY_DIR, open_run, output_folder
 
 BATCH = 256
 """Observations drawn: the first one is traversed; all of them give SAC+AE's latent ranges and variances."""
@@ -111,6 +111,7 @@ def write_traversal(run_dir: Path, out: Path) -> Path:
             f"{run_dir} is a {cfg.algo} run, which has no decoder to traverse; "
             f"use a run of {', '.join(traversable_algos())}"
         )
+    output_folder(out)
     env = make_run_env(cfg, "none", None)
     try:
         agent = run.restore(env)
@@ -145,7 +146,6 @@ def write_traversal(run_dir: Path, out: Path) -> Path:
         fontsize=6,
     )
     figure.tight_layout()
-    out.mkdir(parents=True, exist_ok=True)
     path = out / "traversal.png"
     figure.savefig(path, dpi=200)
     plt.close(figure)

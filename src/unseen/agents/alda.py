@@ -103,10 +103,8 @@ class ALDAConfig(SACConfig):
     exact_log_det: bool = True
     """ALDA: the log-prob's tanh term exact (unseen's before issue 18); false: DMControl-GB's floored one."""
 
-    def check(self, env: EnvConfig) -> None:
+    def check_frames(self, env: EnvConfig) -> None:
         # Not the conv trunk's frame-size rule: ALDA's encoder is 4 stride-2 convs.
-        if self.log_std_min >= self.log_std_max:
-            raise UserError("agent.log_std_min must be below agent.log_std_max")
         if env.image_size % 16:
             raise UserError(
                 f"env.image_size={env.image_size} does not suit ALDA's encoder (4 stride-2 convs); "

@@ -90,7 +90,17 @@ class AgentConfig:
         return self.precision == "bf16"
 
     def check(self, env: EnvConfig) -> None:
-        """Constraints between fields, and with the frames (`unseen.schema.check` has done each field's own range)."""
+        """Constraints between fields, and with the frames (`unseen.schema.check` has done each field's own range).
+        Subclasses add theirs after `super().check(env)`."""
+        self.check_frames(env)
+
+    def check_data(self) -> None:
+        """That the data training reads exists on this machine (an overlay image folder, say): checked before a run
+        starts or resumes (`unseen.config.validate`), never when a saved run is read for an evaluation or a report;
+        nothing but for agents that read data."""
+
+    def check_frames(self, env: EnvConfig) -> None:
+        """That `env`'s frames suit the encoder: large enough for the conv trunk's `encoder_layers`."""
         smallest = 4 * self.encoder_layers - 1  # stride-2 first layer, then 3x3 valid convs
         if env.image_size < smallest:
             raise UserError(

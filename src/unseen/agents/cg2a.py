@@ -22,7 +22,6 @@ Every `grad_log_every` updates the metrics carry Figure 1's diagnostics under `g
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -30,7 +29,7 @@ from torch import nn
 
 from unseen.agents.base import Metrics, Variants
 from unseen.agents.drq import DrQConfig
-from unseen.agents.overlays import OverlayPool
+from unseen.agents.overlays import OverlayPool, check_overlay_dir
 from unseen.agents.sac import SAC
 from unseen.augment import USES_IMAGES, VIEWS, random_shift
 from unseen.envs.sources import OVERLAY_SOURCES
@@ -101,10 +100,9 @@ class CG2AConfig(DrQConfig):
             raise UserError(
                 "agent.grad_method=vmap cannot run channels-last convolutions; set agent.channels_last=false"
             )
-        if self.overlay_dir and not Path(self.overlay_dir).expanduser().is_dir():
-            raise UserError(
-                f"agent.overlay_dir={self.overlay_dir!r} is not a directory; pass a folder of images or leave it empty"
-            )
+
+    def check_data(self) -> None:
+        check_overlay_dir(self.overlay_dir)
 
 
 class ViewLoss(nn.Module):

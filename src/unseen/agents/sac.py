@@ -54,7 +54,7 @@ class SACConfig(AgentConfig):
     log_std_max: float = 2.0
     """Upper bound of the actor's log standard deviation."""
     # DMControl-GB's behaviours (issue 18, docs/dmcontrol-gb.md): its choice by default, the earlier one by a switch;
-    # a config.yaml without them loads with the earlier one (`unseen.config.PRE_DMCGB`).
+    # a config.yaml without them loads with the earlier one (`unseen.config.ADDED_FIELDS`).
     trunk_final_relu: bool = False
     """A ReLU after the trunk's last conv; false: the features are the last conv's output (DMControl-GB's)."""
     actor_recompute: bool = True

@@ -33,7 +33,6 @@ import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -47,9 +46,6 @@ from unseen.augment import random_overlay, random_shift
 from unseen.envs.sources import OVERLAY_SOURCES
 from unseen.nets import FastPath
 from unseen.schema import param
-
-if TYPE_CHECKING:
-    from unseen.config import EnvConfig
 
 
 @dataclass
@@ -75,8 +71,7 @@ class SGQNConfig(DrQConfig):
     overlay_pool: int = param(1000, gt=0)
     """Overlay images drawn once from `overlay_dir` or the procedural source; each overlay samples from them."""
 
-    def check(self, env: EnvConfig) -> None:
-        super().check(env)
+    def check_data(self) -> None:
         check_overlay_dir(self.overlay_dir)
 
 

@@ -35,7 +35,6 @@ import copy
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -48,9 +47,6 @@ from unseen.augment import random_overlay
 from unseen.envs.sources import OVERLAY_SOURCES
 from unseen.nets import ConvTrunk, orthogonal_init
 from unseen.schema import param
-
-if TYPE_CHECKING:
-    from unseen.config import EnvConfig
 
 
 @dataclass
@@ -78,8 +74,7 @@ class SODAConfig(RADConfig):
     def aux_batch(self) -> tuple[int, int]:
         return self.soda_batch_size, self.soda_update_every
 
-    def check(self, env: EnvConfig) -> None:
-        super().check(env)
+    def check_data(self) -> None:
         check_overlay_dir(self.overlay_dir)
 
 

@@ -86,11 +86,15 @@ def shift_record(task: str, shift: str, **sources: Any) -> dict[str, Any]:
 
 def check_shifts(task: str, shifts: list[str], sources: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
     """Check every shift of `shifts` against `task`'s family and the data options for each; returns per shift what
-    runs record about its data (`shift_record`). Fails on the first problem, before anything runs."""
+    runs record about its data (`shift_record`). Fails on the first problem (a shift named twice is one), before
+    anything runs."""
     family = family_of(task)
     unknown = [shift for shift in shifts if shift not in family.shifts]
     if unknown:
         raise InputError(f"unknown shift(s) {', '.join(unknown)}; valid shifts: {', '.join(family.shifts)}")
+    twice = [shift for i, shift in enumerate(shifts) if shift in shifts[:i]]
+    if twice:
+        raise InputError(f"shift {twice[0]} is named twice; name each shift once")
     return {shift: shift_record(task, shift, **(sources or {})) for shift in shifts}
 
 

@@ -51,9 +51,11 @@ def load_color_table(path: str | Path) -> np.ndarray:
     path = Path(path).expanduser()
     fix = f"pass a JSON list of objects with keys {', '.join(COLOR_KEYS)}, each an RGB triple in [0, 1] (--color-file)"
     try:
-        entries = json.loads(path.read_text())
+        entries = json.loads(path.read_bytes().decode("utf-8"))
     except OSError as error:
         raise InputError(f"cannot read the colour file {path} ({error.strerror}); {fix}") from None
+    except UnicodeDecodeError as error:
+        raise InputError(f"the colour file {path} is not text (byte {error.start} is not UTF-8); {fix}") from None
     except json.JSONDecodeError as error:
         raise InputError(f"the colour file {path} is not JSON ({error.msg}, line {error.lineno}); {fix}") from None
     try:
