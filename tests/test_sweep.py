@@ -83,7 +83,7 @@ def test_invalid_files_fail_with_one_line(tmp_path, capsys, change, message):
 def test_unreadable_files_and_bad_workers(tmp_path, capsys):
     (tmp_path / "bad.yaml").write_text("preset: [cpu\n")
     assert main(["sweep", str(tmp_path / "bad.yaml")]) == 2
-    assert "not valid YAML at line" in capsys.readouterr().err
+    assert "is not valid YAML (line" in capsys.readouterr().err
     assert main(["sweep", str(tmp_path / "missing.yaml")]) == 2
     assert main(["sweep", str(sweep_file(tmp_path)), "--workers", "0"]) == 2
     assert "--workers must be positive" in capsys.readouterr().err

@@ -219,18 +219,24 @@ def read_text(path: Path, fix: str) -> str:
         raise UserError(f"{path} is not a text file (byte {error.start} is not UTF-8): it is corrupt; {fix}") from None
 
 
+def read_yaml(path: Path, fix: str) -> Any:
+    """The parsed YAML of `path`, or a `UserError` naming it (`read_text`'s cases, or not YAML: with the line) and
+    `fix`."""
+    text = read_text(path, fix)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise UserError(f"{path} is not valid YAML{where}; {fix}") from None
+
+
 def read_config(run_dir: Path) -> RunConfig:
     """The run's config.yaml: complete (what older versions lacked added by `unseen.config.upgraded`), of known
     fields and valid values (`unseen.config.check`)."""
     require_run(run_dir)
     path = run_dir / CONFIG_FILE
-    text = read_text(path, CONFIG_FIX)
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark else ""
-        raise UserError(f"{path} is not valid YAML{where}: it is corrupt; {CONFIG_FIX}") from None
+    data = read_yaml(path, f"it is corrupt; {CONFIG_FIX}")
     try:
         return check(from_dict(data))
     except UserError as error:

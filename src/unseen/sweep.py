@@ -27,8 +27,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from unseen import hardware, schema
 from unseen.agents import algos
 from unseen.children import LAUNCHER
@@ -47,7 +45,7 @@ from unseen.rundir import (
     held,
     read_config,
     read_summary,
-    read_text,
+    read_yaml,
 )
 from unseen.runs import UNCOMPARED_FIELDS, flatten
 from unseen.schema import param
@@ -138,13 +136,7 @@ def load_spec(path: Path) -> SweepSpec:
     """Read and check a sweep file; any mistake is a `UserError` of one line that starts with the file's name."""
     if not path.is_file():
         raise UserError(f"{path} does not exist; pass a sweep file (docs/sweep.md)")
-    text = read_text(path, "pass a sweep file (docs/sweep.md)")
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise UserError(f"{path}: not valid YAML{where}") from None
+    data = read_yaml(path, "correct it (docs/sweep.md)")
     try:
         return parse_spec(data)
     except UserError as error:
