@@ -45,8 +45,14 @@ class CsvLog:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        header, lines = complete_lines(path)
-        self.columns: list[str] = next(csv.reader([header.decode()])) if header else []
+        self.columns: list[str] = []
+        self.rows = 0
+        self._read_shape()
+
+    def _read_shape(self) -> None:
+        """Columns and complete rows as the file holds them now."""
+        header, lines = complete_lines(self.path)
+        self.columns = next(csv.reader([header.decode()])) if header else []
         self.rows = len(lines)
 
     def write(self, row: dict[str, Any]) -> None:
@@ -93,9 +99,7 @@ class CsvLog:
             self.path.unlink(missing_ok=True)
         elif not self.path.exists() or self.path.read_bytes() != content:
             write_atomic(self.path, content)
-        header = content.split(b"\n", 1)[0].decode() if content else ""
-        self.columns = next(csv.reader([header])) if header else []
-        self.rows = max(0, content.count(b"\n") - 1) if content else 0
+        self._read_shape()
 
 
 def complete_lines(path: Path) -> tuple[bytes, list[bytes]]:
