@@ -151,10 +151,10 @@ def test_a_toy_algorithm_is_one_file_and_one_registry_line(toy_algorithm, tmp_pa
     assert summary["algo"] == "toy" and summary["steps"] == 40
     run = open_run(tmp_path / "run")
     assert run.cfg.agent.step_size == 0.5 and run.checkpoint["agent"]["updates"] == 10 + 29  # the burst at step 10
-    env = make_run_env(run.cfg, "none")
+    env = make_run_env(run.cfg, "color_easy")
     agent = run.restore(env)
-    env.close()
     assert torch.equal(agent.action, run.checkpoint["agent"]["action"])
-    assert evaluate(agent, run.cfg, "color_easy", 1).row["shift"] == "color_easy"
+    assert evaluate(agent, run.cfg, env, 1).row["shift"] == "color_easy"
+    env.close()
     runs = collect([tmp_path])
     assert set(runs["method"]) == {"toy[step 0.5]"} and set(runs["step"]) == {0.5} and runs["gas"].isna().all()

@@ -357,7 +357,8 @@ def test_paths_of_a_run_are_saved_absolute(tmp_path, monkeypatch):
     cfg = make_config("cg2a", "cartpole_swingup", "smoke")
     cfg.env.image_size = 32
     cfg.agent.overlay_dir = "pictures"
-    resolved = train.resolved(cfg, tmp_path / "run")
+    resolved, env = train.resolved(cfg, tmp_path / "run")
+    env.close()
     assert resolved.agent.overlay_dir == str((tmp_path / "pictures").resolve())
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -86,25 +86,14 @@ class EvalResult:
         }
 
 
-def evaluate(
-    agent: Agent,
-    cfg: RunConfig,
-    shift: str,
-    episodes: int,
-    video_path: Path | None = None,
-    sources: dict[str, str] | None = None,
-) -> EvalResult:
-    """Run `episodes` episodes of the mean action on `shift`; record the first one to `video_path` (mp4).
-
-    `sources`: the shifts' data options of `make_env` (video_dir, color_file, intensity, ...).
-    """
-    env = make_run_env(cfg, shift, sources)
-    try:
-        seeds = eval_seeds(cfg.seed, episodes)
-        played = [play_episode(agent, env, seed, video_path if i == 0 else None) for i, seed in enumerate(seeds)]
-    finally:
-        env.close()
-    return result_of(cfg, shift, played, env.shift.record)
+def evaluate(agent: Agent, cfg: RunConfig, env: Env, episodes: int, video_path: Path | None = None) -> EvalResult:
+    """Run `episodes` episodes of the mean action on `env` (`make_run_env` of the run `cfg` under a shift); record
+    the first one to `video_path` (mp4). The episodes' seeds (`eval_seeds`) make them: not what `env` played before."""
+    played = [
+        play_episode(agent, env, seed, video_path if i == 0 else None)
+        for i, seed in enumerate(eval_seeds(cfg.seed, episodes))
+    ]
+    return result_of(cfg, env.shift.name, played, env.shift.record)
 
 
 def result_of(cfg: RunConfig, shift: str, played: list[tuple[float, bool]], record: dict) -> EvalResult:
@@ -255,7 +244,32 @@ def evaluate_finished(
 # Each worker holds the agent and one environment per shift; an episode's return depends only on its seed,
 # so results do not depend on which worker ran it, nor on how many there are (tested).
 
-_worker: dict = {}
+
+class EpisodePlayer:
+    """What an evaluation worker holds: the run's agent on the CPU, made at the first episode (shaped by its
+    environment: a probe would cost one renderer more), and one environment per shift, made at its first episode."""
+
+    def __init__(self, agent_state: dict, cfg: RunConfig, sources: dict[str, str]) -> None:
+        self.agent_state, self.cfg, self.sources = agent_state, cfg, sources
+        self.agent: Agent | None = None
+        self.envs: dict[str, Env] = {}
+
+    def play(self, shift: str, seed: int, video_path: Path | None, adapt: bool) -> tuple[tuple[float, bool], dict]:
+        """The episode of `seed` on `shift` (`play_episode`), and the shift's data record."""
+        if shift not in self.envs:
+            self.envs[shift] = make_run_env(self.cfg, shift, self.sources)
+        env = self.envs[shift]
+        if self.agent is None:
+            self.agent = restore(self.cfg, self.agent_state, env.obs_shape, env.action_space.shape[0],
+                                 torch.device("cpu"))
+        return play_episode(self.agent, env, seed, video_path, adapt), env.shift.record
+
+    def close(self) -> None:
+        for env in self.envs.values():
+            env.close()
+
+
+_worker: dict[str, EpisodePlayer] = {}
 
 
 def _start_worker(parent: int, agent_state: dict, cfg: RunConfig, sources: dict[str, str]) -> None:
@@ -266,21 +280,13 @@ def _start_worker(parent: int, agent_state: dict, cfg: RunConfig, sources: dict[
     # One intra-op thread per worker: the workers are the parallelism, and a fixed thread count keeps
     # every episode bit-for-bit the same whichever process runs it.
     torch.set_num_threads(1)
-    probe = make_run_env(cfg, "none")
-    # On the CPU whatever the run trained on: the workers are one per core.
-    agent = restore(cfg, agent_state, probe.obs_shape, probe.action_space.shape[0], torch.device("cpu"))
-    probe.close()
-    _worker.update(agent=agent, cfg=cfg, sources=sources, envs={})
+    _worker["player"] = EpisodePlayer(agent_state, cfg, sources)
 
 
 def _worker_episode(
     shift: str, seed: int, video_path: Path | None, adapt: bool = False
 ) -> tuple[tuple[float, bool], dict]:
-    envs = _worker["envs"]
-    if shift not in envs:
-        envs[shift] = make_run_env(_worker["cfg"], shift, _worker["sources"])
-    env = envs[shift]
-    return play_episode(_worker["agent"], env, seed, video_path, adapt), env.shift.record
+    return _worker["player"].play(shift, seed, video_path, adapt)
 
 
 def evaluate_parallel(
@@ -293,31 +299,47 @@ def evaluate_parallel(
     workers: int = 0,
     adapt: bool = False,
 ) -> dict[str, EvalResult]:
-    """Each shift's result (episodes in seed order), from `workers` processes (0: one per core); `adapt`: of episodes
-    with test-time adaptation. The processes end with this one (`unseen.children`); one that dies is a `UserError`."""
+    """Each shift's result (episodes in seed order), from `workers` processes (0: one per core; one worker is this
+    process, with one thread as a worker has); `adapt`: of episodes with test-time adaptation. The processes end
+    with this one (`unseen.children`); one that dies is a `UserError`."""
     seeds = eval_seeds(cfg.seed, episodes)
     jobs = [(shift, index) for shift in shifts for index in range(episodes)]
+    episode_args = [(shift, seeds[index], videos[shift] if index == 0 else None, adapt) for shift, index in jobs]
     workers = min(workers or hardware.usable_cores(), len(jobs))
     played: dict[str, list[tuple[float, bool]]] = {shift: [(0.0, False)] * episodes for shift in shifts}
     records: dict[str, dict] = {}
+    with tqdm(total=len(jobs), unit="episode", desc="evaluating", mininterval=1.0) as bar:
+        for job, (outcome, record) in _played_episodes(episode_args, workers, (os.getpid(), agent_state, cfg, sources)):
+            shift, index = jobs[job]
+            played[shift][index], records[shift] = outcome, record
+            bar.update(1)
+    return {shift: result_of(cfg, shift, played[shift], records[shift]) for shift in shifts}
+
+
+def _played_episodes(
+    episode_args: list[tuple], workers: int, start: tuple[int, dict, RunConfig, dict[str, str]]
+) -> Iterator[tuple[int, tuple[tuple[float, bool], dict]]]:
+    """`_worker_episode(*args)` of each of `episode_args`, as (its index, its outcome) in the order they end: in
+    `workers` processes started by `_start_worker(*start)`, or in this one for a single worker (no process to start,
+    an import of torch and the simulator, for what this one can play)."""
+    if workers == 1:
+        player, threads = EpisodePlayer(*start[1:]), torch.get_num_threads()
+        torch.set_num_threads(1)  # as a worker computes
+        try:
+            yield from ((job, player.play(*args)) for job, args in enumerate(episode_args))
+        finally:
+            torch.set_num_threads(threads)
+            player.close()
+        return
     context = multiprocessing.get_context("spawn")  # no fork: the parent may hold a GL context
-    start = (os.getpid(), agent_state, cfg, sources)
     with (
         ending_children_on_signals(),
         ProcessPoolExecutor(workers, context, initializer=_start_worker, initargs=start) as pool,
     ):
-        futures = {
-            pool.submit(_worker_episode, shift, seeds[index], videos[shift] if index == 0 else None, adapt):
-            (shift, index)
-            for shift, index in jobs
-        }
-        with tqdm(total=len(jobs), unit="episode", desc="evaluating", mininterval=1.0) as bar:
-            for future in as_completed(futures):
-                shift, index = futures[future]
-                try:
-                    played[shift][index], records[shift] = future.result()
-                except BrokenProcessPool:
-                    raise UserError(f"an evaluation worker died (out of memory?); evaluate with fewer --workers "
-                                    f"than {workers}") from None
-                bar.update(1)
-    return {shift: result_of(cfg, shift, played[shift], records[shift]) for shift in shifts}
+        futures = {pool.submit(_worker_episode, *args): job for job, args in enumerate(episode_args)}
+        for future in as_completed(futures):
+            try:
+                yield futures[future], future.result()
+            except BrokenProcessPool:
+                raise UserError(f"an evaluation worker died (out of memory?); evaluate with fewer --workers "
+                                f"than {workers}") from None

@@ -27,6 +27,7 @@ import random
 import signal
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -70,9 +71,12 @@ from unseen.schema import absolute_paths
 class Trainer:
     """One run: its environment, agent, replay buffer, logs and loop state."""
 
-    def __init__(self, cfg: RunConfig, run_dir: Path, checkpoint: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, cfg: RunConfig, run_dir: Path, checkpoint: dict[str, Any] | None = None, env: Env | None = None
+    ) -> None:
         """A new run of `cfg` in `run_dir`, or the run continued from its `checkpoint`: then `Damaged` when a file the
-        checkpoint counts on is missing, cut short or changed, before any of them is changed."""
+        checkpoint counts on is missing, cut short or changed, before any of them is changed. `env`: the training
+        environment, fresh from `make_run_env(cfg, "none")` (made here if not given); the trainer closes it."""
         self._session_start = time.perf_counter()  # a session's time counts from here (`elapsed`)
         self.cfg = cfg  # validated by `start`, `restart` and `resume`
         self.run_dir = run_dir
@@ -80,7 +84,10 @@ class Trainer:
         runtime.seed_everything(cfg.seed)
         self.device = device_of(cfg)
         self.hardware = hardware.describe(self.device)
-        self.env = make_run_env(cfg, "none")
+        self.env = env if env is not None else make_run_env(cfg, "none")
+        # One environment per evaluation shift, made at its first evaluation and kept: an episode depends only on
+        # its seed (`PixelEnv.reset`), and a new renderer per evaluation costs more than short episodes.
+        self.eval_envs: dict[str, Env] = {}
         obs_shape = self.env.obs_shape
         self.action_dim = self.env.action_space.shape[0]
         self.agent = make_agent(cfg.algo, obs_shape, self.action_dim, cfg.agent, self.device, cfg.seed)
@@ -250,7 +257,9 @@ class Trainer:
         rows = []
         for shift in eval_shift_names(self.cfg.train):
             video = self.run_dir / VIDEO_DIR / f"{shift}_step{self.step}.mp4" if self.cfg.train.video else None
-            result = evaluate(self.agent, self.cfg, shift, episodes, video)
+            if shift not in self.eval_envs:
+                self.eval_envs[shift] = make_run_env(self.cfg, shift)
+            result = evaluate(self.agent, self.cfg, self.eval_envs[shift], episodes, video)
             rows.append({"step": self.step, "frames": self.frames, **result.row})
             self.logger.log_eval(rows[-1])
         self.last_eval_step = self.step
@@ -329,17 +338,19 @@ class Trainer:
         write_atomic(path, serialized.getvalue(), remedy=f"free some space, then {self.way_on()}")
 
     def close(self) -> None:
-        self.env.close()
+        for env in (self.env, *self.eval_envs.values()):
+            env.close()
         self.logger.close()
 
 
 def start(cfg: RunConfig, run_dir: Path, stop_at: int | None = None) -> dict[str, Any] | None:
     """Start a new run in `run_dir` (new or empty: `rundir.prepare_run_dir`) and train it."""
-    cfg = resolved(cfg, run_dir)
-    created = prepare_run_dir(run_dir)
-    with exclusive(run_dir / TRAIN_LOCK, busy(run_dir)):
-        prepare_run_dir(run_dir)  # again under the lock: another process may have started a run here meanwhile
-        return first_session(cfg, run_dir, keep=(), remove_folder=created).run(stop_at)
+    cfg, env = resolved(cfg, run_dir)
+    with closing(env):
+        created = prepare_run_dir(run_dir)
+        with exclusive(run_dir / TRAIN_LOCK, busy(run_dir)):
+            prepare_run_dir(run_dir)  # again under the lock: another process may have started a run here meanwhile
+            return first_session(cfg, run_dir, env, keep=(), remove_folder=created).run(stop_at)
 
 
 def restart(run_dir: Path, stop_at: int | None = None) -> dict[str, Any] | None:
@@ -351,38 +362,43 @@ def restart(run_dir: Path, stop_at: int | None = None) -> dict[str, Any] | None:
             cfg = validate(read_config(run_dir))
         except UserError as error:
             raise UserError(f"{run_dir / CONFIG_FILE}: {error}; fix it, or start a new run in another folder") from None
-        cfg = resolved(cfg, run_dir)
-        remove_run_files(run_dir, keep=(CONFIG_FILE, TRAIN_LOCK))
-        return first_session(cfg, run_dir, keep=(CONFIG_FILE,), remove_folder=False).run(stop_at)
+        cfg, env = resolved(cfg, run_dir)
+        with closing(env):
+            remove_run_files(run_dir, keep=(CONFIG_FILE, TRAIN_LOCK))
+            return first_session(cfg, run_dir, env, keep=(CONFIG_FILE,), remove_folder=False).run(stop_at)
 
 
-def resolved(cfg: RunConfig, run_dir: Path) -> RunConfig:
+def resolved(cfg: RunConfig, run_dir: Path) -> tuple[RunConfig, Env]:
     """`cfg`, checked for a first session in `run_dir`, made to compute the same on any machine and from any folder:
     `agent.precision=auto` and `train.threads=0` resolved for this machine, paths made absolute, so that config.yaml,
-    and every resume, holds what the run computes with. Nothing is written before: the training environment is made
-    once (a missing GL backend or bad shift data fails here; environment families load their simulator only when
-    they make one) and the disk must have room for the replay buffer (the space of the files a restart deletes
-    counted)."""
+    and every resume, holds what the run computes with; and the run's training environment (the caller closes it).
+    Nothing is written before: the environment is made first (a missing GL backend or bad shift data fails here;
+    environment families load their simulator only when they make one) and the disk must have room for the replay
+    buffer (the space of the files a restart deletes counted)."""
     validate(cfg)
     env = make_run_env(cfg, "none")
-    require_replay_space(replay_layout(cfg, env), run_dir, capacity_remedy(cfg))
-    env.close()
+    try:
+        require_replay_space(replay_layout(cfg, env), run_dir, capacity_remedy(cfg))
+    except BaseException:
+        env.close()
+        raise
     precision = hardware.resolve_precision(cfg.agent.precision, device_of(cfg))
     threads = hardware.resolve_threads(cfg.train.threads)
     cfg = dataclasses.replace(
         cfg, agent=dataclasses.replace(cfg.agent, precision=precision),
         train=dataclasses.replace(cfg.train, threads=threads),
     )
-    return absolute_paths(cfg)
+    return absolute_paths(cfg), env
 
 
-def first_session(cfg: RunConfig, run_dir: Path, keep: tuple[str, ...], remove_folder: bool) -> Trainer:
-    """The `Trainer` of `cfg` at its first step in `run_dir`, which holds no run files but those in `keep`; its config
-    saved. Until it exists nothing is trained: a failure (or Ctrl-C) on the way removes what it wrote, `keep` stays
-    (and the folder, unless `remove_folder`), so that no folder is left with a config and nothing to resume."""
+def first_session(cfg: RunConfig, run_dir: Path, env: Env, keep: tuple[str, ...], remove_folder: bool) -> Trainer:
+    """The `Trainer` of `cfg` at its first step in `run_dir`, which holds no run files but those in `keep`, training
+    on `env` (`resolved`'s); its config saved. Until it exists nothing is trained: a failure (or Ctrl-C) on the way
+    removes what it wrote, `keep` stays (and the folder, unless `remove_folder`), so that no folder is left with a
+    config and nothing to resume."""
     try:
         write_atomic(run_dir / CONFIG_FILE, config_text(cfg).encode())
-        return Trainer(cfg, run_dir)
+        return Trainer(cfg, run_dir, env=env)
     except BaseException:
         remove_run_files(run_dir, keep)
         if remove_folder and not any(run_dir.iterdir()):
