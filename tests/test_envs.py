@@ -122,3 +122,30 @@ def test_shadows_option_changes_the_picture():
     plain.close()
     shadows.close()
     assert not np.array_equal(a, b)
+
+
+def test_renderers_sharing_a_thread_gl_context_draw_what_their_own_contexts_draw(monkeypatch):
+    """`unseen.envs.render`: environments of several tasks and shifts (textures uploaded per shift, segmentation
+    passes, an xArm scene) stepping in turn in one GL context give the bytes of one context each, also after a
+    neighbour is closed (with their own contexts, a neighbour stays open: `mujoco.Renderer.close` frees its GL
+    objects in whichever context is current, here another renderer's)."""
+    from unseen.envs import render
+
+    cases = [("cartpole_swingup", "none"), ("walker_walk", "color_hard"), ("cartpole_swingup", "video_easy"),
+             ("finger_spin", "distracting_cs"), ("xarm_reach", "test2"), ("walker_walk", "video_hard")]
+
+    def frames(share: bool) -> list[np.ndarray]:
+        monkeypatch.setattr(render, "SHARE_GL_CONTEXT", share)
+        envs = [make_env(task, shift, seed=3, image_size=32) for task, shift in cases]
+        drawn = [env.reset(seed=5)[0] for env in envs]
+        if share:
+            envs[0].close()
+        for step in range(3):
+            drawn += [env.step(random_actions(env, 1, seed=step)[0])[0] for env in envs[1:]]
+        for env in reversed(envs):
+            env.close()
+        return drawn
+
+    shared, own = frames(True), frames(False)
+    assert all(np.array_equal(a, b) for a, b in zip(shared, own, strict=True))
+    assert len({frame.tobytes() for frame in shared}) == len(shared)  # every frame drawn, none a neighbour's

@@ -349,13 +349,13 @@ def test_evaluation_does_not_depend_on_the_number_of_workers(tmp_path, finished_
     run = tmp_path / "copy"
     shutil.copytree(finished_run, run)
     trained = json.loads((run / "summary.json").read_text())["returns"]["none"]["mean"]
-    one = evaluate_run(run, ["none", "color_hard"], 3, workers=1)
-    two = evaluate_run(run, ["none", "color_hard"], 3, workers=2)
+    one = evaluate_run(run, ["none", "color_hard"], 3, workers=1)  # in this process
+    two = evaluate_run(run, ["none", "color_hard"], 3, workers=2)  # in two worker processes
     assert [r["return_mean"] for r in one] == [r["return_mean"] for r in two]
     assert one[1]["source"].startswith("generated")
     # The training's final evaluation ran one episode in-process: the first of the evaluation's episodes.
     state = torch.load(run / train.CHECKPOINT_FILE, weights_only=False)["agent"]
-    results = evaluate_parallel(state, read_config(run), ["none"], 2, {"none": None}, {}, 2)
+    results = evaluate_parallel(state, read_config(run), ["none"], 1, {"none": None}, {}, workers=1)
     assert results["none"].returns[0] == trained and results["none"].successes is None  # DMControl: no success
 
 

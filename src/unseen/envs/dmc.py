@@ -1,8 +1,9 @@
 """DeepMind Control tasks as gymnasium environments with stacked pixel observations.
 
-Frames are rendered offscreen with `mujoco.Renderer` straight from the dm_control physics. With shadows
-and reflections off (the default, recorded in every run's config) it renders walker at 84x84 about 4x
-faster than with them and about 7x faster than dm_control's `physics.render` on this CPU machine.
+Frames are rendered offscreen with `mujoco.Renderer` (one GL context per thread: `unseen.envs.render`) straight
+from the dm_control physics. With shadows and reflections off (the default, recorded in every run's config) it
+renders walker at 84x84 about 4x faster than with them and about 7x faster than dm_control's `physics.render` on
+this CPU machine.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ except (ImportError, RuntimeError, AttributeError, OSError) as error:
 logging.getLogger("absl").addFilter(lambda record: "settotalmass" not in record.getMessage())
 
 from unseen.envs.dmc_tasks import SOURCE_HELP, SUITE, default_action_repeat  # noqa: E402
+from unseen.envs.render import new_renderer  # noqa: E402  (a GL context: after the GL backend check)
 from unseen.envs.scene import Scene  # noqa: E402  (imports mujoco: after the GL backend check)
 from unseen.envs.shifts import Shift, ShiftConfig, resolve_shift  # noqa: E402
 
@@ -104,7 +106,7 @@ class PixelEnv(gym.Env):
         if not 0 < image_size <= largest:
             raise InputError(f"image_size must be between 1 and {largest} for {domain} tasks, got {image_size}")
         try:
-            self._renderer = mujoco.Renderer(self._physics.model.ptr, image_size, image_size)
+            self._renderer = new_renderer(self._physics.model.ptr, image_size, image_size)
         except Exception as error:  # whatever the GL library raises when no context can be made
             raise no_gl_backend(error) from None
         self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = render_shadows

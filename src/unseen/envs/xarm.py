@@ -34,6 +34,7 @@ import mujoco
 import numpy as np
 
 from unseen.envs.dmc import joint_coordinate_names, no_gl_backend
+from unseen.envs.render import new_renderer
 from unseen.envs.shifts import ShiftConfig
 from unseen.envs.xarm_tasks import SHIFTS, SOURCES, TASKS
 from unseen.errors import InputError
@@ -136,7 +137,7 @@ class XArmEnv(gym.Env):
         self._frame_stack = frame_stack
         self._action_repeat = action_repeat
         try:
-            self._renderer: mujoco.Renderer | None = mujoco.Renderer(self.model, image_size, image_size)
+            self._renderer: mujoco.Renderer | None = new_renderer(self.model, image_size, image_size)
         except Exception as error:  # whatever the GL library raises when no context can be made
             raise no_gl_backend(error) from None
         self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = render_shadows
