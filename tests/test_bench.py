@@ -72,6 +72,11 @@ def test_full_update_includes_the_actor_step_in_every_update():
     assert len(steps) == 3 and bench.update_flops("drq", "smoke", 4) > plain.get_total_flops() > 0
 
 
+@pytest.mark.parametrize("algo", sorted(AGENTS))
+def test_update_flops_counts_every_agents_update_and_grow_with_the_batch(algo):
+    assert bench.update_flops(algo, "smoke", 4) > bench.update_flops(algo, "smoke", 2) > 0
+
+
 def test_peaks_in_both_precisions_with_the_chosen_one_autos():
     peaks = bench.bench_peaks(matmul_size=32, conv_batch=1, rounds=1)
     assert {precision: set(kernels) for precision, kernels in peaks.items()} == {

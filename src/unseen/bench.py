@@ -122,10 +122,26 @@ def full_update(agent: Agent, batch: dict[str, torch.Tensor], count: int = 1) ->
         agent.update(batch)
 
 
+class _NoModuleTracking:
+    """Stands in for `FlopCounterMode`'s module tracker, which counts FLOPs per module through backward hooks on
+    module inputs; those hooks raise inside SGQN's guided backpropagation (`torch.autograd.grad` from a forward hook's
+    tensor hook). Only the total is needed here, which the tracker's "Global" entry holds alone."""
+
+    parents = frozenset({"Global"})
+
+    def __enter__(self) -> _NoModuleTracking:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
 def update_flops(algo: str, preset: str, batch_size: int) -> float:
     """FLOPs of `full_update`, counted from the layer shapes by torch's FLOP counter (the same on either path)."""
     agent, batch = _update_setup(algo, preset, fast=False, batch_size=batch_size)
-    with FlopCounterMode(display=False) as counter:
+    counter = FlopCounterMode(display=False)
+    counter.mod_tracker = _NoModuleTracking()  # type: ignore[assignment]
+    with counter:
         full_update(agent, batch)
     return float(counter.get_total_flops())
 
