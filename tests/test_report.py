@@ -95,6 +95,19 @@ def test_retention_is_the_mean_of_each_seeds_ratio(tmp_path):
     assert pd.read_csv(tmp_path / "out" / "retention.csv").loc[0, "drq"] == pytest.approx(0.35)
 
 
+def test_retention_counts_from_the_familys_lowest_return_where_returns_go_negative(tmp_path):
+    # xArm's score range starts at -270: a return of -28.7 under a shift keeps (-28.7 + 270) / (9.5 + 270) of a
+    # training return of 9.5, not -302% of it
+    fake_run(tmp_path / "runs", "sac", 1, {"none": 9.5, "test1": -28.7}, task="xarm_reach", source="SGQN test1 scene",
+             success={"none": 0.6, "test1": 0.1})
+    kept = retention(collect([tmp_path / "runs"]), lambda task: -270.0)
+    assert kept.loc[("test1", "xarm_reach"), "sac"] == pytest.approx(241.3 / 279.5)
+    write_report([tmp_path / "runs"], tmp_path / "out", FAST)
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "| test1 | xarm_reach | 86% |" in report
+    assert "For xArm tasks both returns are counted from the lowest return of the family's score range, -270" in report
+
+
 def test_ties_are_all_bold_and_bold_follows_printed_values(tmp_path):
     fake_run(tmp_path, "sac", 1, {"none": 500.2})
     fake_run(tmp_path, "drq", 1, {"none": 499.9})  # both print as 500

@@ -228,6 +228,16 @@ def stats_markdown(runs: pd.DataFrame, aggregates: pd.DataFrame, improvements: p
     return "\n".join(parts) + "\n" + caption + "\n" + listed + "\n" * bool(notes)
 
 
+def retention_floors(runs: pd.DataFrame) -> str:
+    """The caption's sentence on families whose lowest return is not 0 (`tables.retention`), or ""."""
+    floored = [f for f in families_of(runs["task"].unique()) if f.score_range[0] != 0]
+    return " ".join(
+        f"For {f.title or f.name} tasks both returns are counted from the lowest return of the family's score range, "
+        f"{f.score_range[0]:g}: (return - ({f.score_range[0]:g})) / (training return - ({f.score_range[0]:g}))."
+        for f in floored
+    )
+
+
 def score_formula(runs: pd.DataFrame) -> str:
     """How the scores of `runs` come from returns, per environment family of their tasks: "return / 1000"."""
     return "; ".join(family.score_formula() for family in families_of(runs["task"].unique()))
@@ -281,8 +291,8 @@ def write_report(dirs: list[Path], out: Path, options: ReportConfig = ReportConf
     table_path = write_text(out / "table.md", markdown(runs))
     sections = [f"# Report ({runs['preset'].iloc[0]} preset)\n", "## Generalization\n", table_path.read_text()]
     if (runs["shift"] != "none").any() and (runs["shift"] == "none").any():
-        kept = retention(runs)
-        sections += ["## Kept under each shift\n", retention_markdown(kept)]
+        kept = retention(runs, lambda task: family_of(task).score_range[0])
+        sections += ["## Kept under each shift\n", retention_markdown(kept, retention_floors(runs))]
         kept.reset_index().to_csv(out / "retention.csv", index=False, float_format="%.6g")
     for family in families_of(runs["task"].unique()):
         if family.name in FAMILY_SECTIONS:

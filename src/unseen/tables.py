@@ -194,19 +194,23 @@ def latex(runs: pd.DataFrame) -> str:
 # ----- what each seed keeps of its training return ------------------------------------------------------------
 
 
-def retention(runs: pd.DataFrame) -> pd.DataFrame:
+def retention(runs: pd.DataFrame, floor: Callable[[str], float] = lambda task: 0.0) -> pd.DataFrame:
     """Rows (shift, task) for every shift but `none`, columns methods: the mean over seeds of each seed's return
-    under the shift divided by the same seed's return on the training environment (NaN where that is not positive)."""
-    trained = runs[runs["shift"] == "none"].set_index("run")["return"]
+    under the shift divided by the same seed's return on the training environment (NaN where that is not positive),
+    both measured from the task's lowest return `floor(task)`: (return - floor) / (training return - floor).
+    With DMControl's floor of 0 that is return / training return; a family whose returns go negative (xArm's)
+    needs its floor, or a negative return under a shift would read as a negative share."""
+    runs = runs.assign(above=runs["return"] - runs["task"].map(floor))
+    trained = runs[runs["shift"] == "none"].set_index("run")["above"]
     shifted = runs[runs["shift"] != "none"].copy()
-    shifted["kept"] = shifted["return"] / shifted["run"].map(trained.where(trained > 0))
+    shifted["kept"] = shifted["above"] / shifted["run"].map(trained.where(trained > 0))
     kept = shifted.groupby(["shift", "task", "method"])["kept"].mean().unstack("method")
     rows = sorted(kept.index, key=lambda key: (shift_order()[key[0]], key[1]))
     return kept.reindex(index=rows, columns=[m for m in method_order(runs) if m in kept.columns])
 
 
-def retention_markdown(kept: pd.DataFrame) -> str:
-    """`retention`'s table as Markdown, with its caption."""
+def retention_markdown(kept: pd.DataFrame, floors: str = "") -> str:
+    """`retention`'s table as Markdown, with its caption; `floors`: a sentence on the floors other than 0."""
     body = [
         [shift, task, *("—" if np.isnan(v) else f"{v:.0%}" for v in row)]
         for (shift, task), row in zip(kept.index, kept.values, strict=True)
@@ -215,7 +219,8 @@ def retention_markdown(kept: pd.DataFrame) -> str:
         "Share of its training-environment return that each seed keeps under each shift (that seed's return under "
         "the shift / its return on the training environment), averaged over seeds. Read it beside the training "
         "return in the first row of the generalization table: a policy that learned little has little to lose, "
-        "and one that keeps 100% of a low return is robust only in a weak sense.\n"
+        "and one that keeps 100% of a low return is robust only in a weak sense." + (f" {floors}" if floors else "")
+        + "\n"
     )
 
 
