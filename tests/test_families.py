@@ -109,6 +109,10 @@ def test_registering_clashing_families_fails(toy_family):
         register_family(replace(TOY, name="toy2"))
     with pytest.raises(ValueError, match="start with 'none'"):
         register_family(replace(TOY, name="toy3", tasks=("toy_3",), shifts=("dark",)))
+    with pytest.raises(ValueError, match="inside its score_range"):
+        register_family(replace(TOY, name="toy4", tasks=("toy_4",), task_ranges={"toy_4": (-6.0, 1.0)}))
+    with pytest.raises(ValueError, match="must be one of its tasks"):
+        register_family(replace(TOY, name="toy5", tasks=("toy_5",), task_ranges={"toy_line": (-1.0, 1.0)}))
 
 
 def test_a_sweep_file_takes_the_data_options_of_every_family():

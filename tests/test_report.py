@@ -625,6 +625,18 @@ def test_no_table3_and_no_success_column_without_xarm_runs(tmp_path):
     assert "success" not in pd.read_csv(tmp_path / "out" / "runs.csv").columns
 
 
+def test_xarm_reach_curves_span_reachs_own_range_and_dmcontrols_the_familys(tmp_path, monkeypatch):
+    from unseen.figures import pyplot
+
+    drawn: list = []
+    monkeypatch.setattr(pyplot(), "close", drawn.append)  # keep the figures to look at their axes
+    xarm_runs(tmp_path / "runs")
+    fake_run(tmp_path / "runs", "sac", 1, {"none": 300.0})
+    write_report([tmp_path / "runs"], tmp_path / "out", FAST)
+    limits = {fig._suptitle.get_text().split(":")[0]: fig.axes[0].get_ylim() for fig in drawn if fig._suptitle}
+    assert limits["xarm_reach"] == (-165.0, 50.0) and limits["cartpole_swingup"] == (0.0, 1000.0)
+
+
 def test_xarm_scores_and_curves_use_the_familys_range(tmp_path):
     from unseen.report import comparisons
 

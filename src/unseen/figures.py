@@ -104,7 +104,7 @@ def draw_curves(
         ax.set_ylabel("return")
         ax.set_xlim(0, 1.03 * rows["frames"].max())
         ax.xaxis.set_major_formatter(lambda value, _: f"{value / 1000:g}k")
-        ax.set_ylim(*family_of(task).score_range)
+        ax.set_ylim(*family_of(task).curve_range(task))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="upper left")
     for ax in axes.flat[len(shifts):]:

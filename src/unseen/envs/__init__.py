@@ -34,6 +34,10 @@ def register_family(family: EnvFamily) -> EnvFamily:
     low, high = family.score_range
     if not low < high:
         raise ValueError(f"score_range of family {family.name!r} must be (low, high) with low < high")
+    for task, (task_low, task_high) in family.task_ranges.items():
+        if task not in family.tasks or not low <= task_low < task_high <= high:
+            raise ValueError(f"task_ranges of family {family.name!r}: {task!r} must be one of its tasks, with a range "
+                             f"(low, high), low < high, inside its score_range {family.score_range}")
     FAMILIES[family.name] = family
     return family
 

@@ -81,6 +81,9 @@ class EnvFamily:
     `--flag`."""
     title: str = ""
     """How reports name the family, e.g. "DMControl" (empty: `name`)."""
+    task_ranges: Mapping[str, tuple[float, float]] = field(default_factory=lambda: MappingProxyType({}))
+    """Per task, (low, high) of its own returns where they are narrower than `score_range`: its curves span that
+    (scores stay normalised by `score_range`, so one scale holds across the family's tasks)."""
     option_help: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     """Command-line help of each of `source_options`."""
     shift_record: Callable[..., Mapping[str, Any]] | None = None
@@ -101,6 +104,10 @@ class EnvFamily:
         if shift not in self.shifts:
             raise InputError(f"unknown shift {shift!r} for {self.name} tasks; valid shifts: {', '.join(self.shifts)}")
         return dict(self.shift_record(shift, **sources)) if self.shift_record else {"source": "none"}
+
+    def curve_range(self, task: str) -> tuple[float, float]:
+        """The y-range of `task`'s learning curves: its own range in `task_ranges`, else `score_range`."""
+        return self.task_ranges.get(task, self.score_range)
 
     def normalised(self, value: Any) -> Any:
         """`value` (a return, or an array of them) as a fraction of the score range: a score."""

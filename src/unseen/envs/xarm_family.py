@@ -55,8 +55,10 @@ FAMILY = EnvFamily(
     frame_stack=1,
     # Bounds of a 50-step return, from the rewards and the workspace (d_xy <= ~0.6 m): Reach -165 (x-y-z
     # actions; -140 x-y) to 50; Peg in Box -270 (-220) to 500 (372 under x-y, where the peg hangs >= 0.128 m
-    # above the goal point). One range serves both tasks: the lowest low, the highest high.
+    # above the goal point). One range serves both tasks' scores: the lowest low, the highest high; Reach's curves
+    # span its own range.
     score_range=(-270.0, 500.0),
+    task_ranges=MappingProxyType({"xarm_reach": (-165.0, 50.0)}),
     source_options=(),
     shift_record=shift_record,
     presets=MappingProxyType({name: MappingProxyType(values) for name, values in PRESETS.items()}),
