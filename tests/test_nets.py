@@ -27,8 +27,10 @@ def test_pixels_are_the_plain_conversion_bit_for_bit_in_the_fast_layout(bf16, ch
     obs = pixels(dtype=source)
     if source.is_floating_point:
         obs += 0.4  # values between the integers round as the plain conversion rounds them
+    original = obs.clone()
     got, expected = fast.pixels(obs), reference(obs, fast)
     assert got.dtype == expected.dtype and torch.equal(got, expected)
+    assert torch.equal(obs, original), "the input is never converted in place"
     assert got.is_contiguous(memory_format=fast.memory_format)
 
 
