@@ -69,12 +69,35 @@ def test_full_update_includes_the_actor_step_in_every_update():
     assert len(steps) == 3
     with FlopCounterMode(display=False) as plain:
         agent.update(batch)  # the count now makes this one critic-only
-    assert len(steps) == 3 and bench.update_flops("drq", "smoke", 4) > plain.get_total_flops() > 0
+    assert len(steps) == 3 and sum(bench.update_flops("drq", "smoke", 4).values()) > plain.get_total_flops() > 0
 
 
 @pytest.mark.parametrize("algo", sorted(AGENTS))
 def test_update_flops_counts_every_agents_update_and_grow_with_the_batch(algo):
-    assert bench.update_flops(algo, "smoke", 4) > bench.update_flops(algo, "smoke", 2) > 0
+    assert sum(bench.update_flops(algo, "smoke", 4).values()) > sum(bench.update_flops(algo, "smoke", 2).values()) > 0
+
+
+@pytest.mark.parametrize("bf16", [True, False])
+def test_update_flops_per_precision_add_up_to_the_reference_paths_count(bf16, monkeypatch):
+    monkeypatch.setattr(hardware, "cpu_features", lambda: AMX if bf16 else AVX2)
+    split = bench.update_flops("drq", "smoke", 4)
+    agent, batch = bench._update_setup("drq", "smoke", fast=False, batch_size=4)
+    with FlopCounterMode(display=False) as plain:
+        bench.full_update(agent, batch)
+    assert sum(split.values()) == plain.get_total_flops()
+    if bf16:
+        # The conv trunk and the projections' products in bf16, the actor's and critics' MLPs in float32.
+        assert set(split) == {"bf16", "float32"} and 0 < split["float32"] < split["bf16"]
+    else:
+        assert set(split) == {"float32"}
+
+
+def test_mix_peak_spends_each_precisions_flops_at_its_peak():
+    peaks = {"float32": {"matmul": 100.0, "conv": 50.0}, "bf16": {"matmul": 300.0, "conv": 400.0}}
+    assert bench.mix_peak({"bf16": 8.0}, peaks) == pytest.approx(400.0)
+    assert bench.mix_peak({"float32": 3.0}, peaks) == pytest.approx(100.0)
+    # 8 GFLOP at 400 (20 ms) and 2 at 100 (20 ms): 10 GFLOP in 40 ms.
+    assert bench.mix_peak({"bf16": 8.0, "float32": 2.0}, peaks) == pytest.approx(250.0)
 
 
 def test_peaks_in_both_precisions_with_the_chosen_one_autos():
@@ -104,12 +127,16 @@ def test_chosen_peak_is_the_larger_kernel_in_the_precision_auto_picks(features, 
 
 
 def test_share_of_peak_is_achieved_over_peak():
-    gflop = bench.update_flops("drq", "smoke", 4) / 1e9
-    efficiency = bench.update_efficiency({"drq": 4.0}, {"drq": gflop}, peak_gflops=50.0)["drq"]
-    assert efficiency["gflop_per_update"] == gflop > 0
+    split = {precision: flops / 1e9 for precision, flops in bench.update_flops("drq", "smoke", 4).items()}
+    peaks = {"float32": {"matmul": 20.0, "conv": 25.0}, "bf16": {"matmul": 40.0, "conv": 50.0}}
+    efficiency = bench.update_efficiency({"drq": 4.0}, {"drq": split}, peaks, peak_gflops=50.0)["drq"]
+    gflop = sum(split.values())
+    assert efficiency["gflop_per_update"] == gflop > 0 and efficiency["gflop_by_precision"] == split
     assert efficiency["update_ms"] == pytest.approx(250.0)
     assert efficiency["gflops"] == pytest.approx(4.0 * gflop)
     assert efficiency["share_of_peak"] == pytest.approx(efficiency["gflops"] / 50.0)
+    assert efficiency["mix_peak_gflops"] == pytest.approx(bench.mix_peak(split, peaks))
+    assert efficiency["share_of_mix_peak"] == pytest.approx(efficiency["gflops"] / efficiency["mix_peak_gflops"])
 
 
 def test_machine_names_the_cpu_its_features_and_autos_precision():
@@ -185,7 +212,10 @@ def test_markdown_shows_every_section(monkeypatch):
         "trunk_conv_cpu": {"shape": "3x3 32->32, 128x31x31", "forward": 75.0, "forward_backward": 60.0},
         "updates_per_s": updates_per_s, **bench.cost_ratios(updates_per_s),
         "efficiency_cpu": bench.update_efficiency(
-            {algo: 2.0 for algo in AGENTS}, dict.fromkeys(AGENTS, 0.15 * chosen["gflops"]), chosen["gflops"]
+            {algo: 2.0 for algo in AGENTS},
+            {algo: {"bf16": 0.12 * chosen["gflops"], "float32": 0.03 * chosen["gflops"]} for algo in AGENTS},
+            peaks,
+            chosen["gflops"],
         ),
         **bench.bench_replay(), "grad_extraction_cpu": {"fast_sequential_over_concat": 1.1},
         "env_steps_per_s": {"84x84": dict.fromkeys(SHIFTS, 200.0), "64x64": dict.fromkeys(SHIFTS, 250.0)},
@@ -198,5 +228,9 @@ def test_markdown_shows_every_section(monkeypatch):
     assert f"Chosen peak: **{chosen['gflops']:.1f} GFLOP/s** ({chosen['kernel']}, {chosen['precision']})" in text
     assert f"forward 75.0 GFLOP/s ({75 / chosen['gflops']:.0%} of the chosen peak)" in text
     assert all(f"| {algo} | " in text for algo in AGENTS) and text.count("| 30% |") == len(AGENTS)
+    mixed = result["efficiency_cpu"]["drq"]["mix_peak_gflops"]
+    achieved = 2 * 0.15 * chosen["gflops"]
+    assert f"| drq | {0.15 * chosen['gflops']:.1f} | 80% | 500 | {achieved:.1f} | 30% | >= 50% | " in text
+    assert f"| {100 * achieved / mixed:.0f}% of {mixed:.0f} |" in text
     assert all(f"| {shift} | 200 | 250 |" in text for shift in SHIFTS)
     assert "| two 1-thread processes side by side | 500 / 500 | 1.00 / 1.00 | < 1.2 each |" in text

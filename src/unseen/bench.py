@@ -122,28 +122,46 @@ def full_update(agent: Agent, batch: dict[str, torch.Tensor], count: int = 1) ->
         agent.update(batch)
 
 
-class _NoModuleTracking:
+class _PrecisionTracking:
     """Stands in for `FlopCounterMode`'s module tracker, which counts FLOPs per module through backward hooks on
     module inputs; those hooks raise inside SGQN's guided backpropagation (`torch.autograd.grad` from a forward hook's
-    tensor hook). Only the total is needed here, which the tracker's "Global" entry holds alone."""
+    tensor hook). `_FlopsByPrecision` names the one "parent" an operation's FLOPs go to: its precision."""
 
-    parents = frozenset({"Global"})
+    def __init__(self) -> None:
+        self.parents = {"float32"}
 
-    def __enter__(self) -> _NoModuleTracking:
+    def __enter__(self) -> _PrecisionTracking:
         return self
 
     def __exit__(self, *exc: object) -> None:
         return None
 
 
-def update_flops(algo: str, preset: str, batch_size: int) -> float:
-    """FLOPs of `full_update`, counted from the layer shapes by torch's FLOP counter (the same on either path)."""
-    agent, batch = _update_setup(algo, preset, fast=False, batch_size=batch_size)
-    counter = FlopCounterMode(display=False)
-    counter.mod_tracker = _NoModuleTracking()  # type: ignore[assignment]
-    with counter:
+class _FlopsByPrecision(FlopCounterMode):
+    """torch's FLOP counter with the counts kept per precision: the dtype of each counted operation's first tensor
+    argument (under autocast, the dtype it ran in)."""
+
+    def __init__(self) -> None:
+        super().__init__(display=False)
+        self.mod_tracker = _PrecisionTracking()  # type: ignore[assignment]
+
+    def _count_flops(self, func_packet: Any, out: Any, args: Any, kwargs: Any) -> Any:
+        tensor = next((arg for arg in args if isinstance(arg, torch.Tensor)), None)
+        if tensor is not None:
+            self.mod_tracker.parents = {PRECISION_NAMES.get(tensor.dtype, str(tensor.dtype))}
+        return super()._count_flops(func_packet, out, args, kwargs)
+
+    def by_precision(self) -> dict[str, float]:
+        return {name: float(sum(counts.values())) for name, counts in self.get_flop_counts().items() if counts}
+
+
+def update_flops(algo: str, preset: str, batch_size: int) -> dict[str, float]:
+    """FLOPs of `full_update` on the fast path, per precision they run in ("float32", "bf16"; their sum is the
+    update's FLOPs, the same on either path), counted from the layer shapes by torch's FLOP counter."""
+    agent, batch = _update_setup(algo, preset, fast=True, batch_size=batch_size)
+    with _FlopsByPrecision() as counter:
         full_update(agent, batch)
-    return float(counter.get_total_flops())
+    return counter.by_precision()
 
 
 def bench_update(preset: str, updates: int, rounds: int) -> dict[str, float]:
@@ -164,6 +182,7 @@ def bench_update(preset: str, updates: int, rounds: int) -> dict[str, float]:
 
 
 PRECISION_DTYPES = {"float32": torch.float32, "bf16": torch.bfloat16}
+PRECISION_NAMES = {dtype: name for name, dtype in PRECISION_DTYPES.items()}
 
 CONV_PEAK_CHANNELS = 128
 CONV_PEAK_SIZE = 32
@@ -277,18 +296,33 @@ def bench_algos(
     return result
 
 
+def mix_peak(gflop_by_precision: Mapping[str, float], peaks: Mapping[str, Mapping[str, float]]) -> float:
+    """GFLOP/s of an update whose FLOPs run in several precisions with each precision's at its peak (the larger of
+    its matmul and conv peaks): the update's FLOPs over the time that takes. With one precision, its peak."""
+    seconds = sum(gflop / max(peaks[precision].values()) for precision, gflop in gflop_by_precision.items())
+    return sum(gflop_by_precision.values()) / seconds
+
+
 def update_efficiency(
-    updates_per_s: Mapping[str, float], gflop_per_update: Mapping[str, float], peak_gflops: float
-) -> dict[str, dict[str, float]]:
-    """Per algorithm: GFLOP per update, ms per update, achieved GFLOP/s and its share of `peak_gflops`."""
+    updates_per_s: Mapping[str, float],
+    gflop_by_precision: Mapping[str, Mapping[str, float]],
+    peaks: Mapping[str, Mapping[str, float]],
+    peak_gflops: float,
+) -> dict[str, dict[str, Any]]:
+    """Per algorithm: GFLOP per update (in all and per precision), ms per update, achieved GFLOP/s, its share of
+    `peak_gflops` and its share of the precision-mix peak (`mix_peak`)."""
     result = {}
     for algo, rate in updates_per_s.items():
-        achieved = gflop_per_update[algo] * rate
+        gflop = sum(gflop_by_precision[algo].values())
+        achieved, mixed = gflop * rate, mix_peak(gflop_by_precision[algo], peaks)
         result[algo] = {
-            "gflop_per_update": gflop_per_update[algo],
+            "gflop_per_update": gflop,
+            "gflop_by_precision": dict(gflop_by_precision[algo]),
             "update_ms": 1000 / rate,
             "gflops": achieved,
             "share_of_peak": achieved / peak_gflops,
+            "mix_peak_gflops": mixed,
+            "share_of_mix_peak": achieved / mixed,
         }
     return result
 
@@ -548,10 +582,14 @@ def run(quick: bool) -> dict[str, Any]:
     result["updates_per_s"] = bench_algos(plan.algo_presets, plan.update_count, rounds=plan.rounds)
     result |= cost_ratios(result["updates_per_s"])
     batch_sizes = {algo: make_config(algo, "walker_walk", EFFICIENCY_PRESET).train.batch_size for algo in AGENTS}
-    gflop_per_update = {algo: update_flops(algo, EFFICIENCY_PRESET, batch) / 1e9 for algo, batch in batch_sizes.items()}
+    gflop_by_precision = {
+        algo: {precision: flops / 1e9 for precision, flops in update_flops(algo, EFFICIENCY_PRESET, batch).items()}
+        for algo, batch in batch_sizes.items()
+    }
     result[f"efficiency_{EFFICIENCY_PRESET}"] = update_efficiency(
         {algo: rates[EFFICIENCY_PRESET] for algo, rates in result["updates_per_s"].items()},
-        gflop_per_update,
+        gflop_by_precision,
+        result["peak_gflops"],
         result["chosen_peak"]["gflops"],
     )
     result |= bench_replay()
@@ -614,16 +652,27 @@ def markdown(result: Mapping[str, Any]) -> str:
     ]
     efficiency = result[f"efficiency_{EFFICIENCY_PRESET}"]
     lines += _table(
-        ["algo", "GFLOP/update", "ms/update", "GFLOP/s", "% of chosen peak", "target (issue 17)"],
+        [
+            "algo", "GFLOP/update", "of it in bf16", "ms/update", "GFLOP/s", "% of chosen peak", "target (issue 17)",
+            "% of its precision-mix peak",
+        ],
         [
             [
-                algo, f"{row['gflop_per_update']:.1f}", f"{row['update_ms']:.0f}", f"{row['gflops']:.1f}",
-                f"{100 * row['share_of_peak']:.0f}%",
+                algo, f"{row['gflop_per_update']:.1f}",
+                f"{row['gflop_by_precision'].get('bf16', 0.0) / row['gflop_per_update']:.0%}",
+                f"{row['update_ms']:.0f}", f"{row['gflops']:.1f}", f"{100 * row['share_of_peak']:.0f}%",
                 f">= {100 * EFFICIENCY_TARGET[algo]:.0f}%" if algo in EFFICIENCY_TARGET else "",
+                f"{100 * row['share_of_mix_peak']:.0f}% of {row['mix_peak_gflops']:.0f}",
             ]
             for algo, row in efficiency.items()
         ],
     )
+    lines += [
+        "",
+        "The precision-mix peak: each precision's FLOPs at that precision's peak (`mix_peak`). The fast path runs the "
+        "convs and the projections' matrix products in the precision `auto` picks, and the actor's and critics' "
+        "MLPs in float32, as DMControl-GB computes them (`unseen.nets`).",
+    ]
     lines += ["", "## Fast path over the reference (DrQ; float32, NCHW, default Adam, out-of-place ReLUs)", ""]
     lines += _table(
         ["preset", "fast ms", "reference ms", "update_speedup"],
