@@ -80,8 +80,11 @@ def grad_summary_markdown(summary: pd.DataFrame, run_dir: Path, logged: int) -> 
     lines += [f"| {r.quantity} | {r.of} | {number(r.mean)} | {number(r.min)} | {number(r.max)} "
               f"| {number(r.negative, 2)} |"
               for r in summary.itertuples()]
-    lines += ["", f"{logged} logged updates (train.csv holds, per episode, the diagnostics of the latest update that "
-              "computed them; `agent.grad_log_every`). Magnitude share: `||g_i|| / sum_j ||g_j||` averaged over rows "
+    lines += ["", f"{logged} rows of train.csv, one per episode. Each holds the mean of the diagnostics over that "
+              "episode's logged updates (every `agent.grad_log_every`-th), or the latest logged update's values in "
+              "runs made before unseen's commit 251c8c4 (`versions.unseen_commit` in summary.json), such as the "
+              "`cpu` study's. "
+              "Min and max are over these rows. Magnitude share: `||g_i|| / sum_j ||g_j||` averaged over rows "
               "(grad_magnitude.png). Weight: the `w_i` applied (GAS, Eq. 8, or uniform). Cosine: between the two "
               "views' critic gradients over every parameter the critic's optimizer steps (grad_cosine.png). Conflict "
               "fraction: the share of gradient components whose signs disagree across views (what Soft Gradient "
@@ -105,7 +108,7 @@ def write_grad_report(run_dir: Path, out: Path) -> tuple[list[Path], pd.DataFram
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.bar(magnitude.index, magnitude.values, color="tab:green")
     ax.set_ylabel("normalised gradient magnitude")
-    ax.set_title(f"mean of ||g_i|| / sum_j ||g_j|| over {rows} logged updates", fontsize=9)
+    ax.set_title(f"mean of ||g_i|| / sum_j ||g_j|| over {rows} episodes", fontsize=9)
     fig.tight_layout()
     bars = out / "grad_magnitude.png"
     fig.savefig(bars, dpi=120)
@@ -115,7 +118,7 @@ def write_grad_report(run_dir: Path, out: Path) -> tuple[list[Path], pd.DataFram
     ax.hist(values, bins=20, range=(-1, 1), stacked=True, label=list(cosines.columns))
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_xlabel("cosine of the two gradients (< 0: conflict)")
-    ax.set_ylabel("logged updates")
+    ax.set_ylabel("episodes (rows of train.csv)")
     ax.legend(fontsize=7)
     fig.tight_layout()
     histogram = out / "grad_cosine.png"
@@ -157,8 +160,8 @@ def grad_seeds_markdown(seeds: pd.DataFrame, names: list[str]) -> str:
              "|---|---|---|" + "---|" * len(names)]
     lines += [f"| {r['quantity']} | {r['of']} | {number(r['mean'])} ± {number(r['std'])} | "
               + " | ".join(number(r[name]) for name in names) + " |" for _, r in seeds.iterrows()]
-    lines += ["", f"Each run's mean over its logged updates (its own `<run>/grad_summary.md`), then the mean and the "
-              f"standard deviation (ddof=0) of those means across the {len(names)} runs.", ""]
+    lines += ["", f"Each run's mean over its rows of train.csv (its own `<run>/grad_summary.md`), then the mean and "
+              f"the standard deviation (ddof=0) of those means across the {len(names)} runs.", ""]
     return "\n".join(lines)
 
 
