@@ -74,13 +74,13 @@ def number(value: float, digits: int = 3) -> str:
     return "" if pd.isna(value) else f"{value:.{digits}f}"
 
 
-def grad_summary_markdown(summary: pd.DataFrame, run_dir: Path, logged: int) -> str:
+def grad_summary_markdown(summary: pd.DataFrame, run_dir: Path, rows: int) -> str:
     lines = [f"# Gradient diagnostics of `{run_dir.name}`\n",
              "| quantity | of | mean | min | max | share of rows < 0 |", "|---|---|---|---|---|---|"]
     lines += [f"| {r.quantity} | {r.of} | {number(r.mean)} | {number(r.min)} | {number(r.max)} "
               f"| {number(r.negative, 2)} |"
               for r in summary.itertuples()]
-    lines += ["", f"{logged} rows of train.csv, one per episode. Each holds the mean of the diagnostics over that "
+    lines += ["", f"{rows} rows of train.csv, one per episode. Each holds the mean of the diagnostics over that "
               "episode's logged updates (every `agent.grad_log_every`-th), or the latest logged update's values in "
               "runs made before unseen's commit 251c8c4 (`versions.unseen_commit` in summary.json), such as the "
               "`cpu` study's. "
