@@ -180,6 +180,7 @@ def test_ablation_labels_and_table(tmp_path):
         "full": [],
         "fixed": ["agent.sgs_gamma_low=0.2", "agent.sgs_gamma_high=0.2"],
         "sgs0": ["agent.cg2a_gas=false", "agent.sgs_gamma_low=0", "agent.sgs_gamma_high=0"],
+        "light": ["agent.cg2a_augmentations=overlay_s"],
     }
     for i, (name, overrides) in enumerate(variants.items()):
         fake_run(tmp_path / "runs", "cg2a", 1, {"none": 500.0 + i, "video_hard": 100.0 + 10 * i}, overrides=overrides,
@@ -187,20 +188,23 @@ def test_ablation_labels_and_table(tmp_path):
     fake_run(tmp_path / "runs", "drq", 1, {"none": 900.0, "video_hard": 50.0})
     runs = collect([tmp_path / "runs"])
     assert methods(runs) == sorted(["cg2a[AC]", "cg2a[AC+GAS]", "cg2a[AC+SGS]", "cg2a", "cg2a[gamma=0.2]",
-                                    "cg2a[AC+SGS, gamma=0]", "drq"])
+                                    "cg2a[AC+SGS, gamma=0]", "cg2a[views=overlay_s]", "drq"])
     write_report([tmp_path / "runs"], tmp_path / "out", FAST)
     text = (tmp_path / "out" / "ablation.md").read_text()
     rows = [line for line in text.splitlines() if line.startswith("| video_hard")]
-    assert [row.split(" | ")[1] for row in rows] == [  # Table 4's order, then gamma variants by name
-        "cg2a[AC]", "cg2a[AC+GAS]", "cg2a[AC+SGS]", "cg2a[AC+SGS, gamma=0]", "cg2a", "cg2a[gamma=0.2]"]
-    assert rows[0].startswith("| video_hard | cg2a[AC] | ✓ |  |  | — | 100 |")
-    assert rows[2].startswith("| video_hard | cg2a[AC+SGS] | ✓ |  | ✓ | U(0.22,0.28) |")
-    assert rows[4] == "| video_hard | cg2a | ✓ | ✓ | ✓ | U(0.22,0.28) | 130 |"
-    assert rows[3] == "| video_hard | cg2a[AC+SGS, gamma=0] | ✓ |  | ✓ | 0 | **150** |"  # best of the column
-    assert rows[5] == "| video_hard | cg2a[gamma=0.2] | ✓ | ✓ | ✓ | 0.2 | 140 |"
+    assert [row.split(" | ")[1] for row in rows] == [  # Table 4's order, then gamma, then views variants
+        "cg2a[AC]", "cg2a[AC+GAS]", "cg2a[AC+SGS]", "cg2a[AC+SGS, gamma=0]", "cg2a", "cg2a[gamma=0.2]",
+        "cg2a[views=overlay_s]"]
+    full = "conv+overlay+overlay_s"
+    assert rows[0].startswith(f"| video_hard | cg2a[AC] | ✓ |  |  | — | {full} | 100 |")
+    assert rows[2].startswith(f"| video_hard | cg2a[AC+SGS] | ✓ |  | ✓ | U(0.22,0.28) | {full} |")
+    assert rows[4] == f"| video_hard | cg2a | ✓ | ✓ | ✓ | U(0.22,0.28) | {full} | 130 |"
+    assert rows[3] == f"| video_hard | cg2a[AC+SGS, gamma=0] | ✓ |  | ✓ | 0 | {full} | 150 |"
+    assert rows[5] == f"| video_hard | cg2a[gamma=0.2] | ✓ | ✓ | ✓ | 0.2 | {full} | 140 |"
+    assert rows[6] == "| video_hard | cg2a[views=overlay_s] | ✓ | ✓ | ✓ | U(0.22,0.28) | overlay_s | **160** |"
     assert "drq" not in text.split("\n\n")[0]  # the ablation table holds CG2A's runs only
     csv = pd.read_csv(tmp_path / "out" / "ablation.csv")
-    assert list(csv.columns[:6]) == ["shift", "method", "ac", "gas", "sgs", "gamma"]
+    assert list(csv.columns[:7]) == ["shift", "method", "ac", "gas", "sgs", "gamma", "views"]
     assert {p.name for p in (tmp_path / "out").glob("ablation.*")} == {"ablation.md", "ablation.csv", "ablation.tex"}
 
 
@@ -435,7 +439,8 @@ def test_a_mix_of_studies_compares_methods_only_over_tasks_they_share(tmp_path, 
     assert "| none | walker_walk | **900** | 600 ± 200 | — | — |" in table_md
     assert "| video_hard | walker_walk | 30 | **75 ± 25** | — | — |" in table_md
     ablation_md = (out / "ablation.md").read_text()
-    assert "| none | cg2a[AC] | ✓ |  |  | — | 250 |" in ablation_md and "walker_walk" not in ablation_md
+    assert "| none | cg2a[AC] | ✓ |  |  | — | conv+overlay+overlay_s | 250 |" in ablation_md
+    assert "walker_walk" not in ablation_md
 
     aggregates = pd.read_csv(out / "aggregate.csv")
     iqm = aggregates[aggregates["metric"] == "IQM"]

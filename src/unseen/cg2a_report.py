@@ -1,5 +1,5 @@
-"""CG2A's ablation table (the paper's Table 4: AC, AC+GAS, AC+SGS, full, and fixed or other gamma) in Markdown, LaTeX
-and CSV: the report section `unseen.report` adds when a study has CG2A ablation runs."""
+"""CG2A's ablation table (the paper's Table 4: AC, AC+GAS, AC+SGS, full, fixed or other gamma, and other views) in
+Markdown, LaTeX and CSV: the report section `unseen.report` adds when a study has CG2A ablation runs."""
 
 from __future__ import annotations
 
@@ -25,9 +25,10 @@ from unseen.tables import (
 
 
 def ablation_runs(runs: pd.DataFrame) -> pd.DataFrame | None:
-    """The CG2A runs when at least one of them is an ablation (AC, AC+GAS, AC+SGS or another gamma), else None."""
+    """The CG2A runs when at least one of them is an ablation (AC, AC+GAS, AC+SGS, another gamma or other views),
+    else None."""
     cg2a = runs[runs["gas"].notna()]
-    switch = cg2a[["gas", "sgs", "gamma"]].to_dict("records")
+    switch = cg2a[["gas", "sgs", "gamma", "views"]].to_dict("records")
     return cg2a if any(ablation_parts(s) for s in switch) else None
 
 
@@ -38,7 +39,8 @@ def ablation(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
     order = method_order(runs)
     switch = runs.drop_duplicates("method").set_index("method")
     marks = {method: ["✓", "✓" if switch.at[method, "gas"] else "", "✓" if switch.at[method, "sgs"] else "",
-                      switch.at[method, "gamma"] if isinstance(switch.at[method, "gamma"], str) else "—"]
+                      switch.at[method, "gamma"] if isinstance(switch.at[method, "gamma"], str) else "—",
+                      switch.at[method, "views"]]
              for method in order}
     tasks = sorted(cells["task"].unique())
     means, stds, seeds = (
@@ -50,15 +52,16 @@ def ablation(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
     return means, stds, seeds, best.reindex(index=rows), [marks[method] for _, method in rows]
 
 
-ABLATION_HEADER = ["AC", "GAS", "SGS", "γ"]
+ABLATION_HEADER = ["AC", "GAS", "SGS", "γ", "views"]
 
 
 def ablation_caption(runs: pd.DataFrame) -> str:
     return (
         "CG2A's ablations (the paper's Table 4 and Figure 4): AC = the augmentation combination alone (the mean of the "
         "per-view critic gradients), GAS = Gradient Agreement Solver weights (Eq. 8), SGS = Soft Gradient Surgery "
-        "(Algorithm 1) with gamma drawn from U(low, high) or fixed; the paper's first row (no AC) is the SAC/DrQ "
-        "baselines of the generalization table. " + caption(runs, best="of each shift and task")
+        "(Algorithm 1) with gamma drawn from U(low, high) or fixed, views = the augmentations tau_1..tau_N applied "
+        "on top of the random shift tau_0 (the paper's: conv+overlay+overlay_s); the paper's first row (no AC) is the "
+        "SAC/DrQ baselines of the generalization table. " + caption(runs, best="of each shift and task")
     )
 
 
@@ -78,13 +81,13 @@ def ablation_latex(runs: pd.DataFrame) -> str:
     rows = [[*map(latex_escape, mark), *cells] for mark, cells in zip(marks, body, strict=True)]
     groups = grouped_by_shift(means.index, rows)
     header = ["Shift", "Method", *ABLATION_HEADER, *means.columns]
-    return latex_table(header, groups, "llcccc" + "r" * len(means.columns), ablation_caption(runs), "ablation")
+    return latex_table(header, groups, "llccccc" + "r" * len(means.columns), ablation_caption(runs), "ablation")
 
 
 def ablation_csv(runs: pd.DataFrame) -> str:
     means, stds, _, best, marks = ablation(runs)
-    frame = pd.DataFrame([[m == "✓" for m in mark[:3]] + [mark[3]] for mark in marks], index=means.index,
-                         columns=["ac", "gas", "sgs", "gamma"])
+    frame = pd.DataFrame([[m == "✓" for m in mark[:3]] + mark[3:] for mark in marks], index=means.index,
+                         columns=["ac", "gas", "sgs", "gamma", "views"])
     for task in means.columns:
         frame[f"{task} mean"], frame[f"{task} std"] = means[task], stds[task]
         frame[f"{task} best"] = best[task]

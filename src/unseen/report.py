@@ -4,7 +4,7 @@
 (docs/reports.md says what each number means):
   table.md / .csv / .tex      Tables 1-2 of the CG2A paper: rows shift and task, columns methods, each cell the
                               mean over seeds of each seed's mean return, +- the standard deviation across seeds
-  ablation.md / .csv / .tex   Table 4 (AC, AC+GAS, AC+SGS, full, and fixed or other gamma), when such runs exist
+  ablation.md / .csv / .tex   Table 4 (AC, AC+GAS, AC+SGS, full, other gamma, other views), when such runs exist
   table3.md / .csv / .tex     Table 3 when runs of xArm tasks exist: rows methods, columns each task's train and
                               test1-3 scenes, returns (mean +- std over seeds) and success rates
   retention.csv               per shift, task and method: the mean over seeds of return under the shift / return

@@ -187,7 +187,7 @@ class Variants:
     """How reports tell an algorithm's variants apart (CG2A's ablations, say) and order them."""
 
     columns: tuple[str, ...]
-    """Report columns describing a run's variant (CG2A: gas, sgs, gamma); empty in other algorithms' rows."""
+    """Report columns describing a run's variant (CG2A: gas, sgs, gamma, views); empty in other algorithms' rows."""
     of: Callable[[dict[str, Any]], dict[str, Any]]
     """`of(config)`: a run's values of `columns` from its flattened config (`section.field` keys; a config written
     before a switch existed reads as the switch's default)."""

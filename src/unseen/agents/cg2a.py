@@ -178,7 +178,8 @@ _DEFAULTS = CG2AConfig()
 
 
 def switches(config: dict[str, Any]) -> dict[str, Any]:
-    """CG2A's ablation switches (Table 4: GAS, SGS; Figure 4: gamma) of a run's flattened config.
+    """CG2A's ablation switches (Table 4: GAS, SGS; Figure 4: gamma; ours: the views tau_1..tau_N, "+"-joined) of a
+    run's flattened config.
 
     A config written before a switch existed ran the full method, so a missing field reads as its default.
     """
@@ -186,22 +187,29 @@ def switches(config: dict[str, Any]) -> dict[str, Any]:
     high = config.get("agent.sgs_gamma_high", _DEFAULTS.sgs_gamma_high)
     sgs = bool(config.get("agent.cg2a_sgs", _DEFAULTS.cg2a_sgs))
     gamma = (f"{low:g}" if low == high else f"U({low:g},{high:g})") if sgs else None
-    return {"gas": bool(config.get("agent.cg2a_gas", _DEFAULTS.cg2a_gas)), "sgs": sgs, "gamma": gamma}
+    views = CG2AConfig(cg2a_augmentations=config.get("agent.cg2a_augmentations", _DEFAULTS.cg2a_augmentations))
+    return {"gas": bool(config.get("agent.cg2a_gas", _DEFAULTS.cg2a_gas)), "sgs": sgs, "gamma": gamma,
+            "views": "+".join(views.augmentations)}
 
 
 DEFAULT_GAMMA = f"U({_DEFAULTS.sgs_gamma_low:g},{_DEFAULTS.sgs_gamma_high:g})"
+DEFAULT_VIEWS = "+".join(_DEFAULTS.augmentations)
 
 
 def ablation_parts(switch: dict[str, Any]) -> list[str]:
-    """The label parts of a CG2A ablation: `AC[+GAS][+SGS]` unless both are on, `gamma=...` unless the default."""
+    """The label parts of a CG2A ablation: `AC[+GAS][+SGS]` unless both are on, `gamma=...` unless the default,
+    `views=...` unless the default three."""
     parts = [] if switch["gas"] and switch["sgs"] else ["AC" + "+GAS" * switch["gas"] + "+SGS" * switch["sgs"]]
-    return parts + ([f"gamma={switch['gamma']}"] if switch["sgs"] and switch["gamma"] != DEFAULT_GAMMA else [])
+    parts += [f"gamma={switch['gamma']}"] if switch["sgs"] and switch["gamma"] != DEFAULT_GAMMA else []
+    return parts + ([f"views={switch['views']}"] if switch["views"] != DEFAULT_VIEWS else [])
 
 
 def table4_rank(switch: dict[str, Any]) -> tuple:
-    """Table 4's order (AC, AC+GAS, AC+SGS, CG2A), each before its runs with another gamma."""
-    return 2 * switch["sgs"] + switch["gas"], switch["sgs"] and switch["gamma"] != DEFAULT_GAMMA
+    """Table 4's order (AC, AC+GAS, AC+SGS, CG2A), each before its runs with another gamma; runs with other views
+    after all of those, in the same order."""
+    return (switch["views"] != DEFAULT_VIEWS, 2 * switch["sgs"] + switch["gas"],
+            switch["sgs"] and switch["gamma"] != DEFAULT_GAMMA)
 
 
-VARIANTS = Variants(columns=("gas", "sgs", "gamma"), of=switches, label=ablation_parts, rank=table4_rank)
+VARIANTS = Variants(columns=("gas", "sgs", "gamma", "views"), of=switches, label=ablation_parts, rank=table4_rank)
 """CG2A's ablations as reports name and order them (its registry entry's `variants`)."""
