@@ -5,6 +5,7 @@ equal to an uninterrupted run of the same seed."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import secrets
@@ -74,6 +75,39 @@ def test_dry_run_lists_the_cells_of_the_local_backend(tmp_path, capsys, monkeypa
                       f"report: {tmp_path}/report")
     # the same cells and commands; Ray's with absolute paths (a worker's working directory is not the driver's)
     assert [line.replace(f"{tmp_path}/", "") for line in ray[1:]] == local[1:]
+
+
+def test_a_cancelled_cell_waits_for_its_child_through_repeated_interrupts(tmp_path):
+    """Ray may interrupt a cancelled cell again while it waits: it must still return only once its child, given
+    SIGTERM once, has finished what it does on SIGTERM (a run's checkpoint; here a file written 3 s later)."""
+    import _thread
+    import threading
+
+    from unseen.sweep_ray import stop_child
+
+    done, started = tmp_path / "checkpointed", tmp_path / "started"
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import pathlib, signal, sys, time\n"
+         "def stop(*_): time.sleep(3.0); pathlib.Path(sys.argv[1]).write_text(str(terms)); sys.exit(0)\n"
+         "terms = 0\n"
+         "def count(*_):\n    global terms\n    terms += 1\n    stop()\n"
+         "signal.signal(signal.SIGTERM, count)\n"
+         "pathlib.Path(sys.argv[2]).touch()\n"
+         "while True: time.sleep(0.1)\n", str(done), str(started)],
+        start_new_session=True,
+    )
+    wait_for(started, seconds=30)
+    interrupts = threading.Thread(target=lambda: [time.sleep(0.5) or _thread.interrupt_main() for _ in range(2)])
+    interrupts.start()
+    try:
+        stop_child(child)
+        ended = "returned"
+    except KeyboardInterrupt:
+        ended = "interrupted"
+    while interrupts.is_alive():  # an interrupt that comes after stop_child must not end the test session
+        with contextlib.suppress(KeyboardInterrupt):
+            interrupts.join()
+    assert ended == "returned" and child.poll() == 0 and done.read_text() == "1"  # its whole handler; one SIGTERM
 
 
 # ----- a real cluster ---------------------------------------------------------------------------------------

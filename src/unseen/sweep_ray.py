@@ -15,6 +15,7 @@ import dataclasses
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -124,9 +125,7 @@ def cell(job: Job, spec: SweepSpec, records: dict[str, dict[str, Any]], threads:
             while child.poll() is None:
                 time.sleep(0.5)
         except KeyboardInterrupt:  # ray.cancel
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(child.pid, signal.SIGTERM)
-            child.wait()
+            stop_child(child)
             raise
         code = child.returncode
         if code != 0:
@@ -135,6 +134,19 @@ def cell(job: Job, spec: SweepSpec, records: dict[str, dict[str, Any]], threads:
 
     complete = run_cell(job, spec, records, threads, call)
     return Outcome(host, None if complete else errors[0], time.monotonic() - started)
+
+
+def stop_child(child: subprocess.Popen) -> None:
+    """SIGTERM a cancelled cell's child (it checkpoints and exits) and wait for it, through the further interrupts
+    Ray may send while the cancel is pending: a cell that ends before its child leaves the run half-stopped."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, signal.SIGTERM)
+    while True:
+        try:
+            child.wait()
+            return
+        except KeyboardInterrupt:
+            continue
 
 
 def note(out: Path, message: str) -> None:
@@ -265,7 +277,11 @@ class RaySweep(Sweep):
         if pending:
             for reference in pending:
                 ray.cancel(reference)
+            deadline = time.monotonic() + STOP_GRACE
             ray.wait(list(pending), num_returns=len(pending), timeout=STOP_GRACE)
+            # and until their runs are released: a cell's end is not its child's (the run's lock is the child's)
+            while any(held(job.run_dir / TRAIN_LOCK) for job in pending.values()) and time.monotonic() < deadline:
+                time.sleep(0.5)
 
 
 def last_line(error: Exception) -> str:
