@@ -274,6 +274,7 @@ def start_sweep(path: Path, cluster: Cluster, out: Path) -> subprocess.Popen:
     )
 
 
+@pytest.mark.serial
 def test_a_stopped_sweep_cancels_its_cells_and_they_checkpoint(tmp_path, cluster):
     path = sweep_file(tmp_path, seeds=[1], steps=5000, export=None, report=None)
     sweep = start_sweep(path, cluster, tmp_path / "sweep.out")
@@ -291,6 +292,7 @@ def test_a_stopped_sweep_cancels_its_cells_and_they_checkpoint(tmp_path, cluster
     assert not held(run / TRAIN_LOCK)
 
 
+@pytest.mark.serial
 def test_a_sweep_survives_the_loss_of_a_worker_node(tmp_path, cluster, capsys):
     path = sweep_file(tmp_path, steps=STEPS, eval={"shifts": ["none"], "episodes": 1}, export=None, report=None)
     sweep = start_sweep(path, cluster, tmp_path / "sweep.out")
