@@ -18,8 +18,7 @@ $(STAMP): pyproject.toml
 
 # One test process per core (pytest-xdist), each with one intra-op thread: the test models are tiny, and most of the
 # suite's time is simulator steps and process start-up, which intra-op threads do not share. The `serial` tests
-# (real Ray clusters) run after it, alone: beside the parallel suite a stopped Ray sweep answered its SIGINT
-# minutes late (3 of 3 full-suite runs on 2 December 2026), while alone they pass.
+# (a real Ray cluster) run after it, alone, so that no other test competes with the cluster's processes.
 test: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -m "not slow and not serial" -n auto
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -m "serial and not slow"
